@@ -1,1 +1,3 @@
-export {};
+export * from "./bus.js";
+export * from "./events.js";
+export * from "./status.js";

@@ -1,1 +1,6 @@
-export {};
+export * from "./errors.js";
+export * from "./grpc-client.js";
+export * from "./grpc-errors.js";
+export * from "./grpc-server.js";
+export * from "./log.js";
+export * from "./time.js";

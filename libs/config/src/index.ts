@@ -1,1 +1,190 @@
-export {};
+/**
+ * Configuration of every Drover process: embedded defaults, overridden by a JSON config
+ * file (`--config FILE` or DROVER_CONFIG) and then by DROVER_* environment variables.
+ * Validated with zod: a bad value fails at start with the field that is wrong.
+ */
+import { readFileSync } from "node:fs";
+import { InvalidArgumentError } from "@drover/common";
+import { z } from "zod";
+
+const address = z.string().regex(/^[^\s:]+:\d{1,5}$/, "must be host:port");
+const addressList = z.array(address).min(1);
+
+const common = {
+  etcdEndpoints: z.array(z.string().url()).min(1).default(["http://127.0.0.1:2379"]),
+  natsServers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
+  /** Leader lease TTL in seconds (etcd leases are whole seconds). */
+  leaderTtlSeconds: z.number().int().min(1).max(60).default(3),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+};
+
+export const MasterConfigSchema = z.strictObject({
+  ...common,
+  listen: address.default("0.0.0.0:5050"),
+  advertise: address.default("127.0.0.1:5050"),
+  /** After becoming leader, wait this long for agents to re-register before offering their resources. */
+  agentReregisterTimeoutSeconds: z.number().min(0).max(600).default(10),
+  /** An agent whose session is gone for this long has its tasks marked TASK_LOST. */
+  agentLostTimeoutSeconds: z.number().min(1).max(3600).default(30),
+  offerTimeoutSeconds: z.number().min(1).max(3600).default(30),
+  allocationIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+  heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(2000),
+  /** Terminal tasks stay listed this long, then are expunged. */
+  terminalTaskRetentionSeconds: z.number().min(0).default(600),
+});
+export type MasterConfig = z.infer<typeof MasterConfigSchema>;
+
+export const SchedulerConfigSchema = z.strictObject({
+  ...common,
+  listen: address.default("0.0.0.0:5060"),
+  advertise: address.default("127.0.0.1:5060"),
+  masters: addressList.default(["127.0.0.1:5050"]),
+  frameworkName: z.string().min(1).default("drover-scheduler"),
+  role: z.string().min(1).default("*"),
+  failoverTimeoutSeconds: z
+    .number()
+    .min(0)
+    .default(7 * 24 * 3600),
+  backoffInitialMs: z.number().int().min(0).default(1000),
+  backoffMaxMs: z.number().int().min(0).default(60_000),
+});
+export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
+
+export const AgentConfigSchema = z.strictObject({
+  natsServers: common.natsServers,
+  logLevel: common.logLevel,
+  masters: addressList.default(["127.0.0.1:5050"]),
+  workDir: z.string().min(1).default("/var/lib/drover/agent"),
+  /** Fixed agent id; by default one is generated once and kept in workDir/agent-id. */
+  agentId: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,64}$/)
+    .optional(),
+  hostname: z.string().min(1).optional(),
+  /** Overrides of the detected resources. */
+  cpus: z.number().positive().optional(),
+  mem: z.number().positive().optional(),
+  disk: z.number().min(0).default(10_240),
+  /** Host ports this agent offers, as "begin-end" ranges. */
+  ports: z.array(z.string().regex(/^\d{1,5}-\d{1,5}$/)).default(["31000-32000"]),
+  attributes: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/), z.string()).default({}),
+  extraLabels: z.record(z.string(), z.string()).default({}),
+  dockerSocket: z.string().default("/var/run/docker.sock"),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export const CliConfigSchema = z.object({
+  masters: addressList.default(["127.0.0.1:5050"]),
+  schedulers: addressList.default(["127.0.0.1:5060"]),
+  natsServers: common.natsServers,
+  etcdEndpoints: common.etcdEndpoints,
+});
+export type CliConfig = z.infer<typeof CliConfigSchema>;
+
+/** Environment variable → config key, and how to parse it. */
+const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "map" }> = {
+  DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
+  DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
+  DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },
+  DROVER_LOG_LEVEL: { key: "logLevel", kind: "string" },
+  DROVER_MASTERS: { key: "masters", kind: "list" },
+  DROVER_SCHEDULERS: { key: "schedulers", kind: "list" },
+  DROVER_AGENT_WORK_DIR: { key: "workDir", kind: "string" },
+  DROVER_AGENT_ID: { key: "agentId", kind: "string" },
+  DROVER_AGENT_HOSTNAME: { key: "hostname", kind: "string" },
+  DROVER_AGENT_CPUS: { key: "cpus", kind: "number" },
+  DROVER_AGENT_MEM: { key: "mem", kind: "number" },
+  DROVER_AGENT_DISK: { key: "disk", kind: "number" },
+  DROVER_AGENT_PORTS: { key: "ports", kind: "list" },
+  DROVER_AGENT_ATTRIBUTES: { key: "attributes", kind: "map" },
+  DROVER_AGENT_EXTRA_LABELS: { key: "extraLabels", kind: "map" },
+  DROVER_AGENT_RESOURCES_CPUS: { key: "cpus", kind: "number" },
+  DROVER_DOCKER_SOCKET: { key: "dockerSocket", kind: "string" },
+};
+
+function envFor(prefix: string): Record<string, { key: string; kind: "list" | "number" | "string" | "map" }> {
+  const map = { ...ENV };
+  map[`DROVER_${prefix}_LISTEN`] = { key: "listen", kind: "string" };
+  map[`DROVER_${prefix}_ADVERTISE`] = { key: "advertise", kind: "string" };
+  return map;
+}
+
+function parseEnvValue(kind: "list" | "number" | "string" | "map", raw: string): unknown {
+  switch (kind) {
+    case "list":
+      return raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+    case "number":
+      return raw.trim() === "" ? raw : Number(raw);
+    case "map": {
+      const out: Record<string, string> = {};
+      for (const part of raw.split(",")) {
+        const p = part.trim();
+        if (!p) continue;
+        const i = p.search(/[:=]/);
+        if (i <= 0) out[p] = "";
+        else out[p.slice(0, i)] = p.slice(i + 1);
+      }
+      return out;
+    }
+    default:
+      return raw;
+  }
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  argv?: string[];
+}
+
+function configFile(opts: LoadOptions): Record<string, unknown> {
+  const argv = opts.argv ?? process.argv.slice(2);
+  const env = opts.env ?? process.env;
+  const i = argv.indexOf("--config");
+  const path = i >= 0 ? argv[i + 1] : env.DROVER_CONFIG;
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new InvalidArgumentError([{ path: "config", message: `cannot read ${path}: ${String(err)}` }]);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not a JSON object");
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgumentError([
+      { path: "config", message: `${path} is not valid JSON: ${String(err)}` },
+    ]);
+  }
+}
+
+function load<S extends z.ZodType>(schema: S, prefix: string, opts: LoadOptions): z.infer<S> {
+  const env = opts.env ?? process.env;
+  const raw: Record<string, unknown> = { ...configFile(opts) };
+  const known = schema instanceof z.ZodObject ? Object.keys(schema.shape as object) : [];
+  for (const [name, spec] of Object.entries(envFor(prefix))) {
+    const v = env[name];
+    if (v === undefined || !known.includes(spec.key)) continue;
+    raw[spec.key] = parseEnvValue(spec.kind, v);
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    throw new InvalidArgumentError(
+      result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+    );
+  }
+  return result.data;
+}
+
+export const loadMasterConfig = (opts: LoadOptions = {}): MasterConfig =>
+  load(MasterConfigSchema, "MASTER", opts);
+export const loadSchedulerConfig = (opts: LoadOptions = {}): SchedulerConfig =>
+  load(SchedulerConfigSchema, "SCHEDULER", opts);
+export const loadAgentConfig = (opts: LoadOptions = {}): AgentConfig =>
+  load(AgentConfigSchema, "AGENT", opts);
+export const loadCliConfig = (opts: LoadOptions = {}): CliConfig => load(CliConfigSchema, "CLI", opts);

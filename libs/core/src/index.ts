@@ -1,1 +1,10 @@
-export {};
+export * from "./allocation.js";
+export * from "./app.js";
+export * from "./backoff.js";
+export * from "./errors.js";
+export * from "./events/index.js";
+export * from "./placement.js";
+export * from "./reconcile.js";
+export * from "./resources.js";
+export * from "./task-state.js";
+export * from "./validation.js";

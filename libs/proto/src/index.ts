@@ -9,3 +9,4 @@ export * from "./gen/drover/v1/common.js";
 export { protobufFileName, protobufPackage } from "./gen/drover/v1/common.js";
 export * from "./gen/drover/v1/master.js";
 export * from "./gen/drover/v1/scheduler.js";
+export * from "./mappers.js";

@@ -1,1 +1,76 @@
-export {};
+/** drover agent: detects its resources, re-attaches to its containers and serves the master. */
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, hostname, totalmem } from "node:os";
+import { join } from "node:path";
+import { connectBus, ensureStreams } from "@drover/bus";
+import { createLogger, errorMessage } from "@drover/common";
+import { loadAgentConfig } from "@drover/config";
+import Dockerode from "dockerode";
+import { Agent } from "./agent.js";
+import { DockerExecutor } from "./executor/index.js";
+
+let config: ReturnType<typeof loadAgentConfig>;
+try {
+  config = loadAgentConfig();
+} catch (err) {
+  process.stderr.write(`drover agent: invalid configuration: ${errorMessage(err)}\n`);
+  process.exit(2);
+}
+
+function agentId(): string {
+  if (config.agentId) return config.agentId;
+  mkdirSync(config.workDir, { recursive: true });
+  const file = join(config.workDir, "agent-id");
+  try {
+    const id = readFileSync(file, "utf8").trim();
+    if (/^[a-zA-Z0-9._-]{1,64}$/.test(id)) return id;
+  } catch {
+    // first start
+  }
+  const id = `agent-${randomUUID().slice(0, 8)}`;
+  writeFileSync(file, `${id}\n`);
+  return id;
+}
+
+const id = agentId();
+const log = createLogger("agent", config.logLevel, { agentId: id });
+const ports = config.ports.map((r) => {
+  const [b, e] = r.split("-").map(Number);
+  return { begin: b ?? 0, end: e ?? 0 };
+});
+const identity = {
+  agentId: id,
+  hostname: config.hostname ?? hostname(),
+  resources: {
+    cpus: config.cpus ?? cpus().length,
+    mem: config.mem ?? Math.floor(totalmem() / (1024 * 1024)),
+    disk: config.disk,
+    ports,
+  },
+  attributes: config.attributes,
+};
+const bus = await connectBus(config.natsServers, `agent-${id}`, log);
+await ensureStreams(bus);
+const executor = new DockerExecutor({
+  agentId: id,
+  docker: new Dockerode({ socketPath: config.dockerSocket }),
+  extraLabels: config.extraLabels,
+});
+const agent = new Agent(identity, config, executor, bus, log);
+log.info("agent starting", {
+  resources: identity.resources,
+  attributes: identity.attributes,
+  masters: config.masters,
+});
+
+const shutdown = async (signal: string) => {
+  log.info("shutting down (containers keep running)", { signal });
+  await agent.stop();
+  await executor.close().catch(() => undefined);
+  await bus.close().catch(() => undefined);
+  process.exit(0);
+};
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+await agent.run();

@@ -1,1 +1,293 @@
-export {};
+/**
+ * drover: the command line of Drover. Tables for people, --json for scripts; an error is
+ * one line on stderr (naming the field when the input is wrong) and a non-zero exit.
+ */
+import { readFileSync } from "node:fs";
+import { connectBus, followEvents } from "@drover/bus";
+import { createLogger, errorMessage, InvalidArgumentError, LeaderClient } from "@drover/common";
+import { type CliConfig, loadCliConfig } from "@drover/config";
+import { formatIssues, parseAppSpecJson } from "@drover/core";
+import {
+  type App,
+  fromWireState,
+  type ListAgentsRequest,
+  type ListAgentsResponse,
+  MasterClient,
+  SchedulerClient,
+  type Task,
+  taskStateToJSON,
+} from "@drover/proto";
+import { connectEtcd, EventStore, verifyLog } from "@drover/store";
+import { Metadata } from "@grpc/grpc-js";
+import { ago, table } from "./table.js";
+
+class UsageError extends Error {}
+
+const USAGE = `usage: drover <command> [--json]
+
+  app add FILE.json          create an app from its JSON definition
+  app update ID FILE.json    replace an app's definition
+  app list                   list apps
+  app show ID                show one app
+  app scale ID N             set the instance count
+  app remove ID              delete an app (its tasks are killed)
+  task list [--app ID] [--all]   list tasks (--all includes finished ones)
+  agent list                 list agents
+  events [--from-start]      follow the cluster's events live
+  admin verify-log           replay the event log and compare with the stored projections
+
+environment: DROVER_SCHEDULERS, DROVER_MASTERS, DROVER_NATS_SERVERS, DROVER_ETCD_ENDPOINTS`;
+
+function flag(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined) throw new UsageError(`${name} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+function out(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
+}
+
+function readAppFile(file: string | undefined): string {
+  if (!file) throw new UsageError("missing FILE.json");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${errorMessage(err)}`);
+  }
+  const v = parseAppSpecJson(text);
+  if (!v.ok) throw new InvalidArgumentError(v.issues);
+  return text;
+}
+
+function appRow(a: App): string[] {
+  return [
+    a.id,
+    a.image,
+    `${a.tasksRunning}/${a.instances}`,
+    String(a.tasksStaged),
+    String(a.cpus),
+    String(a.mem),
+    a.backoffUntilMs ? `until ${new Date(a.backoffUntilMs).toISOString()}` : "-",
+  ];
+}
+
+function taskJson(t: Task) {
+  const s = t.status;
+  return {
+    taskId: t.info?.taskId,
+    appId: t.info?.appId,
+    agentId: t.info?.agentId,
+    state: s ? taskStateToJSON(s.state) : "UNKNOWN",
+    message: s?.message ?? "",
+    exitCode: s?.exitCode,
+    image: t.info?.container?.image,
+    cpus: t.info?.resources?.cpus,
+    mem: t.info?.resources?.mem,
+    createdAtMs: t.createdAtMs,
+    updatedAtMs: t.updatedAtMs,
+  };
+}
+
+async function main(argv: string[], config: CliConfig): Promise<void> {
+  const args = [...argv];
+  const json = flag(args, "--json");
+  const [group, cmd, ...rest] = args;
+  const schedulers = () => new LeaderClient(SchedulerClient, config.schedulers);
+  const md = () => new Metadata();
+
+  if (group === "app") {
+    const s = schedulers();
+    try {
+      switch (cmd) {
+        case "add": {
+          const text = readAppFile(rest[0]);
+          const res = await s.call((c) => c.createApp.bind(c), { appJson: text });
+          out(json, res.app, () => `app ${res.app?.id} created`);
+          return;
+        }
+        case "update": {
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const text = readAppFile(rest[1]);
+          const res = await s.call((c) => c.updateApp.bind(c), { id, appJson: text });
+          out(json, res.app, () => `app ${id} updated`);
+          return;
+        }
+        case "list": {
+          const res = await s.call((c) => c.listApps.bind(c), {});
+          out(json, res.apps, () =>
+            table(["ID", "IMAGE", "RUNNING", "STAGED", "CPUS", "MEM", "BACKOFF"], res.apps.map(appRow)),
+          );
+          return;
+        }
+        case "show": {
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const res = await s.call((c) => c.getApp.bind(c), { id });
+          out(json, res.app, () => JSON.stringify(res.app, null, 2));
+          return;
+        }
+        case "scale": {
+          const [id, n] = rest;
+          if (!id || n === undefined) throw new UsageError("usage: drover app scale ID N");
+          if (!/^-?\d+$/.test(n))
+            throw new InvalidArgumentError([
+              { path: "instances", message: `must be an integer, got "${n}"` },
+            ]);
+          const res = await s.call((c) => c.scaleApp.bind(c), { id, instances: Number(n) });
+          out(json, res.app, () => `app ${id} scaled to ${n}`);
+          return;
+        }
+        case "remove": {
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          await s.call((c) => c.deleteApp.bind(c), { id });
+          out(json, { id, removed: true }, () => `app ${id} removed`);
+          return;
+        }
+        default:
+          throw new UsageError(`unknown app command ${cmd ?? ""}`);
+      }
+    } finally {
+      s.close();
+    }
+  }
+
+  if (group === "task" && cmd === "list") {
+    const appId = option(rest, "--app") ?? "";
+    const all = flag(rest, "--all");
+    const s = schedulers();
+    try {
+      const res = await s.call((c) => c.listTasks.bind(c), { appId, includeTerminal: all });
+      const tasks = res.tasks.map(taskJson);
+      out(json, tasks, () =>
+        table(
+          ["TASK", "APP", "AGENT", "STATE", "EXIT", "AGE", "MESSAGE"],
+          res.tasks.map((t) => [
+            t.info?.taskId ?? "",
+            t.info?.appId ?? "",
+            t.info?.agentId ?? "",
+            (t.status && fromWireState(t.status.state)) ?? "?",
+            t.status?.exitCode === undefined ? "-" : String(t.status.exitCode),
+            ago(t.createdAtMs),
+            (t.status?.message ?? "").slice(0, 80),
+          ]),
+        ),
+      );
+    } finally {
+      s.close();
+    }
+    return;
+  }
+
+  if (group === "agent" && cmd === "list") {
+    const m = new LeaderClient(MasterClient, config.masters);
+    try {
+      const res = await m.unary<ListAgentsRequest, ListAgentsResponse>(
+        (c, r, deadline, cb) => c.listAgents(r, md(), { deadline }, cb),
+        {},
+      );
+      out(json, res.agents, () =>
+        table(
+          ["AGENT", "HOSTNAME", "CONNECTED", "CPUS", "MEM", "USED CPUS", "USED MEM", "ATTRIBUTES"],
+          res.agents.map((a) => [
+            a.agentId,
+            a.hostname,
+            a.connected ? "yes" : "no",
+            String(a.resources?.cpus ?? 0),
+            String(a.resources?.mem ?? 0),
+            String(Math.round((a.used?.cpus ?? 0) * 100) / 100),
+            String(a.used?.mem ?? 0),
+            a.attributes.map((x) => `${x.key}:${x.value}`).join(",") || "-",
+          ]),
+        ),
+      );
+    } finally {
+      m.close();
+    }
+    return;
+  }
+
+  if (group === "events") {
+    const fromStart = flag(args, "--from-start");
+    const log = createLogger("cli", "warn");
+    const bus = await connectBus(config.natsServers, "drover-cli", log);
+    const stop = await followEvents(
+      bus,
+      log,
+      (e) => {
+        process.stdout.write(
+          json
+            ? `${JSON.stringify(e)}\n`
+            : `${new Date(e.atMs).toISOString()}  rev ${e.revision}  ${e.aggregate}/${e.id} v${e.version}  ${e.event.type}\n`,
+        );
+      },
+      { fromStart },
+    );
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    await stop();
+    await bus.close();
+    return;
+  }
+
+  if (group === "admin" && cmd === "verify-log") {
+    const etcd = connectEtcd(config.etcdEndpoints);
+    try {
+      const report = await verifyLog(new EventStore(etcd));
+      out(json, report, () =>
+        report.ok
+          ? `log verified: ${report.events} events rebuild ${report.projections} projections of ${report.aggregates} aggregates exactly`
+          : `log MISMATCH:\n${report.mismatches.map((m) => `  ${m.key}: ${m.problem}`).join("\n")}`,
+      );
+      if (!report.ok) process.exitCode = 1;
+    } finally {
+      etcd.close();
+    }
+    return;
+  }
+
+  throw new UsageError(
+    group ? `unknown command: ${[group, cmd].filter(Boolean).join(" ")}` : "missing command",
+  );
+}
+
+let config: CliConfig;
+try {
+  config = loadCliConfig({ argv: [] });
+} catch (err) {
+  process.stderr.write(`drover: invalid configuration: ${errorMessage(err)}\n`);
+  process.exit(2);
+}
+const argv = process.argv.slice(2);
+if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(argv.length === 0 ? 2 : 0);
+}
+try {
+  await main(argv, config);
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`drover: ${err.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const msg =
+    err instanceof InvalidArgumentError ? `invalid input: ${formatIssues(err.issues)}` : errorMessage(err);
+  process.stderr.write(`drover: error: ${msg}\n`);
+  process.exit(1);
+}
+process.exit(process.exitCode ?? 0);

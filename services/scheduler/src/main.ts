@@ -1,1 +1,113 @@
-export {};
+/**
+ * drover scheduler: campaigns for leadership; the leader owns the apps (event-sourced in
+ * etcd), runs the framework subscription to the master and converges every app to its
+ * instance count. It reacts to app events on NATS and to task updates from the master.
+ */
+import { hostname } from "node:os";
+import { connectBus, ensureStreams, followEvents } from "@drover/bus";
+import { coalesce, createLogger, errorMessage, sleep } from "@drover/common";
+import { loadSchedulerConfig } from "@drover/config";
+import { SchedulerService } from "@drover/proto";
+import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { AppStore } from "./apps.js";
+import { FrameworkDriver } from "./framework.js";
+import { type SchedulerLeader, schedulerService } from "./service.js";
+
+let config: ReturnType<typeof loadSchedulerConfig>;
+try {
+  config = loadSchedulerConfig();
+} catch (err) {
+  process.stderr.write(`drover scheduler: invalid configuration: ${errorMessage(err)}\n`);
+  process.exit(2);
+}
+const log = createLogger("scheduler", config.logLevel, { node: config.advertise, host: hostname() });
+const etcd = connectEtcd(config.etcdEndpoints);
+const bus = await connectBus(config.natsServers, `scheduler-${config.advertise}`, log);
+await ensureStreams(bus);
+const store = new EventStore(etcd);
+const election = new LeaderElection(etcd, "scheduler", config.leaderTtlSeconds, log);
+let current: SchedulerLeader | undefined;
+
+const server = new Server({ "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 });
+server.addService(
+  SchedulerService,
+  schedulerService(
+    { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
+    log,
+  ),
+);
+await new Promise<number>((resolve, reject) =>
+  server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, port) =>
+    err ? reject(err) : resolve(port),
+  ),
+);
+log.info("scheduler listening", { listen: config.listen, advertise: config.advertise });
+
+const abort = new AbortController();
+let stopCurrent: (() => Promise<void>) | undefined;
+const shutdown = async (signal: string) => {
+  log.info("shutting down", { signal });
+  abort.abort();
+  await stopCurrent?.();
+  server.forceShutdown();
+  await bus.close().catch(() => undefined);
+  etcd.close();
+  process.exit(0);
+};
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+while (!abort.signal.aborted) {
+  try {
+    const leadership = await election.campaign(config.advertise, abort.signal);
+    try {
+      await lead(leadership);
+    } finally {
+      // Whatever ended the term (lost lease, failure while starting), give the key up at once.
+      await leadership.resign().catch(() => undefined);
+    }
+  } catch (err) {
+    if (abort.signal.aborted) break;
+    log.error("leadership attempt failed", { err: errorMessage(err) });
+    await sleep(1000, abort.signal);
+  }
+}
+
+async function lead(leadership: Leadership): Promise<void> {
+  const apps = new AppStore(store, leadership);
+  await apps.load();
+  const framework = new FrameworkDriver({
+    config,
+    log,
+    apps: () => apps.records(),
+    loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
+    saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
+  });
+  const converge = coalesce(() => framework.converge(), 50);
+  const leader: SchedulerLeader = { apps, framework, changed: () => converge.trigger() };
+  // React to app events (from any writer) as they are published.
+  const stopEvents = await followEvents(bus, log, () => converge.trigger(), {
+    filter: "drover.events.app.>",
+  });
+  const tick = setInterval(() => converge.trigger(), 5000);
+  const running = framework.run();
+  current = leader;
+  stopCurrent = async () => {
+    current = undefined;
+    clearInterval(tick);
+    converge.cancel();
+    framework.stop();
+    await stopEvents().catch(() => undefined);
+    await leadership.resign();
+  };
+  log.info("leading", { apps: apps.records().size });
+  await leadership.lost;
+  current = undefined;
+  clearInterval(tick);
+  converge.cancel();
+  framework.stop();
+  await running.catch(() => undefined);
+  await stopEvents().catch(() => undefined);
+  log.warn("stepped down");
+}

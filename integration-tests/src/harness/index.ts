@@ -1,0 +1,20 @@
+export {
+  type CliOptions,
+  type CliResult,
+  type Cluster,
+  type ClusterOptions,
+  runCli,
+  startCluster,
+} from "./cluster.js";
+export {
+  ETCD_IMAGE,
+  ensureImages,
+  type Infra,
+  NATS_IMAGE,
+  startInfra,
+  TASK_IMAGE,
+  TEST_LABEL,
+} from "./infra.js";
+export { repoRoot } from "./paths.js";
+export { freePort, LOG_DIR, type ServiceKind, type ServiceProcess, spawnService } from "./processes.js";
+export { StopWaiting, type WaitOptions, waitFor } from "./wait.js";

@@ -1,0 +1,81 @@
+/**
+ * Task status updates from agents to the master over JetStream: the agent publishes until
+ * the server has stored the update (PubAck); the master acknowledges the message only after
+ * it has committed the update to etcd. Handlers must be idempotent (duplicates, reordering).
+ */
+import { errorMessage, type Logger, sleep } from "@drover/common";
+import { TaskStatusSchema } from "@drover/core";
+import { JSONCodec } from "nats";
+import { z } from "zod";
+import { type Bus, STATUS_STREAM, STATUS_SUBJECT_PREFIX } from "./bus.js";
+
+const jc = JSONCodec();
+
+export const StatusMessageSchema = z.strictObject({
+  agentId: z.string().min(1),
+  taskId: z.string().min(1),
+  status: TaskStatusSchema,
+});
+export type StatusMessage = z.infer<typeof StatusMessageSchema>;
+
+/** Publishes until JetStream has stored it (or `signal` aborts). */
+export async function publishStatus(
+  bus: Bus,
+  msg: StatusMessage,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  const data = jc.encode(StatusMessageSchema.parse(msg));
+  for (let attempt = 0; !signal?.aborted; attempt++) {
+    try {
+      await bus.js.publish(`${STATUS_SUBJECT_PREFIX}.${msg.agentId}`, data, {
+        msgID: msg.status.uuid,
+        timeout: 5000,
+      });
+      return;
+    } catch (err) {
+      log.warn("status publish failed; retrying", { taskId: msg.taskId, attempt, err: errorMessage(err) });
+      await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)), signal);
+    }
+  }
+}
+
+/**
+ * Consumes status updates with the master's durable consumer. `handler` resolves once the
+ * update is persisted; only then is the message acknowledged. A handler error leaves the
+ * message unacknowledged (redelivered). Invalid messages are terminated (never redelivered).
+ */
+export async function consumeStatus(
+  bus: Bus,
+  log: Logger,
+  handler: (m: StatusMessage) => Promise<void>,
+): Promise<() => Promise<void>> {
+  const consumer = await bus.js.consumers.get(STATUS_STREAM, "master");
+  const messages = await consumer.consume({ max_messages: 256 });
+  const done = (async () => {
+    for await (const m of messages) {
+      let parsed: StatusMessage;
+      try {
+        parsed = StatusMessageSchema.parse(jc.decode(m.data));
+      } catch (err) {
+        log.warn("dropping invalid status message", { subject: m.subject, err: errorMessage(err) });
+        m.term();
+        continue;
+      }
+      try {
+        await handler(parsed);
+        m.ack();
+      } catch (err) {
+        log.warn("status update not persisted; will be redelivered", {
+          taskId: parsed.taskId,
+          err: errorMessage(err),
+        });
+        m.nak(1000);
+      }
+    }
+  })();
+  return async () => {
+    await messages.close();
+    await done;
+  };
+}

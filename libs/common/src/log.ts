@@ -1,0 +1,40 @@
+/** A small structured logger: one JSON line per entry on stderr. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export function createLogger(
+  component: string,
+  level: LogLevel = (process.env.DROVER_LOG_LEVEL as LogLevel | undefined) ?? "info",
+  base: Record<string, unknown> = {},
+): Logger {
+  const min = ORDER[level] ?? ORDER.info;
+  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[lvl] < min) return;
+    const entry: Record<string, unknown> = {
+      t: new Date().toISOString(),
+      level: lvl,
+      component,
+      msg,
+      ...base,
+    };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) entry[k] = v instanceof Error ? v.message : v;
+    }
+    process.stderr.write(`${JSON.stringify(entry)}\n`);
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (fields) => createLogger(component, level, { ...base, ...fields }),
+  };
+}

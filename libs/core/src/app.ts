@@ -1,0 +1,74 @@
+import { z } from "zod";
+import type { Resources } from "./resources.js";
+
+/** 1..63 chars of lowercase letters, digits and '-', starting and ending with a letter or digit. */
+export const APP_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Label keys with this prefix are reserved for Drover's own container labels. */
+export const RESERVED_LABEL_PREFIX = "drover.";
+
+/** The limits of an app definition, in the units of `Resources` (cores, MiB). */
+export const APP_LIMITS = {
+  maxInstances: 1000,
+  maxCpus: 64,
+  minMem: 4,
+  maxMem: 1_048_576,
+} as const;
+
+/** An app: a long-running service definition (Marathon's app), after defaults are applied. */
+export type AppSpec = {
+  id: string;
+  container: { docker: { image: string } };
+  cmd?: string | undefined;
+  instances: number;
+  cpus: number;
+  mem: number;
+  disk: number;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+};
+
+const AppIdSchema = z.string().min(1, { abort: true }).max(63, { abort: true }).regex(APP_ID_PATTERN, {
+  error: "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
+});
+
+const ImageSchema = z
+  .string()
+  .min(1, { abort: true })
+  .regex(/^\S+$/, { error: "must not contain whitespace" });
+
+const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  for (const key of Object.keys(labels)) {
+    if (key.startsWith(RESERVED_LABEL_PREFIX)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `label keys must not start with "${RESERVED_LABEL_PREFIX}" (reserved)`,
+      });
+    }
+  }
+});
+
+/**
+ * The app definition as accepted at every boundary (REST, gRPC, etcd value). Strict: unknown keys
+ * are rejected at every level. JSON shape:
+ * `{ id, container: { docker: { image } }, cmd?, instances?=1, cpus?=0.1, mem?=32, disk?=0, env?={}, labels?={} }`.
+ */
+export const AppSpecSchema = z.strictObject({
+  id: AppIdSchema,
+  container: z.strictObject({
+    docker: z.strictObject({ image: ImageSchema }),
+  }),
+  cmd: z.string().min(1).optional(),
+  instances: z.number().int().min(0).max(APP_LIMITS.maxInstances).default(1),
+  cpus: z.number().gt(0).max(APP_LIMITS.maxCpus).default(0.1),
+  mem: z.number().min(APP_LIMITS.minMem).max(APP_LIMITS.maxMem).default(32),
+  disk: z.number().min(0).default(0),
+  env: z.record(z.string(), z.string()).default(() => ({})),
+  labels: LabelsSchema.default(() => ({})),
+}) satisfies z.ZodType<AppSpec>;
+
+/** The resources one instance of the app needs (no ports yet). */
+export function appResources(app: AppSpec): Resources {
+  return { cpus: app.cpus, mem: app.mem, disk: app.disk, ports: [] };
+}

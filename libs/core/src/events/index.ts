@@ -1,0 +1,19 @@
+import { AgentAggregate } from "./agent.js";
+import type { AggregateDef } from "./aggregate.js";
+import { AppAggregate } from "./app.js";
+import { FrameworkAggregate } from "./framework.js";
+import { TaskAggregate } from "./task.js";
+
+export * from "./agent.js";
+export * from "./aggregate.js";
+export * from "./app.js";
+export * from "./framework.js";
+export * from "./task.js";
+
+/** Every aggregate type of Drover, by name (used by replay and verification). */
+export const AGGREGATES: Record<string, AggregateDef<unknown, { type: string }>> = {
+  [AppAggregate.name]: AppAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [TaskAggregate.name]: TaskAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [AgentAggregate.name]: AgentAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [FrameworkAggregate.name]: FrameworkAggregate as unknown as AggregateDef<unknown, { type: string }>,
+};

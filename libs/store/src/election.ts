@@ -1,0 +1,154 @@
+/**
+ * Leader election on an etcd lease, as etcd's `concurrency` package does it: a session is
+ * a lease with keep-alive; a campaign creates `/drover/election/<service>/<lease>` bound to
+ * the lease; the candidate with the lowest create revision leads. Every write of a leader
+ * is fenced: its transaction compares the leader key's create revision (see `fence`), so a
+ * deposed leader's write fails. Leadership ends when the lease is lost, the key vanishes,
+ * or resign() is called; `lost` then resolves and the caller must stop acting as leader.
+ */
+
+import type { Logger } from "@drover/common";
+import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IKeyValue, type Lease } from "etcd3";
+import { ELECTION_PREFIX } from "./keys.js";
+
+export interface Leadership {
+  readonly service: string;
+  readonly key: string;
+  readonly createRevision: string;
+  /** Resolves when this leadership is over (lease lost, key deleted, resigned). */
+  readonly lost: Promise<void>;
+  isLeader(): boolean;
+  /** The compare that fences a write to this leadership. */
+  fence(): ICompare;
+  /** Gives up leadership at once (deletes the key, revokes the lease). */
+  resign(): Promise<void>;
+}
+
+export class LeaderElection {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly service: string,
+    private readonly ttlSeconds: number,
+    private readonly log: Logger,
+  ) {
+    this.prefix = `${ELECTION_PREFIX}${service}/`;
+  }
+
+  /** The current leader's value (its advertised address), if any. */
+  async leader(): Promise<string | undefined> {
+    const res = await this.client.getAll().prefix(this.prefix).sort("Create", "Ascend").limit(1).exec();
+    const kv = res.kvs[0];
+    return kv ? kv.value.toString() : undefined;
+  }
+
+  /** Campaigns until this process leads, or `signal` aborts (then rejects). */
+  async campaign(value: string, signal?: AbortSignal): Promise<Leadership> {
+    const lease: Lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    let lostResolve: () => void = () => {};
+    const lost = new Promise<void>((r) => {
+      lostResolve = r;
+    });
+    let over = false;
+    const end = (why: string) => {
+      if (over) return;
+      over = true;
+      this.log.warn("leadership session ended", { service: this.service, why });
+      lostResolve();
+    };
+    lease.on("lost", (err) => end(`lease lost: ${err.message}`));
+    const leaseId = await lease.grant();
+    const key = `${this.prefix}${BigInt(leaseId).toString(16)}`;
+    const put = await this.client
+      .if(key, "Create", "==", 0)
+      .then(this.client.put(key).value(value).lease(leaseId))
+      .else(this.client.get(key))
+      .commit();
+    let createRevision: string;
+    if (put.succeeded) createRevision = put.header.revision;
+    else {
+      const kv = put.responses[0]?.response_range?.kvs[0];
+      if (!kv) throw new Error("election key vanished during campaign");
+      createRevision = kv.create_revision;
+    }
+
+    const fence = (): ICompare => ({
+      key: Buffer.from(key),
+      target: CompareTarget.Create,
+      result: CompareResult.Equal,
+      create_revision: createRevision,
+    });
+
+    // Wait until no candidate has a lower create revision.
+    for (;;) {
+      if (signal?.aborted || over) {
+        await lease.revoke().catch(() => undefined);
+        throw new Error(over ? "lease lost while campaigning" : "campaign aborted");
+      }
+      const res = await this.client
+        .getAll()
+        .prefix(this.prefix)
+        .maxCreateRevision(String(BigInt(createRevision) - 1n))
+        .sort("Create", "Descend")
+        .limit(1)
+        .exec();
+      const pred: IKeyValue | undefined = res.kvs[0];
+      if (!pred) break;
+      await this.waitDeleted(pred.key.toString(), res.header.revision, signal, lost);
+    }
+
+    // Watch our own key: if it disappears we are no longer the leader.
+    const watcher = await this.client.watch().key(key).create();
+    watcher.on("delete", () => end("leader key deleted"));
+    void lost.then(() => watcher.cancel().catch(() => undefined));
+
+    this.log.info("elected leader", { service: this.service, key, createRevision });
+    return {
+      service: this.service,
+      key,
+      createRevision,
+      lost,
+      isLeader: () => !over,
+      fence,
+      resign: async () => {
+        await this.client
+          .if(key, "Create", "==", createRevision)
+          .then(this.client.delete().key(key))
+          .commit()
+          .catch(() => undefined);
+        await lease.revoke().catch(() => undefined);
+        end("resigned");
+      },
+    };
+  }
+
+  private async waitDeleted(
+    key: string,
+    revision: string,
+    signal: AbortSignal | undefined,
+    lost: Promise<void>,
+  ) {
+    const watcher = await this.client
+      .watch()
+      .key(key)
+      .startRevision(String(BigInt(revision) + 1n))
+      .create();
+    try {
+      await new Promise<void>((resolve) => {
+        watcher.on("delete", () => resolve());
+        signal?.addEventListener("abort", () => resolve(), { once: true });
+        void lost.then(() => resolve());
+        // A predecessor may already be gone between our read and the watch: re-check.
+        void this.client
+          .get(key)
+          .exists()
+          .then((exists) => {
+            if (!exists) resolve();
+          });
+      });
+    } finally {
+      await watcher.cancel().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The etcd key space of Drover (one name for one thing):
+ *   /drover/log/<aggregate>/<id>/<version:010>   immutable events (the log)
+ *   /drover/state/<aggregate>/<id>               projections (current state, JSON)
+ *   /drover/version/<aggregate>/<id>             aggregate version (optimistic concurrency)
+ *   /drover/election/<service>/<lease hex>       election candidates; the lowest create revision leads
+ *   /drover/meta/...                             small process metadata (e.g. the scheduler's framework id)
+ */
+export const ROOT = "/drover";
+export const LOG_PREFIX = `${ROOT}/log/`;
+export const STATE_PREFIX = `${ROOT}/state/`;
+export const VERSION_PREFIX = `${ROOT}/version/`;
+export const ELECTION_PREFIX = `${ROOT}/election/`;
+export const META_PREFIX = `${ROOT}/meta/`;
+
+export const logKey = (aggregate: string, id: string, version: number): string =>
+  `${LOG_PREFIX}${aggregate}/${id}/${String(version).padStart(10, "0")}`;
+export const stateKey = (aggregate: string, id: string): string => `${STATE_PREFIX}${aggregate}/${id}`;
+export const statePrefix = (aggregate: string): string => `${STATE_PREFIX}${aggregate}/`;
+export const versionKey = (aggregate: string, id: string): string => `${VERSION_PREFIX}${aggregate}/${id}`;
+
+/** Parses `/drover/log/<aggregate>/<id>/<version>`; ids never contain "/". */
+export function parseLogKey(key: string): { aggregate: string; id: string; version: number } | undefined {
+  if (!key.startsWith(LOG_PREFIX)) return undefined;
+  const parts = key.slice(LOG_PREFIX.length).split("/");
+  if (parts.length !== 3) return undefined;
+  const [aggregate, id, v] = parts as [string, string, string];
+  const version = Number(v);
+  if (!Number.isInteger(version) || version < 1) return undefined;
+  return { aggregate, id, version };
+}

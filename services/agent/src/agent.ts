@@ -1,0 +1,229 @@
+/**
+ * The agent: keeps a session with the master leader (register with resources, attributes
+ * and the tasks it runs; heartbeats; launch and kill commands), runs tasks through the
+ * executor and sends each status update to the master over JetStream until it is stored.
+ */
+import { randomUUID } from "node:crypto";
+import { type Bus, publishStatus } from "@drover/bus";
+import { errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@drover/common";
+import type { AgentConfig } from "@drover/config";
+import { isTerminal, type Resources, type TaskStatus } from "@drover/core";
+import {
+  type AgentCommand,
+  type AgentMessage,
+  MasterClient,
+  type TaskInfo,
+  toWireResources,
+  toWireStatus,
+} from "@drover/proto";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import type { Executor, ExecutorEvent } from "./executor/index.js";
+
+interface KnownTask {
+  taskId: string;
+  status: TaskStatus;
+}
+
+export interface AgentIdentity {
+  agentId: string;
+  hostname: string;
+  resources: Resources;
+  attributes: Record<string, string>;
+}
+
+export class Agent {
+  private readonly masters: LeaderClient<MasterClient>;
+  private readonly tasks = new Map<string, KnownTask>();
+  private readonly statusChains = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private stream: ClientDuplexStream<AgentMessage, AgentCommand> | undefined;
+  private heartbeatMs = 2000;
+
+  constructor(
+    private readonly id: AgentIdentity,
+    readonly config: AgentConfig,
+    private readonly executor: Executor,
+    private readonly bus: Bus,
+    private readonly log: Logger,
+  ) {
+    this.masters = new LeaderClient(MasterClient, config.masters);
+    executor.onEvent((e) => this.onExecutorEvent(e));
+  }
+
+  /** Re-attaches to the containers of a previous run (invariant 6), then runs the session loop. */
+  async run(): Promise<void> {
+    const recovered = await this.executor.recover();
+    for (const r of recovered) {
+      const status: TaskStatus = {
+        state: r.state,
+        message: r.message || "recovered after agent restart",
+        ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+        timestampMs: Date.now(),
+        uuid: randomUUID(),
+        containerId: r.containerId,
+        source: "agent",
+      };
+      this.setStatus(r.taskId, status);
+    }
+    this.log.info("recovered containers", {
+      count: recovered.length,
+      running: recovered.filter((r) => !isTerminal(r.state)).length,
+    });
+    while (!this.abort.signal.aborted) {
+      const err = await this.sessionOnce();
+      if (this.abort.signal.aborted) break;
+      const hint = leaderHint(err);
+      if (hint) this.masters.follow(hint);
+      else this.masters.rotate();
+      this.log.info("master session ended; reconnecting", {
+        err: errorMessage(err),
+        next: this.masters.address,
+      });
+      await sleep(hint ? 100 : 500, this.abort.signal);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.stream?.cancel();
+    this.masters.close();
+    await Promise.allSettled([...this.statusChains.values()]);
+  }
+
+  private sessionOnce(): Promise<unknown> {
+    return new Promise((resolve) => {
+      const stream = this.masters.client().agentSession();
+      this.stream = stream;
+      let done = false;
+      let registered = false;
+      let heartbeat: NodeJS.Timeout | undefined;
+      const finish = (err: unknown) => {
+        if (done) return;
+        done = true;
+        if (heartbeat) clearInterval(heartbeat);
+        stream.cancel();
+        resolve(err);
+      };
+      stream.on("data", (cmd: AgentCommand) => {
+        const c = cmd.command;
+        if (!c) return;
+        switch (c.$case) {
+          case "registered":
+            registered = true;
+            this.heartbeatMs = c.value.heartbeatIntervalMs || 2000;
+            this.log.info("registered with master", {
+              master: this.masters.address,
+              agentId: c.value.agentId,
+            });
+            heartbeat = setInterval(() => {
+              if (!done)
+                stream.write({ message: { $case: "heartbeat", value: { timestampMs: Date.now() } } });
+            }, this.heartbeatMs);
+            return;
+          case "launch":
+            if (c.value.task) this.launch(c.value.task);
+            return;
+          case "kill":
+            this.kill(c.value.taskId, c.value.gracePeriodSeconds);
+            return;
+        }
+      });
+      stream.on("error", (err) => finish(err));
+      stream.on("end", () => finish(new Error(registered ? "session ended by master" : "session refused")));
+      stream.write({
+        message: {
+          $case: "register",
+          value: {
+            agentId: this.id.agentId,
+            hostname: this.id.hostname,
+            resources: toWireResources(this.id.resources),
+            attributes: Object.entries(this.id.attributes).map(([key, value]) => ({ key, value })),
+            tasks: [...this.tasks.values()]
+              .filter((t) => !isTerminal(t.status.state))
+              .map((t) => toWireStatus(t.taskId, this.id.agentId, t.status)),
+            version: "0.1.0",
+          },
+        },
+      });
+    });
+  }
+
+  /** Invariant 4: a task id is launched at most once on this agent. */
+  private launch(task: TaskInfo): void {
+    if (this.tasks.has(task.taskId)) {
+      this.log.debug("duplicate launch ignored", { taskId: task.taskId });
+      return;
+    }
+    this.setStatus(task.taskId, {
+      state: "TASK_STAGING",
+      message: "received by agent",
+      timestampMs: Date.now(),
+      uuid: randomUUID(),
+      source: "agent",
+    });
+    const r = task.resources;
+    this.executor
+      .launch({
+        taskId: task.taskId,
+        appId: task.appId,
+        frameworkId: task.frameworkId,
+        agentId: this.id.agentId,
+        image: task.container?.image ?? "",
+        cmd: task.container?.cmd || undefined,
+        cpus: r?.cpus ?? 0.1,
+        mem: r?.mem ?? 32,
+        env: task.env,
+        labels: task.labels,
+      })
+      .catch((err: unknown) => {
+        this.onExecutorEvent({
+          taskId: task.taskId,
+          state: "TASK_FAILED",
+          message: errorMessage(err),
+          timestampMs: Date.now(),
+        });
+      });
+  }
+
+  private kill(taskId: string, grace: number): void {
+    this.executor
+      .kill(taskId, grace)
+      .catch((err: unknown) => this.log.warn("kill failed", { taskId, err: errorMessage(err) }));
+  }
+
+  private onExecutorEvent(e: ExecutorEvent): void {
+    const prev = this.tasks.get(e.taskId);
+    if (prev && isTerminal(prev.status.state)) return;
+    this.setStatus(e.taskId, {
+      state: e.state,
+      message: e.message,
+      ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
+      timestampMs: e.timestampMs,
+      uuid: randomUUID(),
+      ...(e.containerId ? { containerId: e.containerId } : {}),
+      source: "agent",
+    });
+  }
+
+  /** Records the status and sends it (in order per task) until JetStream has stored it. */
+  private setStatus(taskId: string, status: TaskStatus): void {
+    this.tasks.set(taskId, { taskId, status });
+    const prev = this.statusChains.get(taskId) ?? Promise.resolve();
+    const next = prev.then(() =>
+      publishStatus(this.bus, { agentId: this.id.agentId, taskId, status }, this.log, this.abort.signal),
+    );
+    this.statusChains.set(taskId, next);
+    void next.then(() => {
+      if (this.statusChains.get(taskId) === next) {
+        this.statusChains.delete(taskId);
+        // Forget finished tasks once their final status is stored (the master owns them now).
+        if (isTerminal(status.state)) setTimeout(() => this.forget(taskId), 60_000).unref();
+      }
+    });
+  }
+
+  private forget(taskId: string): void {
+    const t = this.tasks.get(taskId);
+    if (t && isTerminal(t.status.state)) this.tasks.delete(taskId);
+  }
+}

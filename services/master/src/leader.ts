@@ -1,0 +1,708 @@
+/**
+ * What the master does while it leads: agent sessions, framework subscriptions, offers,
+ * launches and kills, status updates from JetStream, and the periodic checks (offer
+ * timeouts, lost agents, framework failover, terminal task expiry). Decisions that are pure
+ * (allocation, status ordering) come from @drover/core; this class is the I/O shell.
+ */
+import { randomUUID } from "node:crypto";
+import { type Bus, consumeStatus, type StatusMessage } from "@drover/bus";
+import { coalesce, errorMessage, InvalidArgumentError, type Logger, NotFoundError } from "@drover/common";
+import type { MasterConfig } from "@drover/config";
+import {
+  addResources,
+  allocate,
+  emptyResources,
+  fitsIn,
+  isActive,
+  isTerminal,
+  shouldApplyStatus,
+  subtractResources,
+  type TaskInfo,
+  TaskInfoSchema,
+  type TaskRecord,
+  type TaskState,
+  type TaskStatus,
+  TaskStatusSchema,
+  validate,
+} from "@drover/core";
+import type { AgentCommand, FrameworkEvent, RegisterAgent } from "@drover/proto";
+import {
+  fromWireResources,
+  fromWireStatus,
+  type fromWireTaskInfo,
+  toWireResources,
+  toWireStatus,
+  toWireTaskInfo,
+} from "@drover/proto";
+import type { EventStore, Leadership } from "@drover/store";
+import { OfferBook } from "./offers.js";
+import { EventRelay } from "./relay.js";
+import { MasterState } from "./state.js";
+
+export interface AgentConn {
+  send(cmd: AgentCommand): void;
+  close(reason: string): void;
+}
+
+export interface FrameworkConn {
+  send(ev: FrameworkEvent): void;
+  close(reason: string): void;
+}
+
+interface AgentSession {
+  conn: AgentConn;
+  lastSeenMs: number;
+}
+
+interface FrameworkSession {
+  conn: FrameworkConn;
+}
+
+export class MasterLeader {
+  readonly state: MasterState;
+  readonly offers = new OfferBook();
+  private readonly agentSessions = new Map<string, AgentSession>();
+  /** When each known agent's session went away (or when this leader started). */
+  private readonly agentGoneSince = new Map<string, number>();
+  private readonly frameworkSessions = new Map<string, FrameworkSession>();
+  private readonly frameworkGoneSince = new Map<string, number>();
+  /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
+  private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly relay: EventRelay;
+  private stopStatus: (() => Promise<void>) | undefined;
+  private readonly allocation: { trigger(): void; cancel(): void };
+  private readonly startedAtMs = Date.now();
+  private stopped = false;
+
+  constructor(
+    readonly store: EventStore,
+    private readonly bus: Bus,
+    readonly leadership: Leadership,
+    private readonly config: MasterConfig,
+    private readonly log: Logger,
+  ) {
+    this.state = new MasterState(store, leadership, log);
+    this.relay = new EventRelay(store.etcd, bus, log);
+    this.allocation = coalesce(() => this.allocate(), 20);
+  }
+
+  async start(): Promise<void> {
+    await this.state.load();
+    const now = Date.now();
+    for (const id of this.state.agents.keys()) this.agentGoneSince.set(id, now);
+    for (const id of this.state.frameworks.keys()) this.frameworkGoneSince.set(id, now);
+    await this.relay.start();
+    this.stopStatus = await consumeStatus(this.bus, this.log, (m) => this.onStatus(m));
+    const every = (ms: number, fn: () => Promise<void> | void) => {
+      this.timers.push(
+        setInterval(() => {
+          Promise.resolve(fn()).catch((err: unknown) =>
+            this.log.error("periodic task failed", { err: errorMessage(err) }),
+          );
+        }, ms),
+      );
+    };
+    every(this.config.allocationIntervalMs, () => this.allocation.trigger());
+    every(1000, () => this.expireOffers());
+    every(1000, () => this.checkAgents());
+    every(1000, () => this.checkFrameworks());
+    every(this.config.heartbeatIntervalMs, () => this.heartbeat());
+    every(10_000, () => this.resendUnacked());
+    every(15_000, () => this.expungeTerminalTasks());
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.allocation.cancel();
+    for (const s of this.agentSessions.values()) s.conn.close("master lost leadership");
+    for (const s of this.frameworkSessions.values()) s.conn.close("master lost leadership");
+    this.agentSessions.clear();
+    this.frameworkSessions.clear();
+    await this.relay.stop();
+    await this.stopStatus?.().catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- agents
+
+  /** An agent (re-)registers on a new session. Returns the agent id. */
+  async registerAgent(reg: RegisterAgent, conn: AgentConn): Promise<string> {
+    const issues = [];
+    if (!/^[a-zA-Z0-9._-]{1,64}$/.test(reg.agentId))
+      issues.push({ path: "agentId", message: "must be 1-64 of [a-zA-Z0-9._-]" });
+    const resources = fromWireResources(reg.resources);
+    if (!(resources.cpus > 0)) issues.push({ path: "resources.cpus", message: "must be > 0" });
+    if (!(resources.mem > 0)) issues.push({ path: "resources.mem", message: "must be > 0" });
+    const reported: { taskId: string; status: TaskStatus }[] = [];
+    for (const [i, s] of reg.tasks.entries()) {
+      const v = validate(TaskStatusSchema, fromWireStatus(s));
+      if (!v.ok) issues.push(...v.issues.map((x) => ({ path: `tasks.${i}.${x.path}`, message: x.message })));
+      else reported.push({ taskId: s.taskId, status: v.value });
+    }
+    if (issues.length > 0) throw new InvalidArgumentError(issues);
+    const agentId = reg.agentId;
+    const now = Date.now();
+    const attributes: Record<string, string> = {};
+    for (const a of reg.attributes) attributes[a.key] = a.value;
+    await this.state.commit(
+      [
+        {
+          kind: "agent",
+          id: agentId,
+          events: [{ type: "AgentRegistered", hostname: reg.hostname, resources, attributes }],
+        },
+      ],
+      now,
+    );
+    const previous = this.agentSessions.get(agentId);
+    if (previous && previous.conn !== conn) previous.conn.close("replaced by a new session");
+    this.agentSessions.set(agentId, { conn, lastSeenMs: now });
+    this.agentGoneSince.delete(agentId);
+    conn.send({
+      command: {
+        $case: "registered",
+        value: { agentId, heartbeatIntervalMs: this.config.heartbeatIntervalMs },
+      },
+    });
+    await this.reconcileAgentTasks(agentId, reported, conn, now);
+    this.log.info("agent registered", {
+      agentId,
+      hostname: reg.hostname,
+      tasks: reported.length,
+      cpus: resources.cpus,
+      mem: resources.mem,
+    });
+    this.allocation.trigger();
+    return agentId;
+  }
+
+  /** Invariant 5: the agent's reality and the master's view are brought together. */
+  private async reconcileAgentTasks(
+    agentId: string,
+    reported: { taskId: string; status: TaskStatus }[],
+    conn: AgentConn,
+    now: number,
+  ): Promise<void> {
+    const reportedIds = new Set(reported.map((r) => r.taskId));
+    for (const r of reported) {
+      const known = this.state.task(r.taskId);
+      if (
+        !known ||
+        known.info.agentId !== agentId ||
+        isTerminal(known.status.state) ||
+        known.status.state === "TASK_KILLING"
+      ) {
+        // Unknown, foreign, finished or being killed: it must not run.
+        conn.send({ command: { $case: "kill", value: { taskId: r.taskId, gracePeriodSeconds: 5 } } });
+        continue;
+      }
+      if (shouldApplyStatus(known.status.state, r.status.state))
+        await this.applyStatus(known, { ...r.status, source: "reconciliation" });
+    }
+    for (const t of this.state.allTasks()) {
+      if (t.info.agentId !== agentId || isTerminal(t.status.state) || reportedIds.has(t.info.taskId))
+        continue;
+      await this.applyStatus(t, {
+        state: t.status.state === "TASK_KILLING" ? "TASK_KILLED" : "TASK_LOST",
+        message: "task not found on its agent after re-registration",
+        timestampMs: now,
+        uuid: randomUUID(),
+        source: "reconciliation",
+      });
+    }
+  }
+
+  agentHeartbeat(agentId: string, conn: AgentConn): void {
+    const s = this.agentSessions.get(agentId);
+    if (s && s.conn === conn) s.lastSeenMs = Date.now();
+  }
+
+  agentDisconnected(agentId: string, conn: AgentConn): void {
+    const s = this.agentSessions.get(agentId);
+    if (!s || s.conn !== conn) return;
+    this.agentSessions.delete(agentId);
+    this.agentGoneSince.set(agentId, Date.now());
+    for (const o of this.offers.removeWhere((x) => x.agentId === agentId))
+      this.rescind(o.frameworkId, o.offerId);
+    this.log.warn("agent disconnected", { agentId });
+  }
+
+  private async checkAgents(): Promise<void> {
+    const now = Date.now();
+    for (const [agentId, s] of this.agentSessions) {
+      if (now - s.lastSeenMs > Math.max(5 * this.config.heartbeatIntervalMs, 10_000)) {
+        s.conn.close("heartbeat timeout");
+        this.agentDisconnected(agentId, s.conn);
+      }
+    }
+    const lostAfter =
+      Math.max(this.config.agentLostTimeoutSeconds, this.config.agentReregisterTimeoutSeconds) * 1000;
+    for (const [agentId, since] of this.agentGoneSince) {
+      if (now - since < lostAfter) continue;
+      this.agentGoneSince.delete(agentId);
+      for (const t of this.state.allTasks()) {
+        if (t.info.agentId !== agentId || isTerminal(t.status.state)) continue;
+        await this.applyStatus(t, {
+          state: "TASK_LOST",
+          message: `agent ${agentId} did not come back within ${lostAfter / 1000} s`,
+          timestampMs: now,
+          uuid: randomUUID(),
+          source: "master",
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- status
+
+  private async onStatus(m: StatusMessage): Promise<void> {
+    const task = this.state.task(m.taskId);
+    if (!task) {
+      this.log.debug("status for unknown task ignored", { taskId: m.taskId });
+      return;
+    }
+    if (task.info.agentId !== m.agentId) {
+      this.log.warn("status from a foreign agent ignored", { taskId: m.taskId, agentId: m.agentId });
+      return;
+    }
+    if (!shouldApplyStatus(task.status.state, m.status.state)) return;
+    if (task.status.state === "TASK_KILLING" && m.status.state === "TASK_FAILED") {
+      await this.applyStatus(task, { ...m.status, state: "TASK_KILLED" });
+      return;
+    }
+    await this.applyStatus(task, m.status);
+  }
+
+  /** Commits a status change and forwards it to the task's framework. Idempotent by state ordering. */
+  private async applyStatus(task: TaskRecord, status: TaskStatus): Promise<void> {
+    const current = this.state.task(task.info.taskId);
+    if (!current || !shouldApplyStatus(current.status.state, status.state)) return;
+    await this.state.commit(
+      [{ kind: "task", id: task.info.taskId, events: [{ type: "TaskStatusUpdated", status }] }],
+      Date.now(),
+    );
+    this.forwardStatus(current.info, status);
+    if (isTerminal(status.state)) this.allocation.trigger();
+  }
+
+  private forwardStatus(info: TaskInfo, status: TaskStatus): void {
+    const fw = this.frameworkSessions.get(info.frameworkId);
+    this.unacked.set(info.taskId, { frameworkId: info.frameworkId, uuid: status.uuid, sentAtMs: Date.now() });
+    fw?.conn.send({
+      event: {
+        $case: "update",
+        value: { status: toWireStatus(info.taskId, info.agentId, status), appId: info.appId },
+      },
+    });
+  }
+
+  private resendUnacked(): void {
+    const now = Date.now();
+    for (const [taskId, u] of this.unacked) {
+      const t = this.state.task(taskId);
+      if (!t) {
+        this.unacked.delete(taskId);
+        continue;
+      }
+      if (now - u.sentAtMs < 10_000) continue;
+      this.forwardStatus(t.info, t.status);
+    }
+  }
+
+  // ---------------------------------------------------------------- frameworks
+
+  async subscribe(
+    req: { frameworkId: string; name: string; role: string; failoverTimeoutSeconds: number },
+    conn: FrameworkConn,
+  ): Promise<string> {
+    const issues = [];
+    if (req.frameworkId && !/^[a-zA-Z0-9._-]{1,64}$/.test(req.frameworkId))
+      issues.push({ path: "frameworkId", message: "must be 1-64 of [a-zA-Z0-9._-]" });
+    if (!req.name) issues.push({ path: "name", message: "required" });
+    if (!(req.failoverTimeoutSeconds >= 0))
+      issues.push({ path: "failoverTimeoutSeconds", message: "must be >= 0" });
+    if (issues.length > 0) throw new InvalidArgumentError(issues);
+    const frameworkId = req.frameworkId || `fw-${randomUUID()}`;
+    await this.state.commit(
+      [
+        {
+          kind: "framework",
+          id: frameworkId,
+          events: [
+            {
+              type: "FrameworkSubscribed",
+              name: req.name,
+              role: req.role || "*",
+              failoverTimeoutSeconds: req.failoverTimeoutSeconds,
+            },
+          ],
+        },
+      ],
+      Date.now(),
+    );
+    const prev = this.frameworkSessions.get(frameworkId);
+    if (prev && prev.conn !== conn) {
+      prev.conn.close("framework re-subscribed on a new connection");
+      for (const o of this.offers.removeWhere((x) => x.frameworkId === frameworkId)) void o;
+    }
+    this.frameworkSessions.set(frameworkId, { conn });
+    this.frameworkGoneSince.delete(frameworkId);
+    conn.send({
+      event: {
+        $case: "subscribed",
+        value: { frameworkId, heartbeatIntervalMs: this.config.heartbeatIntervalMs },
+      },
+    });
+    this.log.info("framework subscribed", { frameworkId, name: req.name });
+    this.allocation.trigger();
+    return frameworkId;
+  }
+
+  frameworkDisconnected(frameworkId: string, conn: FrameworkConn): void {
+    const s = this.frameworkSessions.get(frameworkId);
+    if (!s || s.conn !== conn) return;
+    this.frameworkSessions.delete(frameworkId);
+    this.frameworkGoneSince.set(frameworkId, Date.now());
+    this.offers.removeWhere((o) => o.frameworkId === frameworkId);
+    this.log.warn("framework disconnected", { frameworkId });
+    this.allocation.trigger();
+  }
+
+  private async checkFrameworks(): Promise<void> {
+    const now = Date.now();
+    for (const [frameworkId, since] of this.frameworkGoneSince) {
+      const fw = this.state.framework(frameworkId);
+      if (!fw) {
+        this.frameworkGoneSince.delete(frameworkId);
+        continue;
+      }
+      if (now - since < fw.failoverTimeoutSeconds * 1000) continue;
+      this.frameworkGoneSince.delete(frameworkId);
+      this.log.warn("framework failover timeout: killing its tasks", { frameworkId });
+      for (const t of this.state.allTasks()) {
+        if (t.info.frameworkId === frameworkId && isActive(t.status.state))
+          await this.killTask(t, "framework failover timeout");
+      }
+      await this.state.commit(
+        [
+          {
+            kind: "framework",
+            id: frameworkId,
+            events: [{ type: "FrameworkRemoved", reason: "failover timeout" }],
+          },
+        ],
+        now,
+      );
+    }
+  }
+
+  private requireSubscribed(frameworkId: string): void {
+    if (!this.frameworkSessions.has(frameworkId))
+      throw new InvalidArgumentError([
+        { path: "frameworkId", message: `framework ${frameworkId || "(empty)"} is not subscribed` },
+      ]);
+  }
+
+  // ---------------------------------------------------------------- offers
+
+  private allocate(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const usedByAgent = new Map<string, ReturnType<typeof emptyResources>>();
+    const usedByFramework = new Map<string, ReturnType<typeof emptyResources>>();
+    for (const t of this.state.allTasks()) {
+      if (isTerminal(t.status.state)) continue;
+      usedByAgent.set(
+        t.info.agentId,
+        addResources(usedByAgent.get(t.info.agentId) ?? emptyResources(), t.info.resources),
+      );
+      usedByFramework.set(
+        t.info.frameworkId,
+        addResources(usedByFramework.get(t.info.frameworkId) ?? emptyResources(), t.info.resources),
+      );
+    }
+    const agents = [];
+    for (const [agentId] of this.agentSessions) {
+      const a = this.state.agent(agentId);
+      if (!a) continue;
+      agents.push({
+        agentId,
+        hostname: a.hostname,
+        total: a.resources,
+        used: usedByAgent.get(agentId) ?? emptyResources(),
+        offered: this.offers.offeredOn(agentId),
+        attributes: a.attributes,
+        connected: true,
+      });
+    }
+    const frameworks = [...this.frameworkSessions.keys()].map((frameworkId) => ({
+      frameworkId,
+      connected: true,
+      suppressed: false,
+      allocated: addResources(
+        usedByFramework.get(frameworkId) ?? emptyResources(),
+        this.offers.offeredTo(frameworkId),
+      ),
+    }));
+    if (agents.length === 0 || frameworks.length === 0) return;
+    const grants = allocate(agents, frameworks, this.offers.activeFilters(now), now);
+    const byFramework = new Map<string, FrameworkEvent & { event: { $case: "offers" } }>();
+    for (const g of grants) {
+      const a = this.state.agent(g.agentId);
+      if (!a) continue;
+      const offer = this.offers.create(
+        g.frameworkId,
+        g.agentId,
+        g.resources,
+        now + this.config.offerTimeoutSeconds * 1000,
+      );
+      let ev = byFramework.get(g.frameworkId);
+      if (!ev) {
+        ev = { event: { $case: "offers", value: { offers: [] } } };
+        byFramework.set(g.frameworkId, ev);
+      }
+      ev.event.value.offers.push({
+        offerId: offer.offerId,
+        frameworkId: g.frameworkId,
+        agentId: g.agentId,
+        hostname: a.hostname,
+        resources: toWireResources(g.resources),
+        attributes: Object.entries(a.attributes).map(([key, value]) => ({ key, value })),
+      });
+    }
+    for (const [frameworkId, ev] of byFramework) this.frameworkSessions.get(frameworkId)?.conn.send(ev);
+  }
+
+  private rescind(frameworkId: string, offerId: string): void {
+    this.frameworkSessions.get(frameworkId)?.conn.send({ event: { $case: "rescind", value: { offerId } } });
+  }
+
+  private expireOffers(): void {
+    const now = Date.now();
+    const expired = this.offers.removeWhere((o) => o.expiresAtMs <= now);
+    for (const o of expired) this.rescind(o.frameworkId, o.offerId);
+    if (expired.length > 0) this.allocation.trigger();
+  }
+
+  async accept(req: {
+    frameworkId: string;
+    offerIds: string[];
+    tasks: ReturnType<typeof fromWireTaskInfo>[];
+    refuseSeconds: number;
+  }): Promise<string[]> {
+    this.requireSubscribed(req.frameworkId);
+    const issues: { path: string; message: string }[] = [];
+    if (req.offerIds.length === 0)
+      issues.push({ path: "offerIds", message: "at least one offer is required" });
+    const offers = [];
+    for (const [i, id] of req.offerIds.entries()) {
+      const o = this.offers.offers.get(id);
+      if (!o)
+        issues.push({ path: `offerIds.${i}`, message: `offer ${id} is unknown, expired or already used` });
+      else if (o.frameworkId !== req.frameworkId)
+        issues.push({ path: `offerIds.${i}`, message: `offer ${id} belongs to another framework` });
+      else offers.push(o);
+    }
+    const agentIds = new Set(offers.map((o) => o.agentId));
+    if (agentIds.size > 1) issues.push({ path: "offerIds", message: "offers must all be for one agent" });
+    const tasks: TaskInfo[] = [];
+    const seen = new Set<string>();
+    for (const [i, raw] of req.tasks.entries()) {
+      const v = validate(TaskInfoSchema, { ...raw, frameworkId: req.frameworkId });
+      if (!v.ok) {
+        issues.push(
+          ...v.issues.map((x) => ({ path: `operations.launch.tasks.${i}.${x.path}`, message: x.message })),
+        );
+        continue;
+      }
+      const t = v.value;
+      if (!/^[a-zA-Z0-9._-]{1,128}$/.test(t.taskId))
+        issues.push({
+          path: `operations.launch.tasks.${i}.taskId`,
+          message: "must be 1-128 of [a-zA-Z0-9._-]",
+        });
+      if (this.state.tasks.has(t.taskId) || seen.has(t.taskId))
+        issues.push({
+          path: `operations.launch.tasks.${i}.taskId`,
+          message: `task ${t.taskId} already exists`,
+        });
+      if (!agentIds.has(t.agentId))
+        issues.push({ path: `operations.launch.tasks.${i}.agentId`, message: "not the agent of the offers" });
+      if (!(t.resources.cpus > 0) || !(t.resources.mem > 0))
+        issues.push({ path: `operations.launch.tasks.${i}.resources`, message: "cpus and mem must be > 0" });
+      seen.add(t.taskId);
+      tasks.push(t);
+    }
+    let offered = emptyResources();
+    for (const o of offers) offered = addResources(offered, o.resources);
+    let need = emptyResources();
+    for (const t of tasks) need = addResources(need, t.resources);
+    if (issues.length === 0 && !fitsIn(need, offered))
+      issues.push({ path: "operations", message: "tasks need more resources than the offers hold" });
+    if (issues.length > 0) throw new InvalidArgumentError(issues);
+
+    const now = Date.now();
+    for (const o of offers) this.offers.remove(o.offerId);
+    const agentId = offers[0]?.agentId ?? "";
+    const refuse = Number.isFinite(req.refuseSeconds) && req.refuseSeconds > 0 ? req.refuseSeconds : 0;
+    if (refuse > 0 && fitsIn(emptyResources(), subtractResources(offered, need)))
+      this.offers.refuse(req.frameworkId, agentId, now + refuse * 1000);
+    if (tasks.length > 0) {
+      await this.state.commit(
+        tasks.map((t) => ({
+          kind: "task" as const,
+          id: t.taskId,
+          events: [
+            {
+              type: "TaskLaunched" as const,
+              info: t,
+              status: {
+                state: "TASK_STAGING" as TaskState,
+                message: "launch sent to agent",
+                timestampMs: now,
+                uuid: randomUUID(),
+                source: "master" as const,
+              },
+            },
+          ],
+        })),
+        now,
+      );
+      const session = this.agentSessions.get(agentId);
+      for (const t of tasks)
+        session?.conn.send({ command: { $case: "launch", value: { task: toWireTaskInfo(t) } } });
+    }
+    this.allocation.trigger();
+    return tasks.map((t) => t.taskId);
+  }
+
+  decline(req: { frameworkId: string; offerIds: string[]; refuseSeconds: number }): void {
+    this.requireSubscribed(req.frameworkId);
+    const now = Date.now();
+    const refuse = Number.isFinite(req.refuseSeconds) && req.refuseSeconds >= 0 ? req.refuseSeconds : 5;
+    for (const id of req.offerIds) {
+      const o = this.offers.offers.get(id);
+      if (!o || o.frameworkId !== req.frameworkId) continue;
+      this.offers.remove(id);
+      if (refuse > 0) this.offers.refuse(req.frameworkId, o.agentId, now + refuse * 1000);
+    }
+    this.allocation.trigger();
+  }
+
+  revive(frameworkId: string): void {
+    this.requireSubscribed(frameworkId);
+    this.offers.revive(frameworkId);
+    this.allocation.trigger();
+  }
+
+  async kill(frameworkId: string, taskId: string): Promise<void> {
+    this.requireSubscribed(frameworkId);
+    const t = this.state.task(taskId);
+    if (!t || t.info.frameworkId !== frameworkId) throw new NotFoundError(`task ${taskId}`);
+    if (isTerminal(t.status.state)) {
+      this.forwardStatus(t.info, t.status);
+      return;
+    }
+    await this.killTask(t, "killed by its framework");
+  }
+
+  private async killTask(t: TaskRecord, why: string): Promise<void> {
+    if (t.status.state !== "TASK_KILLING") {
+      await this.applyStatus(t, {
+        state: "TASK_KILLING",
+        message: why,
+        timestampMs: Date.now(),
+        uuid: randomUUID(),
+        source: "master",
+      });
+    }
+    this.agentSessions
+      .get(t.info.agentId)
+      ?.conn.send({ command: { $case: "kill", value: { taskId: t.info.taskId, gracePeriodSeconds: 5 } } });
+  }
+
+  acknowledge(frameworkId: string, taskId: string, uuid: string): void {
+    const u = this.unacked.get(taskId);
+    if (u && u.frameworkId === frameworkId && u.uuid === uuid) this.unacked.delete(taskId);
+  }
+
+  reconcile(frameworkId: string, taskIds: string[]): ReturnType<typeof toWireStatus>[] {
+    this.requireSubscribed(frameworkId);
+    const now = Date.now();
+    const out = [];
+    const wanted =
+      taskIds.length > 0
+        ? taskIds
+        : this.state
+            .allTasks()
+            .filter((t) => t.info.frameworkId === frameworkId)
+            .map((t) => t.info.taskId);
+    for (const id of wanted) {
+      const t = this.state.task(id);
+      const status =
+        t && t.info.frameworkId === frameworkId
+          ? toWireStatus(id, t.info.agentId, t.status)
+          : toWireStatus(id, "", {
+              state: "TASK_GONE",
+              message: "unknown task",
+              timestampMs: now,
+              uuid: randomUUID(),
+              source: "reconciliation",
+            });
+      out.push(status);
+      this.frameworkSessions
+        .get(frameworkId)
+        ?.conn.send({ event: { $case: "update", value: { status, appId: t?.info.appId ?? "" } } });
+    }
+    return out;
+  }
+
+  private heartbeat(): void {
+    const timestampMs = Date.now();
+    for (const s of this.frameworkSessions.values())
+      s.conn.send({ event: { $case: "heartbeat", value: { timestampMs } } });
+  }
+
+  private async expungeTerminalTasks(): Promise<void> {
+    const cutoff = Date.now() - this.config.terminalTaskRetentionSeconds * 1000;
+    const old = this.state.allTasks().filter((t) => isTerminal(t.status.state) && t.updatedAtMs < cutoff);
+    for (let i = 0; i < old.length; i += 50) {
+      const batch = old.slice(i, i + 50);
+      await this.state.commit(
+        batch.map((t) => ({
+          kind: "task" as const,
+          id: t.info.taskId,
+          events: [{ type: "TaskExpunged" as const }],
+        })),
+        Date.now(),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  isAgentConnected(agentId: string): boolean {
+    return this.agentSessions.has(agentId);
+  }
+
+  agentLastSeen(agentId: string): number {
+    return this.agentSessions.get(agentId)?.lastSeenMs ?? 0;
+  }
+
+  isFrameworkConnected(frameworkId: string): boolean {
+    return this.frameworkSessions.has(frameworkId);
+  }
+
+  usedOn(agentId: string) {
+    let r = emptyResources();
+    for (const t of this.state.allTasks())
+      if (t.info.agentId === agentId && !isTerminal(t.status.state)) r = addResources(r, t.info.resources);
+    return r;
+  }
+
+  get uptimeMs(): number {
+    return Date.now() - this.startedAtMs;
+  }
+}

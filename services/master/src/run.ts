@@ -1,0 +1,82 @@
+import { hostname } from "node:os";
+import { connectBus, ensureStreams } from "@drover/bus";
+import { createLogger, errorMessage, sleep } from "@drover/common";
+import { loadMasterConfig } from "@drover/config";
+import { MasterService } from "@drover/proto";
+import { connectEtcd, EventStore, LeaderElection } from "@drover/store";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { MasterLeader } from "./leader.js";
+import { masterService } from "./service.js";
+
+export async function bindGrpc(server: Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
+}
+
+export async function runService(bind: typeof bindGrpc): Promise<void> {
+  let config: ReturnType<typeof loadMasterConfig>;
+  try {
+    config = loadMasterConfig();
+  } catch (err) {
+    process.stderr.write(`drover master: invalid configuration: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  const log = createLogger("master", config.logLevel, { node: config.advertise, host: hostname() });
+  const etcd = connectEtcd(config.etcdEndpoints);
+  const bus = await connectBus(config.natsServers, `master-${config.advertise}`, log);
+  await ensureStreams(bus);
+  const store = new EventStore(etcd);
+  const election = new LeaderElection(etcd, "master", config.leaderTtlSeconds, log);
+  let current: MasterLeader | undefined;
+  const server = new Server({ "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 });
+  server.addService(
+    MasterService,
+    masterService(
+      { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
+      log,
+    ),
+  );
+  const port = await bind(server, config.listen);
+  log.info("master listening", { listen: config.listen, port, advertise: config.advertise });
+
+  const abort = new AbortController();
+  const shutdown = async (signal: string) => {
+    log.info("shutting down", { signal });
+    abort.abort();
+    const l = current;
+    current = undefined;
+    await l?.stop();
+    await l?.leadership.resign().catch(() => undefined);
+    server.forceShutdown();
+    await bus.close().catch(() => undefined);
+    etcd.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+  while (!abort.signal.aborted) {
+    try {
+      const leadership = await election.campaign(config.advertise, abort.signal);
+      const l = new MasterLeader(store, bus, leadership, config, log);
+      try {
+        await l.start();
+        current = l;
+        log.info("leading", { advertise: config.advertise });
+        await leadership.lost;
+      } finally {
+        current = undefined;
+        await l.stop();
+        await leadership.resign().catch(() => undefined);
+        log.warn("stepped down");
+      }
+    } catch (err) {
+      if (abort.signal.aborted) break;
+      log.error("leadership attempt failed", { err: errorMessage(err) });
+      await sleep(1000, abort.signal);
+    }
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * gRPC surface of the master. Every call is answered by the leader; a follower answers
+ * UNAVAILABLE with the leader's address in the `drover-leader` trailer.
+ */
+import { errorMessage, type Logger, NotLeaderError, toGrpcError, unaryHandler } from "@drover/common";
+import { isTerminal } from "@drover/core";
+import {
+  type AgentCommand,
+  type AgentInfo,
+  type AgentMessage,
+  type FrameworkEvent,
+  fromWireTaskInfo,
+  type MasterServer,
+  type SubscribeRequest,
+  type Task,
+  toWireResources,
+  toWireTask,
+} from "@drover/proto";
+import type { ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
+import type { AgentConn, FrameworkConn, MasterLeader } from "./leader.js";
+
+export interface LeaderRef {
+  current(): MasterLeader | undefined;
+  leaderAddress(): Promise<string | undefined>;
+}
+
+function closeWithError(call: { emit(event: "error", err: unknown): boolean }, err: unknown): void {
+  const e = toGrpcError(err);
+  call.emit("error", { code: e.code, details: e.details, metadata: e.metadata });
+}
+
+export function masterService(ref: LeaderRef, log: Logger): MasterServer {
+  const leader = async (): Promise<MasterLeader> => {
+    const l = ref.current();
+    if (l) return l;
+    throw new NotLeaderError(await ref.leaderAddress());
+  };
+
+  const agentInfo = (l: MasterLeader): AgentInfo[] =>
+    [...l.state.agents.values()].flatMap((e) => {
+      const a = e.state;
+      if (!a) return [];
+      return [
+        {
+          agentId: a.agentId,
+          hostname: a.hostname,
+          resources: toWireResources(a.resources),
+          used: toWireResources(l.usedOn(a.agentId)),
+          attributes: Object.entries(a.attributes).map(([key, value]) => ({ key, value })),
+          connected: l.isAgentConnected(a.agentId),
+          registeredAtMs: a.registeredAtMs,
+          lastSeenMs: l.agentLastSeen(a.agentId),
+        },
+      ];
+    });
+
+  const tasks = (
+    l: MasterLeader,
+    f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
+  ): Task[] =>
+    l.state
+      .allTasks()
+      .filter(
+        (t) =>
+          (!f.frameworkId || t.info.frameworkId === f.frameworkId) &&
+          (!f.appId || t.info.appId === f.appId) &&
+          (f.includeTerminal || !isTerminal(t.status.state)),
+      )
+      .sort((a, b) => a.createdAtMs - b.createdAtMs || a.info.taskId.localeCompare(b.info.taskId))
+      .map(toWireTask);
+
+  return {
+    agentSession(call: ServerDuplexStream<AgentMessage, AgentCommand>) {
+      let agentId: string | undefined;
+      let active: MasterLeader | undefined;
+      let ended = false;
+      const conn: AgentConn = {
+        send: (cmd) => {
+          if (!ended) call.write(cmd);
+        },
+        close: (reason) => {
+          if (ended) return;
+          ended = true;
+          closeWithError(call, new NotLeaderError(undefined));
+          log.debug("agent session closed", { agentId, reason });
+        },
+      };
+      const gone = () => {
+        if (agentId && active) active.agentDisconnected(agentId, conn);
+        ended = true;
+      };
+      call.on("data", (msg: AgentMessage) => {
+        const m = msg.message;
+        if (!m) return;
+        if (m.$case === "register") {
+          leader()
+            .then(async (l) => {
+              active = l;
+              agentId = await l.registerAgent(m.value, conn);
+            })
+            .catch((err: unknown) => {
+              log.warn("agent registration refused", { err: errorMessage(err) });
+              ended = true;
+              closeWithError(call, err);
+            });
+        } else if (m.$case === "heartbeat" && agentId && active) {
+          active.agentHeartbeat(agentId, conn);
+        }
+      });
+      call.on("end", () => {
+        gone();
+        call.end();
+      });
+      call.on("error", gone);
+      call.on("cancelled", gone);
+    },
+
+    subscribe(call: ServerWritableStream<SubscribeRequest, FrameworkEvent>) {
+      let frameworkId: string | undefined;
+      let active: MasterLeader | undefined;
+      let ended = false;
+      const conn: FrameworkConn = {
+        send: (ev) => {
+          if (!ended) call.write(ev);
+        },
+        close: (reason) => {
+          if (ended) return;
+          ended = true;
+          closeWithError(call, new NotLeaderError(undefined));
+          log.debug("framework stream closed", { frameworkId, reason });
+        },
+      };
+      const gone = () => {
+        if (frameworkId && active) active.frameworkDisconnected(frameworkId, conn);
+        ended = true;
+      };
+      call.on("cancelled", gone);
+      call.on("error", gone);
+      call.on("close", gone);
+      leader()
+        .then(async (l) => {
+          active = l;
+          frameworkId = await l.subscribe(call.request, conn);
+        })
+        .catch((err: unknown) => {
+          ended = true;
+          closeWithError(call, err);
+        });
+    },
+
+    accept: unaryHandler(log, "Accept", async (req) => {
+      const l = await leader();
+      const tasksIn = req.operations.flatMap((op) =>
+        op.operation?.$case === "launch" ? op.operation.value.tasks.map(fromWireTaskInfo) : [],
+      );
+      const launchedTaskIds = await l.accept({
+        frameworkId: req.frameworkId,
+        offerIds: req.offerIds,
+        tasks: tasksIn,
+        refuseSeconds: req.filters?.refuseSeconds ?? 0,
+      });
+      return { launchedTaskIds };
+    }),
+    decline: unaryHandler(log, "Decline", async (req) => {
+      (await leader()).decline({
+        frameworkId: req.frameworkId,
+        offerIds: req.offerIds,
+        refuseSeconds: req.filters?.refuseSeconds ?? 5,
+      });
+      return {};
+    }),
+    revive: unaryHandler(log, "Revive", async (req) => {
+      (await leader()).revive(req.frameworkId);
+      return {};
+    }),
+    kill: unaryHandler(log, "Kill", async (req) => {
+      await (await leader()).kill(req.frameworkId, req.taskId);
+      return {};
+    }),
+    acknowledge: unaryHandler(log, "Acknowledge", async (req) => {
+      (await leader()).acknowledge(req.frameworkId, req.taskId, req.uuid);
+      return {};
+    }),
+    reconcile: unaryHandler(log, "Reconcile", async (req) => {
+      return { statuses: (await leader()).reconcile(req.frameworkId, req.taskIds) };
+    }),
+    listAgents: unaryHandler(log, "ListAgents", async () => ({ agents: agentInfo(await leader()) })),
+    listTasks: unaryHandler(log, "ListTasks", async (req) => ({ tasks: tasks(await leader(), req) })),
+    getState: unaryHandler(log, "GetState", async () => {
+      const l = await leader();
+      return {
+        leader: (await ref.leaderAddress()) ?? "",
+        agents: agentInfo(l),
+        tasks: tasks(l, { includeTerminal: true }),
+        frameworks: [...l.state.frameworks.values()].flatMap((e) =>
+          e.state
+            ? [
+                {
+                  frameworkId: e.state.frameworkId,
+                  name: e.state.name,
+                  role: e.state.role,
+                  connected: l.isFrameworkConnected(e.state.frameworkId),
+                  failoverTimeoutSeconds: e.state.failoverTimeoutSeconds,
+                },
+              ]
+            : [],
+        ),
+      };
+    }),
+  };
+}

@@ -1,0 +1,90 @@
+/** The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). */
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@drover/common";
+import { AppAggregate, type AppEvent, type AppRecord, type AppSpec, parseAppSpecJson } from "@drover/core";
+import type { EventStore, Leadership } from "@drover/store";
+
+export class AppStore {
+  private readonly apps = new Map<string, { state: AppRecord | undefined; version: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly leadership: Leadership,
+  ) {}
+
+  async load(): Promise<void> {
+    for (const [id, v] of await this.store.load(AppAggregate)) this.apps.set(id, v);
+  }
+
+  records(): Map<string, AppRecord> {
+    const out = new Map<string, AppRecord>();
+    for (const [id, e] of this.apps) if (e.state) out.set(id, e.state);
+    return out;
+  }
+
+  get(id: string): { state: AppRecord; version: number } {
+    const e = this.apps.get(id);
+    if (!e?.state) throw new NotFoundError(`app ${id}`);
+    return { state: e.state, version: e.version };
+  }
+
+  static parse(json: string): AppSpec {
+    const v = parseAppSpecJson(json);
+    if (!v.ok) throw new InvalidArgumentError(v.issues);
+    return v.value;
+  }
+
+  create(spec: AppSpec) {
+    return this.serial(async () => {
+      if (this.apps.get(spec.id)?.state) throw new AlreadyExistsError(`app ${spec.id}`);
+      return this.commit(spec.id, [{ type: "AppCreated", spec }]);
+    });
+  }
+
+  update(id: string, spec: AppSpec) {
+    return this.serial(async () => {
+      if (spec.id !== id)
+        throw new InvalidArgumentError([{ path: "id", message: `must be ${id} (the app being updated)` }]);
+      this.get(id);
+      return this.commit(id, [{ type: "AppUpdated", spec }]);
+    });
+  }
+
+  scale(id: string, instances: number) {
+    return this.serial(async () => {
+      if (!Number.isInteger(instances) || instances < 0 || instances > 1000)
+        throw new InvalidArgumentError([{ path: "instances", message: "must be an integer from 0 to 1000" }]);
+      this.get(id);
+      return this.commit(id, [{ type: "AppScaled", instances }]);
+    });
+  }
+
+  remove(id: string) {
+    return this.serial(async () => {
+      this.get(id);
+      await this.commit(id, [{ type: "AppDeleted" }]);
+    });
+  }
+
+  private async commit(id: string, events: AppEvent[]): Promise<AppRecord | undefined> {
+    let entry = this.apps.get(id);
+    if (!entry) {
+      entry = await this.store.get(AppAggregate, id);
+      this.apps.set(id, entry);
+    }
+    const res = await this.store.commit(
+      this.leadership,
+      [{ def: AppAggregate, id, expectedVersion: entry.version, state: entry.state, events }],
+      Date.now(),
+    );
+    const r = res.results[0];
+    if (r) this.apps.set(id, { state: r.state as AppRecord | undefined, version: r.version });
+    return r?.state as AppRecord | undefined;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+}
