@@ -252,7 +252,9 @@ export class DockerExecutor implements Executor {
         Cmd: containerCmd(spec.cmd),
         Env: envList(spec.env),
         Labels: buildLabels(spec, this.agentId, this.extraLabels),
-        HostConfig: { NanoCpus: nanoCpus(spec.cpus), Memory: memory, MemorySwap: memory },
+        // Init: a tiny init (tini) as PID 1 forwards SIGTERM to the task, so a kill honours the grace period
+        // instead of always waiting it out (a shell as PID 1 ignores SIGTERM).
+        HostConfig: { NanoCpus: nanoCpus(spec.cpus), Memory: memory, MemorySwap: memory, Init: true },
       });
     } catch (err) {
       if (isConflict(err)) {
