@@ -96,15 +96,15 @@ describe("AppSpecSchema", () => {
     assert.deepEqual(issuesOf({ ...minimal, instances: 1.5 }), [
       { path: "instances", message: "must be an integer" },
     ]);
-    assert.deepEqual(issuesOf({ ...minimal, cpus: 0 }), [{ path: "cpus", message: "must be > 0" }]);
+    assert.deepEqual(issuesOf({ ...minimal, cpus: 0.005 }), [{ path: "cpus", message: "must be >= 0.01" }]);
     assert.deepEqual(issuesOf({ ...minimal, cpus: 65 }), [{ path: "cpus", message: "must be <= 64" }]);
-    assert.deepEqual(issuesOf({ ...minimal, mem: 3 }), [{ path: "mem", message: "must be >= 4" }]);
+    assert.deepEqual(issuesOf({ ...minimal, mem: 5 }), [{ path: "mem", message: "must be >= 6" }]);
     assert.deepEqual(issuesOf({ ...minimal, mem: 1048577 }), [
       { path: "mem", message: "must be <= 1048576" },
     ]);
     assert.deepEqual(issuesOf({ ...minimal, disk: -1 }), [{ path: "disk", message: "must be >= 0" }]);
     assert.deepEqual(pathsOf({ ...minimal, cpus: Number.NaN }), ["cpus"]);
-    assert.ok(validate(AppSpecSchema, { ...minimal, instances: 0, cpus: 64, mem: 4 }).ok);
+    assert.ok(validate(AppSpecSchema, { ...minimal, instances: 0, cpus: 64, mem: 6 }).ok);
   });
 
   it("rejects an empty cmd", () => {

@@ -10,10 +10,22 @@ export const RESERVED_LABEL_PREFIX = "drover.";
 /** The limits of an app definition, in the units of `Resources` (cores, MiB). */
 export const APP_LIMITS = {
   maxInstances: 1000,
+  /** Docker's floor: a CFS quota of 1 ms per 100 ms period. */
+  minCpus: 0.01,
   maxCpus: 64,
-  minMem: 4,
+  /** Docker refuses memory limits below 6 MiB. */
+  minMem: 6,
   maxMem: 1_048_576,
 } as const;
+
+/** Environment variable names Docker can pass on: non-empty, without "=" or NUL, not a prototype key. */
+const EnvSchema = z.record(
+  z
+    .string()
+    .regex(/^[^=\0]+$/, { error: 'environment variable names must be non-empty, without "=" or NUL' })
+    .refine((k) => k !== "__proto__", { error: "reserved name" }),
+  z.string(),
+);
 
 /** An app: a long-running service definition (Marathon's app), after defaults are applied. */
 export type AppSpec = {
@@ -61,10 +73,10 @@ export const AppSpecSchema = z.strictObject({
   }),
   cmd: z.string().min(1).optional(),
   instances: z.number().int().min(0).max(APP_LIMITS.maxInstances).default(1),
-  cpus: z.number().gt(0).max(APP_LIMITS.maxCpus).default(0.1),
+  cpus: z.number().min(APP_LIMITS.minCpus).max(APP_LIMITS.maxCpus).default(0.1),
   mem: z.number().min(APP_LIMITS.minMem).max(APP_LIMITS.maxMem).default(32),
   disk: z.number().min(0).default(0),
-  env: z.record(z.string(), z.string()).default(() => ({})),
+  env: EnvSchema.default(() => ({})),
   labels: LabelsSchema.default(() => ({})),
 }) satisfies z.ZodType<AppSpec>;
 

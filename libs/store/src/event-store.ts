@@ -13,6 +13,7 @@ import {
   logKey,
   META_PREFIX,
   parseLogKey,
+  STATE_PREFIX,
   stateKey,
   statePrefix,
   VERSION_PREFIX,
@@ -151,9 +152,15 @@ export class EventStore {
     };
   }
 
-  /** The whole log in commit order (etcd revision, then version). */
-  async readLog(): Promise<(EventEnvelope & { revision: string })[]> {
-    const res = await this.client.getAll().prefix(LOG_PREFIX).exec();
+  /**
+   * The whole log in commit order (etcd revision, then version) and the etcd revision it was
+   * read at; `atRevision` pins the read to an earlier point in time.
+   */
+  async readLog(
+    atRevision?: string,
+  ): Promise<{ revision: string; events: (EventEnvelope & { revision: string })[] }> {
+    const range = this.client.getAll().prefix(LOG_PREFIX);
+    const res = await (atRevision ? range.revision(atRevision) : range).exec();
     const out: (EventEnvelope & { revision: string })[] = [];
     for (const kv of res.kvs) {
       const key = kv.key.toString();
@@ -167,15 +174,16 @@ export class EventStore {
       if (d !== 0n) return d < 0n ? -1 : 1;
       return a.aggregate === b.aggregate && a.id === b.id ? a.version - b.version : 0;
     });
-    return out;
+    return { revision: res.header.revision, events: out };
   }
 
-  /** Reads all projection keys as raw JSON, by `<aggregate>/<id>`. */
-  async readProjections(): Promise<Map<string, unknown>> {
-    const raw = await this.client.getAll().prefix(`/drover/state/`).strings();
+  /** Reads all projection keys as raw JSON, by `<aggregate>/<id>`, as of `atRevision` (default: now). */
+  async readProjections(atRevision?: string): Promise<Map<string, unknown>> {
+    const range = this.client.getAll().prefix(STATE_PREFIX);
+    const raw = await (atRevision ? range.revision(atRevision) : range).strings();
     const out = new Map<string, unknown>();
     for (const [key, value] of Object.entries(raw))
-      out.set(key.slice("/drover/state/".length), JSON.parse(value));
+      out.set(key.slice(STATE_PREFIX.length), JSON.parse(value));
     return out;
   }
 

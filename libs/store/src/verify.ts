@@ -15,7 +15,9 @@ export interface VerifyReport {
 }
 
 export async function verifyLog(store: EventStore): Promise<VerifyReport> {
-  const [log, projections] = await Promise.all([store.readLog(), store.readProjections()]);
+  // One point in time for both reads: a commit between two unpinned reads would look like a mismatch.
+  const { revision, events: log } = await store.readLog();
+  const projections = await store.readProjections(revision);
   const rebuilt = new Map<string, unknown>();
   const versions = new Map<string, number>();
   const mismatches: VerifyReport["mismatches"] = [];

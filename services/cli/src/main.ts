@@ -182,7 +182,7 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
             (t.status && fromWireState(t.status.state)) ?? "?",
             t.status?.exitCode === undefined ? "-" : String(t.status.exitCode),
             ago(t.createdAtMs),
-            (t.status?.message ?? "").slice(0, 80),
+            (t.status?.message ?? "").replace(/\s+/g, " "),
           ]),
         ),
       );

@@ -73,9 +73,13 @@ export class FrameworkDriver {
     };
   }
 
+  /** Loads the persisted framework id; call before serving requests. */
+  async init(): Promise<void> {
+    this.frameworkId = await this.deps.loadFrameworkId();
+  }
+
   /** Runs the subscription until stop(); reconnects (following the leader) whenever it drops. */
   async run(): Promise<void> {
-    this.frameworkId = await this.deps.loadFrameworkId();
     while (!this.stopped) {
       const err = await this.subscribeOnce();
       if (this.stopped) break;

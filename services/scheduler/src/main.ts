@@ -84,6 +84,7 @@ async function lead(leadership: Leadership): Promise<void> {
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
   });
+  await framework.init();
   const converge = coalesce(() => framework.converge(), 50);
   const leader: SchedulerLeader = { apps, framework, changed: () => converge.trigger() };
   // React to app events (from any writer) as they are published.
