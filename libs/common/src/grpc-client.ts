@@ -25,6 +25,7 @@ export class LeaderClient<C extends Client> {
   private readonly clients = new Map<string, C>();
   private readonly addresses: string[];
   private current = 0;
+  private closed = false;
 
   constructor(
     private readonly ctor: ClientCtor<C>,
@@ -39,6 +40,7 @@ export class LeaderClient<C extends Client> {
   }
 
   client(address = this.address): C {
+    if (this.closed) throw new UnavailableError("client closed");
     let c = this.clients.get(address);
     if (!c) {
       c = new this.ctor(address, credentials.createInsecure(), {
@@ -79,6 +81,7 @@ export class LeaderClient<C extends Client> {
     const until = Date.now() + timeoutMs;
     let lastErr: unknown;
     while (Date.now() < until) {
+      if (this.closed) throw new UnavailableError("client closed");
       const address = this.address;
       try {
         const perCall = Math.min(5_000, Math.max(500, until - Date.now()));
@@ -130,6 +133,7 @@ export class LeaderClient<C extends Client> {
   }
 
   close(): void {
+    this.closed = true;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

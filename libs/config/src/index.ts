@@ -31,6 +31,20 @@ export const MasterConfigSchema = z.strictObject({
   heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(2000),
   /** Terminal tasks stay listed this long, then are expunged. */
   terminalTaskRetentionSeconds: z.number().min(0).default(600),
+  /** Offers smaller than this (an agent's leftovers) are not made. */
+  minAllocatableCpus: z.number().min(0).default(0.01),
+  minAllocatableMem: z.number().min(0).default(4),
+  /** Role weights and quotas for the DRF allocator; roles not listed have weight 1 and no quota. */
+  roles: z
+    .array(
+      z.strictObject({
+        role: z.string().min(1),
+        weight: z.number().positive().default(1),
+        guarantee: z.strictObject({ cpus: z.number().min(0), mem: z.number().min(0) }).optional(),
+        limit: z.strictObject({ cpus: z.number().min(0), mem: z.number().min(0) }).optional(),
+      }),
+    )
+    .default([]),
 });
 export type MasterConfig = z.infer<typeof MasterConfigSchema>;
 
@@ -82,7 +96,14 @@ export const CliConfigSchema = z.object({
 export type CliConfig = z.infer<typeof CliConfigSchema>;
 
 /** Environment variable → config key, and how to parse it. */
-const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "map" }> = {
+const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "map" | "json" }> = {
+  DROVER_MASTER_ROLES: { key: "roles", kind: "json" },
+  DROVER_MASTER_OFFER_TIMEOUT_SECONDS: { key: "offerTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_AGENT_REREGISTER_TIMEOUT_SECONDS: { key: "agentReregisterTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_AGENT_LOST_TIMEOUT_SECONDS: { key: "agentLostTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_ALLOCATION_INTERVAL_MS: { key: "allocationIntervalMs", kind: "number" },
+  DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },
+  DROVER_MASTER_MIN_ALLOCATABLE_MEM: { key: "minAllocatableMem", kind: "number" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
   DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
   DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },
@@ -102,15 +123,23 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_DOCKER_SOCKET: { key: "dockerSocket", kind: "string" },
 };
 
-function envFor(prefix: string): Record<string, { key: string; kind: "list" | "number" | "string" | "map" }> {
+function envFor(
+  prefix: string,
+): Record<string, { key: string; kind: "list" | "number" | "string" | "map" | "json" }> {
   const map = { ...ENV };
   map[`DROVER_${prefix}_LISTEN`] = { key: "listen", kind: "string" };
   map[`DROVER_${prefix}_ADVERTISE`] = { key: "advertise", kind: "string" };
   return map;
 }
 
-function parseEnvValue(kind: "list" | "number" | "string" | "map", raw: string): unknown {
+function parseEnvValue(kind: "list" | "number" | "string" | "map" | "json", raw: string): unknown {
   switch (kind) {
+    case "json":
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        return raw; // the schema reports the wrong type with the field's name
+      }
     case "list":
       return raw
         .split(",")

@@ -38,7 +38,21 @@ export type AppSpec = {
   disk: number;
   env: Record<string, string>;
   labels: Record<string, string>;
+  /** Host ports each instance needs: 0 asks for any free port of the agent, another number for that port. */
+  ports?: number[] | undefined;
 };
+
+const PortsSchema = z
+  .array(z.number().int().min(0).max(65535))
+  .max(32)
+  .superRefine((ports, ctx) => {
+    const seen = new Set<number>();
+    for (const [i, p] of ports.entries()) {
+      if (p !== 0 && seen.has(p))
+        ctx.addIssue({ code: "custom", path: [i], message: `port ${p} is listed twice` });
+      seen.add(p);
+    }
+  });
 
 const AppIdSchema = z.string().min(1, { abort: true }).max(63, { abort: true }).regex(APP_ID_PATTERN, {
   error: "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
@@ -64,7 +78,7 @@ const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) 
 /**
  * The app definition as accepted at every boundary (REST, gRPC, etcd value). Strict: unknown keys
  * are rejected at every level. JSON shape:
- * `{ id, container: { docker: { image } }, cmd?, instances?=1, cpus?=0.1, mem?=32, disk?=0, env?={}, labels?={} }`.
+ * `{ id, container: { docker: { image } }, cmd?, instances?=1, cpus?=0.1, mem?=32, disk?=0, env?={}, labels?={}, ports? }`.
  */
 export const AppSpecSchema = z.strictObject({
   id: AppIdSchema,
@@ -78,9 +92,16 @@ export const AppSpecSchema = z.strictObject({
   disk: z.number().min(0).default(0),
   env: EnvSchema.default(() => ({})),
   labels: LabelsSchema.default(() => ({})),
+  ports: PortsSchema.optional(),
 }) satisfies z.ZodType<AppSpec>;
 
-/** The resources one instance of the app needs (no ports yet). */
+/** The resources one instance of the app needs (ports are chosen at placement: see appPortDemand). */
 export function appResources(app: AppSpec): Resources {
   return { cpus: app.cpus, mem: app.mem, disk: app.disk, ports: [] };
+}
+
+/** How many "any" host ports and which specific host ports one instance of the app needs. */
+export function appPortDemand(app: AppSpec): { ports: number; requestedPorts: number[] } {
+  const list = app.ports ?? [];
+  return { ports: list.filter((p) => p === 0).length, requestedPorts: list.filter((p) => p !== 0) };
 }

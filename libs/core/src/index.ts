@@ -4,6 +4,7 @@ export * from "./backoff.js";
 export * from "./errors.js";
 export * from "./events/index.js";
 export * from "./placement.js";
+export * from "./ports.js";
 export * from "./reconcile.js";
 export * from "./resources.js";
 export * from "./task-state.js";

@@ -1,10 +1,5 @@
-import {
-  cloneResources,
-  missingResources,
-  type ResourceName,
-  type Resources,
-  subtractResources,
-} from "./resources.js";
+import { isValidPort, PortSet, portsToRanges, rangesToPorts } from "./ports.js";
+import { RESOURCE_EPSILON, type Resources } from "./resources.js";
 
 /** An offer as the scheduler sees it. Immutable view. */
 export interface OfferView {
@@ -15,27 +10,41 @@ export interface OfferView {
   attributes: Record<string, string>;
 }
 
-/** `count` more instances of an app, each needing `resources`. */
+/**
+ * `count` more instances of an app, each needing `resources`, plus host ports: `ports` of them
+ * (any free ones; default 0) and the specific `requestedPorts` (default none). Ports listed in
+ * `resources.ports` are requested ports too.
+ */
 export interface InstanceDemand {
   appId: string;
   count: number;
   resources: Resources;
+  ports?: number;
+  requestedPorts?: number[];
 }
 
-/** One instance of `appId` to launch from `offerId`. */
+/**
+ * One instance of `appId` to launch from `offerId`. `ports` are the host ports assigned to it:
+ * the requested ones first (in the order asked), then the lowest free ones; `resources.ports` holds
+ * the same ports as ranges.
+ */
 export interface Placement {
   offerId: string;
   agentId: string;
   appId: string;
   resources: Resources;
+  ports: number[];
 }
 
 /**
- * Why instances stay unplaced: `agents` agents offered too little of `resource`, or there were no
- * offers at all. This is what the cluster tells a user whose app is waiting.
+ * Why instances stay unplaced, counted per agent (the agent's closest offer): `agents` agents offered
+ * too little of `resource` (for `ports`: too few free host ports), a requested host `port` is not free
+ * on `agents` agents (in use, or outside the offered ranges), or there were no offers at all. This is
+ * what the cluster tells a user whose app is waiting ("port 80 taken on 3 agents").
  */
 export type UnplacedReason =
   | { kind: "insufficient"; resource: "cpus" | "mem" | "disk" | "ports"; agents: number }
+  | { kind: "port_taken"; port: number; agents: number }
   | { kind: "no_offers" };
 
 export interface PlacementResult {
@@ -45,146 +54,695 @@ export interface PlacementResult {
   unusedOfferIds: string[];
 }
 
-interface OfferSlot {
-  offer: OfferView;
-  remaining: Resources;
-  used: boolean;
+/** What one instance needs, normalised. */
+interface Need {
+  cpus: number;
+  mem: number;
+  disk: number;
+  /** How many "any" ports. */
+  anyPorts: number;
+  /** Specific ports, de-duplicated, in the order asked. */
+  requested: number[];
 }
 
-interface Pending {
-  demand: InstanceDemand;
-  left: number;
-  stuck: boolean;
+function needOf(d: InstanceDemand): Need {
+  const any = d.ports ?? 0;
+  return {
+    cpus: d.resources.cpus,
+    mem: d.resources.mem,
+    disk: d.resources.disk,
+    anyPorts: Number.isFinite(any) ? Math.max(0, Math.floor(any)) : 0,
+    requested: [...new Set([...(d.requestedPorts ?? []), ...rangesToPorts(d.resources.ports)])],
+  };
 }
 
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Instances of each app per agent: existing ones plus those placed in this pass. */
-class SpreadCounter {
-  private readonly placed = new Map<string, Map<string, number>>();
+/** Clamp float noise and negatives to 0, as resource subtraction does. */
+function nonNegative(x: number): number {
+  return x < RESOURCE_EPSILON ? 0 : x;
+}
 
-  constructor(private readonly existing: ReadonlyMap<string, ReadonlyMap<string, number>>) {}
+type Shortfall = "cpus" | "mem" | "disk" | "ports";
 
-  get(appId: string, agentId: string): number {
-    return (this.existing.get(appId)?.get(agentId) ?? 0) + (this.placed.get(appId)?.get(agentId) ?? 0);
+// ------------------------------------------------------------------------------------ the offers
+
+/** The offers' remaining resources during one pass, indexed in (agentId, offerId, input) order. */
+class OfferBook {
+  readonly n: number;
+  readonly cpus: Float64Array;
+  readonly mem: Float64Array;
+  readonly disk: Float64Array;
+  readonly ports: PortSet[];
+  /** The agent of each offer, as an index into `agentIds`. */
+  readonly agentOf: Int32Array;
+  readonly agentIds: string[] = [];
+  readonly agentIndex = new Map<string, number>();
+  readonly offersOfAgent: number[][] = [];
+  readonly used: Uint8Array;
+  /** For every port some demand requests: on how many offers it is still free. */
+  readonly portFree = new Map<number, number>();
+
+  constructor(readonly offers: readonly OfferView[]) {
+    this.n = offers.length;
+    this.cpus = new Float64Array(this.n);
+    this.mem = new Float64Array(this.n);
+    this.disk = new Float64Array(this.n);
+    this.agentOf = new Int32Array(this.n);
+    this.used = new Uint8Array(this.n);
+    this.ports = offers.map((o, i) => {
+      this.cpus[i] = o.resources.cpus;
+      this.mem[i] = o.resources.mem;
+      this.disk[i] = o.resources.disk;
+      let a = this.agentIndex.get(o.agentId);
+      if (a === undefined) {
+        a = this.agentIds.length;
+        this.agentIds.push(o.agentId);
+        this.agentIndex.set(o.agentId, a);
+        this.offersOfAgent.push([]);
+      }
+      this.agentOf[i] = a;
+      this.offersOfAgent[a]?.push(i);
+      return new PortSet(o.resources.ports);
+    });
   }
 
-  add(appId: string, agentId: string): void {
-    let perAgent = this.placed.get(appId);
-    if (perAgent === undefined) {
-      perAgent = new Map();
-      this.placed.set(appId, perAgent);
+  /** Starts counting, per port, the offers on which it is free. */
+  countPorts(ports: ReadonlySet<number>): void {
+    const sorted = [...ports].filter(isValidPort).sort((a, b) => a - b);
+    for (const p of ports) this.portFree.set(p, 0);
+    for (const set of this.ports) {
+      for (const r of set.view()) {
+        let lo = 0;
+        let hi = sorted.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if ((sorted[mid] ?? 0) < r.begin) lo = mid + 1;
+          else hi = mid;
+        }
+        for (let j = lo; j < sorted.length && (sorted[j] ?? 0) <= r.end; j++) {
+          const p = sorted[j] ?? 0;
+          this.portFree.set(p, (this.portFree.get(p) ?? 0) + 1);
+        }
+      }
     }
-    perAgent.set(agentId, (perAgent.get(agentId) ?? 0) + 1);
   }
+
+  /** False when a requested port is free on no offer at all. */
+  portsAvailable(need: Need): boolean {
+    for (const p of need.requested) if (!((this.portFree.get(p) ?? 0) > 0)) return false;
+    return true;
+  }
+
+  fits(i: number, need: Need): boolean {
+    if (need.cpus > (this.cpus[i] ?? 0) + RESOURCE_EPSILON) return false;
+    if (need.mem > (this.mem[i] ?? 0) + RESOURCE_EPSILON) return false;
+    if (need.disk > (this.disk[i] ?? 0) + RESOURCE_EPSILON) return false;
+    const set = this.ports[i];
+    if (set === undefined || set.size < need.anyPorts + need.requested.length) return false;
+    for (const p of need.requested) if (!set.has(p)) return false;
+    return true;
+  }
+
+  /** What `need` lacks in offer `i`: scalar dimensions, too few other free ports, requested ports not free. */
+  missing(i: number, need: Need): { short: Shortfall[]; taken: number[] } {
+    const short: Shortfall[] = [];
+    if (need.cpus > (this.cpus[i] ?? 0) + RESOURCE_EPSILON) short.push("cpus");
+    if (need.mem > (this.mem[i] ?? 0) + RESOURCE_EPSILON) short.push("mem");
+    if (need.disk > (this.disk[i] ?? 0) + RESOURCE_EPSILON) short.push("disk");
+    const set = this.ports[i];
+    const taken = need.requested.filter((p) => set === undefined || !set.has(p));
+    if ((set?.size ?? 0) - (need.requested.length - taken.length) < need.anyPorts) short.push("ports");
+    return { short, taken };
+  }
+
+  /** How many items `missing` would list, without building them. */
+  missingCount(i: number, need: Need): number {
+    let n = 0;
+    if (need.cpus > (this.cpus[i] ?? 0) + RESOURCE_EPSILON) n++;
+    if (need.mem > (this.mem[i] ?? 0) + RESOURCE_EPSILON) n++;
+    if (need.disk > (this.disk[i] ?? 0) + RESOURCE_EPSILON) n++;
+    const set = this.ports[i];
+    let free = 0;
+    for (const p of need.requested) if (set?.has(p)) free++;
+    n += need.requested.length - free;
+    if ((set?.size ?? 0) - free < need.anyPorts) n++;
+    return n;
+  }
+
+  /** Takes one instance's resources from offer `i`; returns its ports, requested ones first. */
+  take(i: number, need: Need): number[] {
+    this.cpus[i] = nonNegative((this.cpus[i] ?? 0) - need.cpus);
+    this.mem[i] = nonNegative((this.mem[i] ?? 0) - need.mem);
+    this.disk[i] = nonNegative((this.disk[i] ?? 0) - need.disk);
+    this.used[i] = 1;
+    const set = this.ports[i];
+    if (set === undefined || (need.requested.length === 0 && need.anyPorts === 0)) return [];
+    for (const p of need.requested) set.take(p);
+    const ports = need.requested.concat(set.takeLowest(need.anyPorts));
+    for (const p of ports) {
+      const free = this.portFree.get(p);
+      if (free !== undefined) this.portFree.set(p, free - 1);
+    }
+    return ports;
+  }
+}
+
+// ----------------------------------------------------------------- the shared index: max-trees
+
+/**
+ * A max-tree over the offers (leaf i = offer i) of remaining cpus, mem, disk and free port count,
+ * holding only the offers with at least `threshold` cpus left (the others are -Infinity). Searching
+ * a tree whose threshold is close to a demand's cpus keeps cpu-starved but mem-rich offers from being
+ * walked over again and again.
+ */
+class OfferTree {
+  readonly maxCpus: Float64Array;
+  readonly maxMem: Float64Array;
+  readonly maxDisk: Float64Array;
+  readonly maxPorts: Float64Array;
+
+  constructor(
+    readonly size: number,
+    readonly threshold: number,
+  ) {
+    const make = () => new Float64Array(2 * size).fill(Number.NEGATIVE_INFINITY);
+    this.maxCpus = make();
+    this.maxMem = make();
+    this.maxDisk = make();
+    this.maxPorts = make();
+  }
+
+  setLeaf(book: OfferBook, i: number): void {
+    const k = this.size + i;
+    const cpus = book.cpus[i] ?? 0;
+    const alive = cpus + RESOURCE_EPSILON >= this.threshold;
+    this.maxCpus[k] = alive ? cpus : Number.NEGATIVE_INFINITY;
+    this.maxMem[k] = alive ? (book.mem[i] ?? 0) : Number.NEGATIVE_INFINITY;
+    this.maxDisk[k] = alive ? (book.disk[i] ?? 0) : Number.NEGATIVE_INFINITY;
+    this.maxPorts[k] = alive ? (book.ports[i]?.size ?? 0) : Number.NEGATIVE_INFINITY;
+  }
+
+  /** Recomputes node k from its children; false when nothing changed. */
+  pull(k: number): boolean {
+    const l = 2 * k;
+    const r = l + 1;
+    const cpus = Math.max(this.maxCpus[l] ?? 0, this.maxCpus[r] ?? 0);
+    const mem = Math.max(this.maxMem[l] ?? 0, this.maxMem[r] ?? 0);
+    const disk = Math.max(this.maxDisk[l] ?? 0, this.maxDisk[r] ?? 0);
+    const ports = Math.max(this.maxPorts[l] ?? 0, this.maxPorts[r] ?? 0);
+    if (
+      cpus === this.maxCpus[k] &&
+      mem === this.maxMem[k] &&
+      disk === this.maxDisk[k] &&
+      ports === this.maxPorts[k]
+    )
+      return false;
+    this.maxCpus[k] = cpus;
+    this.maxMem[k] = mem;
+    this.maxDisk[k] = disk;
+    this.maxPorts[k] = ports;
+    return true;
+  }
+}
+
+/** How many cpus thresholds (trees) at most; a demand uses the highest threshold not above its cpus. */
+const MAX_TREES = 12;
+/** How many requested ports get a count tree (for pruning) at most. */
+const MAX_TRACKED_PORTS = 64;
+/** `best` gave up: it rejected more leaves than its budget. */
+const OVER_BUDGET = -2;
+
+/**
+ * Finds the offer with the most remaining mem (tie: lowest index) that satisfies a predicate,
+ * pruning subtrees that cannot fit; an update costs O(trees · log offers). Besides the cpus trees,
+ * for a few ports that demands ask for, a count tree of the offers that still have the port free.
+ */
+class OfferIndex {
+  private readonly size: number;
+  private readonly trees: OfferTree[];
+  private readonly portTrees = new Map<number, Int32Array>();
+  private bestIdx = -1;
+  private bestMem = Number.NEGATIVE_INFINITY;
+  private rejected = 0;
+  private budget = 0;
+
+  constructor(
+    private readonly book: OfferBook,
+    cpuNeeds: readonly number[],
+    trackedPorts: readonly number[],
+  ) {
+    let size = 1;
+    while (size < book.n) size *= 2;
+    this.size = size;
+    const distinct = [...new Set(cpuNeeds.map((c) => (Number.isFinite(c) ? Math.max(0, c) : 0)))].sort(
+      (a, b) => a - b,
+    );
+    const thresholds =
+      distinct.length <= MAX_TREES
+        ? distinct
+        : Array.from(
+            { length: MAX_TREES },
+            (_, j) => distinct[Math.floor((j * distinct.length) / MAX_TREES)] ?? 0,
+          );
+    this.trees = (thresholds.length > 0 ? thresholds : [0]).map((t) => {
+      const tree = new OfferTree(size, t);
+      for (let i = 0; i < book.n; i++) tree.setLeaf(book, i);
+      for (let k = size - 1; k >= 1; k--) tree.pull(k);
+      return tree;
+    });
+    for (const p of trackedPorts.slice(0, MAX_TRACKED_PORTS)) {
+      const counts = new Int32Array(2 * size);
+      for (let i = 0; i < book.n; i++) counts[size + i] = book.ports[i]?.has(p) ? 1 : 0;
+      for (let k = size - 1; k >= 1; k--) counts[k] = (counts[2 * k] ?? 0) + (counts[2 * k + 1] ?? 0);
+      this.portTrees.set(p, counts);
+    }
+  }
+
+  /** Offer `i` shrank: refresh its leaves and their ancestors (up to where nothing changes). */
+  update(i: number): void {
+    for (const tree of this.trees) {
+      tree.setLeaf(this.book, i);
+      for (let k = (this.size + i) >> 1; k >= 1 && tree.pull(k); k >>= 1);
+    }
+    for (const [p, counts] of this.portTrees) {
+      let k = this.size + i;
+      const delta = (this.book.ports[i]?.has(p) ? 1 : 0) - (counts[k] ?? 0);
+      if (delta !== 0) for (; k >= 1; k >>= 1) counts[k] = (counts[k] ?? 0) + delta;
+    }
+  }
+
+  /**
+   * The offer with the most remaining mem (tie: lowest index) that fits `need` by the trees' bounds
+   * and that `accept`s; -1 when there is none; OVER_BUDGET after `budget` rejected leaves.
+   */
+  best(need: Need, accept: (i: number) => boolean, budget: number): number {
+    this.bestIdx = -1;
+    this.bestMem = Number.NEGATIVE_INFINITY;
+    this.rejected = 0;
+    this.budget = budget;
+    let tree = this.trees[0];
+    for (const t of this.trees) if (t.threshold <= need.cpus + RESOURCE_EPSILON) tree = t;
+    const counts: Int32Array[] = [];
+    for (const p of need.requested) {
+      const c = this.portTrees.get(p);
+      if (c !== undefined) counts.push(c);
+    }
+    if (tree !== undefined)
+      this.search(tree, 1, 0, this.size, need, need.anyPorts + need.requested.length, counts, accept);
+    return this.rejected > this.budget ? OVER_BUDGET : this.bestIdx;
+  }
+
+  private search(
+    tree: OfferTree,
+    k: number,
+    lo: number,
+    width: number,
+    need: Need,
+    ports: number,
+    counts: readonly Int32Array[],
+    accept: (i: number) => boolean,
+  ): void {
+    const mem = tree.maxMem[k] ?? Number.NEGATIVE_INFINITY;
+    if (mem < this.bestMem || (mem === this.bestMem && lo > this.bestIdx) || this.rejected > this.budget)
+      return;
+    if (
+      mem === Number.NEGATIVE_INFINITY ||
+      mem + RESOURCE_EPSILON < need.mem ||
+      (tree.maxCpus[k] ?? 0) + RESOURCE_EPSILON < need.cpus ||
+      (tree.maxDisk[k] ?? 0) + RESOURCE_EPSILON < need.disk ||
+      (tree.maxPorts[k] ?? 0) < ports
+    )
+      return;
+    for (const c of counts) if (c[k] === 0) return;
+    if (width === 1) {
+      if (lo >= this.book.n) return;
+      if (accept(lo)) {
+        this.bestIdx = lo;
+        this.bestMem = mem;
+      } else this.rejected++;
+      return;
+    }
+    const l = 2 * k;
+    const half = width >> 1;
+    if ((tree.maxMem[l + 1] ?? 0) > (tree.maxMem[l] ?? 0)) {
+      this.search(tree, l + 1, lo + half, half, need, ports, counts, accept);
+      this.search(tree, l, lo, half, need, ports, counts, accept);
+    } else {
+      this.search(tree, l, lo, half, need, ports, counts, accept);
+      this.search(tree, l + 1, lo + half, half, need, ports, counts, accept);
+    }
+  }
+}
+
+// --------------------------------------------------------- one demand's own index: lazy heaps
+
+/**
+ * A max-heap of offers by (remaining mem desc, index asc). Keys only go stale downwards (offers only
+ * shrink), so a stale top is re-pushed with its current mem and a fresh top is the true maximum.
+ */
+class OfferHeap {
+  private readonly idx: number[];
+  private readonly key: number[];
+
+  constructor(
+    private readonly book: OfferBook,
+    offers: readonly number[],
+  ) {
+    this.idx = [...offers];
+    this.key = this.idx.map((i) => book.mem[i] ?? 0);
+    for (let j = (this.idx.length >> 1) - 1; j >= 0; j--) this.down(j);
+  }
+
+  private before(a: number, b: number): boolean {
+    const ka = this.key[a] ?? 0;
+    const kb = this.key[b] ?? 0;
+    return ka > kb || (ka === kb && (this.idx[a] ?? 0) < (this.idx[b] ?? 0));
+  }
+
+  private swap(a: number, b: number): void {
+    const i = this.idx[a] ?? 0;
+    const k = this.key[a] ?? 0;
+    this.idx[a] = this.idx[b] ?? 0;
+    this.key[a] = this.key[b] ?? 0;
+    this.idx[b] = i;
+    this.key[b] = k;
+  }
+
+  private down(j: number): void {
+    for (;;) {
+      const l = 2 * j + 1;
+      let m = j;
+      if (l < this.idx.length && this.before(l, m)) m = l;
+      if (l + 1 < this.idx.length && this.before(l + 1, m)) m = l + 1;
+      if (m === j) return;
+      this.swap(j, m);
+      j = m;
+    }
+  }
+
+  push(i: number): void {
+    this.idx.push(i);
+    this.key.push(this.book.mem[i] ?? 0);
+    for (let j = this.idx.length - 1; j > 0; ) {
+      const parent = (j - 1) >> 1;
+      if (!this.before(j, parent)) break;
+      this.swap(j, parent);
+      j = parent;
+    }
+  }
+
+  pop(): void {
+    const last = this.idx.length - 1;
+    this.swap(0, last);
+    this.idx.pop();
+    this.key.pop();
+    this.down(0);
+  }
+
+  /** The top offer with its key refreshed, or -1 when empty. */
+  top(): number {
+    while (this.idx.length > 0) {
+      const i = this.idx[0] ?? 0;
+      if (this.key[0] === this.book.mem[i]) return i;
+      this.pop();
+      this.push(i);
+    }
+    return -1;
+  }
+}
+
+// ------------------------------------------------------------------------------------- spread
+
+/** Instances of one app per agent (existing plus placed in this pass), and how many agents have each count. */
+class AppSpread {
+  readonly counts = new Map<number, number>();
+  /** count → agents with that many instances, for counts > 0. */
+  readonly levels = new Map<number, number>();
+  /** Demands of this app that keep their own heaps, told when an agent moves up. */
+  readonly heapDemands: Pending[] = [];
+
+  constructor(private readonly agents: number) {}
+
+  get(agent: number): number {
+    return this.counts.get(agent) ?? 0;
+  }
+
+  set(agent: number, count: number): void {
+    const before = this.get(agent);
+    if (before > 0) this.levels.set(before, (this.levels.get(before) ?? 0) - 1);
+    if (count > 0) {
+      this.counts.set(agent, count);
+      this.levels.set(count, (this.levels.get(count) ?? 0) + 1);
+    } else this.counts.delete(agent);
+  }
+
+  /** The smallest count >= `from` that some agent has, or -1. */
+  nextLevel(from: number): number {
+    if (from <= 0 && this.counts.size < this.agents) return 0;
+    let best = -1;
+    for (const [level, agents] of this.levels)
+      if (agents > 0 && level >= from && (best < 0 || level < best)) best = level;
+    return best;
+  }
+}
+
+interface Pending {
+  demand: InstanceDemand;
+  need: Need;
+  spread: AppSpread;
+  left: number;
+  /** No agent with fewer instances of the app than this has an offer that fits (monotone in a pass). */
+  level: number;
+  /** Per level, this demand's own heap of the offers of the agents at that level; once it has them. */
+  heaps: Map<number, OfferHeap> | undefined;
 }
 
 /**
- * The offer for one more instance of `demand`: among offers whose remaining resources still fit,
- * the agent with the fewest instances of the app, then most remaining mem, then agentId, offerId.
+ * Picks the offer for one more instance of `p`: the lowest level (instances of the app on the agent)
+ * with an offer that fits, and there the offer with the most remaining mem, then lowest index.
+ * Uses the shared index while that is cheap; a demand whose searches skip many offers (its app
+ * already runs on the offers' agents, or they do not fit it) gets heaps of its own.
  */
-function pickOffer(
-  slots: readonly OfferSlot[],
-  demand: InstanceDemand,
-  spread: SpreadCounter,
-): OfferSlot | undefined {
-  let best: OfferSlot | undefined;
-  let bestCount = 0;
-  for (const slot of slots) {
-    if (missingResources(demand.resources, slot.remaining).length > 0) continue;
-    const count = spread.get(demand.appId, slot.offer.agentId);
-    if (best === undefined) {
-      best = slot;
-      bestCount = count;
-      continue;
-    }
-    const better =
-      count - bestCount ||
-      best.remaining.mem - slot.remaining.mem ||
-      compareStrings(slot.offer.agentId, best.offer.agentId) ||
-      compareStrings(slot.offer.offerId, best.offer.offerId);
-    if (better < 0) {
-      best = slot;
-      bestCount = count;
+class Picker {
+  constructor(
+    private readonly book: OfferBook,
+    private readonly index: OfferIndex,
+  ) {}
+
+  pick(p: Pending): number {
+    if (!this.book.portsAvailable(p.need)) return -1;
+    for (;;) {
+      const level = p.spread.nextLevel(p.level);
+      if (level < 0) return -1;
+      p.level = level;
+      const found = p.heaps === undefined ? this.fromIndex(p, level) : this.fromHeap(p, p.heaps, level);
+      if (found === OVER_BUDGET) {
+        p.heaps = this.buildHeaps(p);
+        p.spread.heapDemands.push(p);
+        continue;
+      }
+      if (found >= 0) return found;
+      // No agent at this level fits; agents only move up and offers only shrink, so none ever will.
+      p.level = level + 1;
     }
   }
-  return best;
+
+  private fromIndex(p: Pending, level: number): number {
+    const { book, need, spread } = { book: this.book, need: p.need, spread: p.spread };
+    // Own heaps cost O(offers) to build; worth it once a search skips more than that per instance left.
+    const budget = Math.max(128, Math.ceil(book.n / Math.max(1, p.left)));
+    return this.index.best(
+      need,
+      (i) => spread.get(book.agentOf[i] ?? 0) === level && book.fits(i, need),
+      p.left > 1 ? budget : Number.POSITIVE_INFINITY,
+    );
+  }
+
+  private fromHeap(p: Pending, heaps: Map<number, OfferHeap>, level: number): number {
+    const heap = heaps.get(level);
+    if (heap === undefined) return -1;
+    for (;;) {
+      const i = heap.top();
+      if (i < 0) break;
+      if (p.spread.get(this.book.agentOf[i] ?? 0) === level && this.book.fits(i, p.need)) return i;
+      heap.pop(); // moved up a level, or will never fit this demand again
+    }
+    heaps.delete(level);
+    return -1;
+  }
+
+  private buildHeaps(p: Pending): Map<number, OfferHeap> {
+    const byLevel = new Map<number, number[]>();
+    for (let i = 0; i < this.book.n; i++) {
+      const level = p.spread.get(this.book.agentOf[i] ?? 0);
+      if (level < p.level || !this.book.fits(i, p.need)) continue;
+      const list = byLevel.get(level);
+      if (list === undefined) byLevel.set(level, [i]);
+      else list.push(i);
+    }
+    return new Map([...byLevel].map(([level, offers]) => [level, new OfferHeap(this.book, offers)]));
+  }
+
+  /** An instance of the app was placed on `agent`: it moves up a level. */
+  placed(spread: AppSpread, agent: number): void {
+    const level = spread.get(agent) + 1;
+    spread.set(agent, level);
+    for (const d of spread.heapDemands) {
+      if (d.left === 0 || d.heaps === undefined) continue;
+      let heap = d.heaps.get(level);
+      if (heap === undefined) {
+        heap = new OfferHeap(this.book, []);
+        d.heaps.set(level, heap);
+      }
+      for (const i of this.book.offersOfAgent[agent] ?? []) heap.push(i);
+    }
+  }
 }
 
-/** Per agent, the dimensions its closest offer lacks; counted per dimension. */
-function explain(slots: readonly OfferSlot[], need: Resources): UnplacedReason[] {
-  if (slots.length === 0) return [{ kind: "no_offers" }];
-  const closestPerAgent = new Map<string, ResourceName[]>();
-  for (const slot of slots) {
-    const missing = missingResources(need, slot.remaining);
-    const prev = closestPerAgent.get(slot.offer.agentId);
-    if (prev === undefined || missing.length < prev.length) closestPerAgent.set(slot.offer.agentId, missing);
+// -------------------------------------------------------------------------------------- reasons
+
+/**
+ * Per agent, its closest offer (fewest missing items; tie: lowest offerId), then per missing item
+ * the number of agents: insufficient cpus, mem, disk, ports, then each requested port taken.
+ */
+function explain(book: OfferBook, need: Need): UnplacedReason[] {
+  if (book.n === 0) return [{ kind: "no_offers" }];
+  const closest = new Int32Array(book.agentIds.length).fill(-1);
+  const closestItems = new Float64Array(book.agentIds.length);
+  for (let i = 0; i < book.n; i++) {
+    const agent = book.agentOf[i] ?? 0;
+    const items = book.missingCount(i, need);
+    if (closest[agent] === -1 || items < (closestItems[agent] ?? 0)) {
+      closest[agent] = i;
+      closestItems[agent] = items;
+    }
   }
-  const counts: Record<ResourceName, number> = { cpus: 0, mem: 0, disk: 0, ports: 0 };
-  for (const missing of closestPerAgent.values()) {
-    for (const r of missing) counts[r] += 1;
+  const short = new Map<Shortfall, number>();
+  const taken = new Map<number, number>();
+  for (const i of closest) {
+    if (i < 0) continue;
+    const m = book.missing(i, need);
+    for (const r of m.short) short.set(r, (short.get(r) ?? 0) + 1);
+    for (const p of m.taken) taken.set(p, (taken.get(p) ?? 0) + 1);
   }
   const reasons: UnplacedReason[] = [];
   for (const resource of ["cpus", "mem", "disk", "ports"] as const) {
-    if (counts[resource] > 0) reasons.push({ kind: "insufficient", resource, agents: counts[resource] });
+    const agents = short.get(resource) ?? 0;
+    if (agents > 0) reasons.push({ kind: "insufficient", resource, agents });
+  }
+  for (const port of need.requested) {
+    const agents = taken.get(port) ?? 0;
+    if (agents > 0) reasons.push({ kind: "port_taken", port, agents });
   }
   return reasons;
 }
 
+// ------------------------------------------------------------------------------------ placement
+
 /**
  * Match pending instances to offers. Demands are served round-robin, one instance at a time, so a
- * large app cannot starve the others. Each instance goes to the agent with the fewest instances of
- * its app that still fits (spread); several instances may come from one offer as long as their sum
- * fits. Pure and deterministic; `existingPerAgent` (appId -> agentId -> active tasks) is not mutated.
+ * large app cannot starve the others. Each instance goes to the offer that still fits (cpus, mem,
+ * disk, its requested ports and enough other free ports) on the agent with the fewest instances of
+ * its app (spread), then with the most remaining mem, then lowest agentId, offerId. Several instances
+ * may come from one offer as long as their sum fits; a port assigned to one placement is not assigned
+ * to another from the same offer. Pure and deterministic; `existingPerAgent` (appId -> agentId ->
+ * active tasks) is not mutated.
+ *
+ * Cost: about O(instances · trees · log offers) — max-trees over the offers' remaining resources —
+ * plus the offers a search skips (the app already runs on their agent, or they cannot fit); a demand
+ * that would skip many gets lazy heaps of its own, built once in O(offers).
  */
 export function placeInstances(
   offers: OfferView[],
   demands: InstanceDemand[],
-  existingPerAgent: Map<string, Map<string, number>>,
+  existingPerAgent: ReadonlyMap<string, ReadonlyMap<string, number>>,
 ): PlacementResult {
-  const slots: OfferSlot[] = offers.map((offer) => ({
-    offer,
-    remaining: cloneResources(offer.resources),
-    used: false,
-  }));
-  const spread = new SpreadCounter(existingPerAgent);
+  // Index order (agentId, offerId, input order) makes "lowest index" the documented tie-break.
+  const order = offers
+    .map((o, i) => ({ o, i }))
+    .sort(
+      (a, b) =>
+        compareStrings(a.o.agentId, b.o.agentId) || compareStrings(a.o.offerId, b.o.offerId) || a.i - b.i,
+    );
+  const inputOrder: number[] = new Array(offers.length).fill(0);
+  for (const [j, x] of order.entries()) inputOrder[x.i] = j;
+  const book = new OfferBook(order.map((x) => x.o));
+
+  const spreads = new Map<string, AppSpread>();
+  const spreadOf = (appId: string): AppSpread => {
+    let s = spreads.get(appId);
+    if (s === undefined) {
+      s = new AppSpread(book.agentIds.length);
+      for (const [agentId, count] of existingPerAgent.get(appId) ?? []) {
+        const a = book.agentIndex.get(agentId);
+        if (a !== undefined && count >= 1) s.set(a, Math.floor(count));
+      }
+      spreads.set(appId, s);
+    }
+    return s;
+  };
   const pending: Pending[] = demands.map((demand) => ({
     demand,
+    need: needOf(demand),
+    spread: spreadOf(demand.appId),
     left: Number.isFinite(demand.count) ? Math.max(0, Math.floor(demand.count)) : 0,
-    stuck: false,
+    level: 0,
+    heaps: undefined,
   }));
+  let active = pending.filter((p) => p.left > 0);
+  const requested = new Set<number>();
+  for (const p of active) for (const port of p.need.requested) requested.add(port);
+  book.countPorts(requested);
+  const index = new OfferIndex(
+    book,
+    active.map((p) => p.need.cpus),
+    [...requested],
+  );
+  const picker = new Picker(book, index);
   const placements: Placement[] = [];
 
-  let progress = true;
-  while (progress) {
-    progress = false;
-    for (const p of pending) {
-      if (p.left === 0 || p.stuck) continue;
-      const slot = pickOffer(slots, p.demand, spread);
-      if (slot === undefined) {
-        // Remaining resources only shrink during a pass: this demand will not fit later either.
-        p.stuck = true;
+  while (active.length > 0) {
+    const next: Pending[] = [];
+    for (const p of active) {
+      const i = p.left > 0 ? picker.pick(p) : -1;
+      const offer = book.offers[i];
+      if (offer === undefined) {
+        p.heaps = undefined; // stuck: remaining resources only shrink during a pass
         continue;
       }
-      slot.remaining = subtractResources(slot.remaining, p.demand.resources);
-      slot.used = true;
-      spread.add(p.demand.appId, slot.offer.agentId);
+      const ports = book.take(i, p.need);
+      index.update(i);
+      picker.placed(p.spread, book.agentOf[i] ?? 0);
       placements.push({
-        offerId: slot.offer.offerId,
-        agentId: slot.offer.agentId,
+        offerId: offer.offerId,
+        agentId: offer.agentId,
         appId: p.demand.appId,
-        resources: cloneResources(p.demand.resources),
+        resources: { cpus: p.need.cpus, mem: p.need.mem, disk: p.need.disk, ports: portsToRanges(ports) },
+        ports,
       });
       p.left -= 1;
-      progress = true;
+      if (p.left > 0) next.push(p);
+      else p.heaps = undefined;
     }
+    active = next;
   }
 
+  const explained = new Map<string, UnplacedReason[]>();
   const unplaced = pending
     .filter((p) => p.left > 0)
-    .map((p) => ({ appId: p.demand.appId, count: p.left, reasons: explain(slots, p.demand.resources) }));
-  const unusedOfferIds = slots.filter((s) => !s.used).map((s) => s.offer.offerId);
+    .map((p) => {
+      const n = p.need;
+      const key = `${n.cpus}|${n.mem}|${n.disk}|${n.anyPorts}|${n.requested.join(",")}`;
+      let reasons = explained.get(key);
+      if (reasons === undefined) {
+        reasons = explain(book, n);
+        explained.set(key, reasons);
+      }
+      return { appId: p.demand.appId, count: p.left, reasons: reasons.map((r) => ({ ...r })) };
+    });
+  const unusedOfferIds = offers.filter((_, i) => book.used[inputOrder[i] ?? 0] !== 1).map((o) => o.offerId);
   return { placements, unplaced, unusedOfferIds };
 }

@@ -58,69 +58,87 @@ export class LeaderElection {
       lostResolve();
     };
     lease.on("lost", (err) => end(`lease lost: ${err.message}`));
-    const leaseId = await lease.grant();
-    const key = `${this.prefix}${BigInt(leaseId).toString(16)}`;
-    const put = await this.client
-      .if(key, "Create", "==", 0)
-      .then(this.client.put(key).value(value).lease(leaseId))
-      .else(this.client.get(key))
-      .commit();
-    let createRevision: string;
-    if (put.succeeded) createRevision = put.header.revision;
-    else {
-      const kv = put.responses[0]?.response_range?.kvs[0];
-      if (!kv) throw new Error("election key vanished during campaign");
-      createRevision = kv.create_revision;
-    }
-
-    const fence = (): ICompare => ({
-      key: Buffer.from(key),
-      target: CompareTarget.Create,
-      result: CompareResult.Equal,
-      create_revision: createRevision,
+    // etcd3 reports a lost lease only after 2×TTL without keep-alive, while etcd may elect a new
+    // leader after 1×TTL: end the term locally before the lease can have expired on the server.
+    let lastKeepAliveMs = Date.now();
+    lease.on("keepaliveSucceeded", () => {
+      lastKeepAliveMs = Date.now();
     });
-
-    // Wait until no candidate has a lower create revision.
-    for (;;) {
-      if (signal?.aborted || over) {
-        await lease.revoke().catch(() => undefined);
-        throw new Error(over ? "lease lost while campaigning" : "campaign aborted");
+    const overdueMs = Math.max((this.ttlSeconds * 1000 * 2) / 3, this.ttlSeconds * 1000 - 1000);
+    const guard = setInterval(() => {
+      if (Date.now() - lastKeepAliveMs > overdueMs) end(`keep-alive overdue by more than ${overdueMs} ms`);
+    }, 200);
+    void lost.then(() => clearInterval(guard));
+    try {
+      const leaseId = await lease.grant();
+      lastKeepAliveMs = Date.now();
+      const key = `${this.prefix}${BigInt(leaseId).toString(16)}`;
+      const put = await this.client
+        .if(key, "Create", "==", 0)
+        .then(this.client.put(key).value(value).lease(leaseId))
+        .else(this.client.get(key))
+        .commit();
+      let createRevision: string;
+      if (put.succeeded) createRevision = put.header.revision;
+      else {
+        const kv = put.responses[0]?.response_range?.kvs[0];
+        if (!kv) throw new Error("election key vanished during campaign");
+        createRevision = kv.create_revision;
       }
-      const res = await this.client
-        .getAll()
-        .prefix(this.prefix)
-        .maxCreateRevision(String(BigInt(createRevision) - 1n))
-        .sort("Create", "Descend")
-        .limit(1)
-        .exec();
-      const pred: IKeyValue | undefined = res.kvs[0];
-      if (!pred) break;
-      await this.waitDeleted(pred.key.toString(), res.header.revision, signal, lost);
+
+      const fence = (): ICompare => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Create,
+        result: CompareResult.Equal,
+        create_revision: createRevision,
+      });
+
+      // Wait until no candidate has a lower create revision.
+      for (;;) {
+        if (signal?.aborted || over)
+          throw new Error(over ? "lease lost while campaigning" : "campaign aborted");
+        const res = await this.client
+          .getAll()
+          .prefix(this.prefix)
+          .maxCreateRevision(String(BigInt(createRevision) - 1n))
+          .sort("Create", "Descend")
+          .limit(1)
+          .exec();
+        const pred: IKeyValue | undefined = res.kvs[0];
+        if (!pred) break;
+        await this.waitDeleted(pred.key.toString(), res.header.revision, signal, lost);
+      }
+
+      // Watch our own key: if it disappears we are no longer the leader.
+      const watcher = await this.client.watch().key(key).create();
+      watcher.on("delete", () => end("leader key deleted"));
+      watcher.on("error", () => undefined);
+      void lost.then(() => watcher.cancel().catch(() => undefined));
+
+      this.log.info("elected leader", { service: this.service, key, createRevision });
+      return {
+        service: this.service,
+        key,
+        createRevision,
+        lost,
+        isLeader: () => !over,
+        fence,
+        resign: async () => {
+          end("resigned");
+          await this.client
+            .if(key, "Create", "==", createRevision)
+            .then(this.client.delete().key(key))
+            .commit()
+            .catch(() => undefined);
+          await lease.revoke().catch(() => undefined);
+        },
+      };
+    } catch (err) {
+      // A failed campaign must not leave a candidate key alive (it would block every later campaign).
+      end("campaign failed");
+      await lease.revoke().catch(() => undefined);
+      throw err;
     }
-
-    // Watch our own key: if it disappears we are no longer the leader.
-    const watcher = await this.client.watch().key(key).create();
-    watcher.on("delete", () => end("leader key deleted"));
-    void lost.then(() => watcher.cancel().catch(() => undefined));
-
-    this.log.info("elected leader", { service: this.service, key, createRevision });
-    return {
-      service: this.service,
-      key,
-      createRevision,
-      lost,
-      isLeader: () => !over,
-      fence,
-      resign: async () => {
-        await this.client
-          .if(key, "Create", "==", createRevision)
-          .then(this.client.delete().key(key))
-          .commit()
-          .catch(() => undefined);
-        await lease.revoke().catch(() => undefined);
-        end("resigned");
-      },
-    };
   }
 
   private async waitDeleted(
@@ -145,7 +163,8 @@ export class LeaderElection {
           .exists()
           .then((exists) => {
             if (!exists) resolve();
-          });
+          })
+          .catch(() => resolve()); // the caller re-checks
       });
     } finally {
       await watcher.cancel().catch(() => undefined);

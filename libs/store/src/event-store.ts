@@ -43,7 +43,18 @@ export interface Loaded<S> {
   version: number;
 }
 
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 export class EventStore {
+  /** Called for each projection that fails validation on load (it is skipped). */
+  onInvalid: ((key: string, problem: string) => void) | undefined;
+
   constructor(private readonly client: Etcd3) {}
 
   get etcd(): Etcd3 {
@@ -132,7 +143,14 @@ export class EventStore {
     for (const [key, value] of Object.entries(states)) {
       const id = key.slice(statePrefix(def.name).length);
       const version = Number(versions[versionKey(def.name, id)] ?? "0");
-      out.set(id, { state: def.stateSchema.parse(JSON.parse(value)), version });
+      const parsed = safeJson(value);
+      const checked = def.stateSchema.safeParse(parsed);
+      if (!checked.success) {
+        // One corrupt value must not stop every replica from leading (invariant 7): skip it, loudly.
+        this.onInvalid?.(`${def.name}/${id}`, checked.error.message);
+        continue;
+      }
+      out.set(id, { state: checked.data, version });
     }
     return out;
   }
@@ -185,6 +203,16 @@ export class EventStore {
     for (const [key, value] of Object.entries(raw))
       out.set(key.slice(STATE_PREFIX.length), JSON.parse(value));
     return out;
+  }
+
+  /** A fenced no-op transaction: resolves only if `leadership` still holds in etcd. */
+  async confirmLeader(leadership: Leadership): Promise<void> {
+    if (!leadership.isLeader()) throw new FencedError("not leader any more");
+    const res = await this.client.kv.txn({ compare: [leadership.fence()], success: [], failure: [] });
+    if (!res.succeeded) {
+      await leadership.resign().catch(() => undefined);
+      throw new FencedError();
+    }
   }
 
   async getMeta(name: string): Promise<string | undefined> {

@@ -162,6 +162,11 @@ export class Agent {
       source: "agent",
     });
     const r = task.resources;
+    const ports = portsOf(task);
+    const env: Record<string, string> = { ...task.env };
+    // Mesos/Marathon convention: the task learns its host ports from PORT0…PORTn and PORT.
+    for (const [i, p] of ports.entries()) env[`PORT${i}`] ??= String(p);
+    if (ports[0] !== undefined) env.PORT ??= String(ports[0]);
     this.executor
       .launch({
         taskId: task.taskId,
@@ -172,8 +177,9 @@ export class Agent {
         cmd: task.container?.cmd || undefined,
         cpus: r?.cpus ?? 0.1,
         mem: r?.mem ?? 32,
-        env: task.env,
+        env,
         labels: task.labels,
+        ports,
       })
       .catch((err: unknown) => {
         this.onExecutorEvent({
@@ -209,9 +215,11 @@ export class Agent {
   private setStatus(taskId: string, status: TaskStatus): void {
     this.tasks.set(taskId, { taskId, status });
     const prev = this.statusChains.get(taskId) ?? Promise.resolve();
-    const next = prev.then(() =>
-      publishStatus(this.bus, { agentId: this.id.agentId, taskId, status }, this.log, this.abort.signal),
-    );
+    const next = prev
+      .then(() =>
+        publishStatus(this.bus, { agentId: this.id.agentId, taskId, status }, this.log, this.abort.signal),
+      )
+      .catch((err: unknown) => this.log.error("status update dropped", { taskId, err: errorMessage(err) }));
     this.statusChains.set(taskId, next);
     void next.then(() => {
       if (this.statusChains.get(taskId) === next) {
@@ -226,4 +234,13 @@ export class Agent {
     const t = this.tasks.get(taskId);
     if (t && isTerminal(t.status.state)) this.tasks.delete(taskId);
   }
+}
+
+/** The host ports of a task, in the order the framework gave them (ranges expanded, at most 64). */
+export function portsOf(task: TaskInfo): number[] {
+  const out: number[] = [];
+  for (const r of task.resources?.ports ?? []) {
+    for (let p = r.begin; p <= r.end && out.length < 64; p++) out.push(p);
+  }
+  return out;
 }

@@ -31,6 +31,9 @@ const USAGE = `usage: drover <command> [--json]
   app show ID                show one app
   app scale ID N             set the instance count
   app remove ID              delete an app (its tasks are killed)
+  app why ID                 why an app's instances are waiting (from the last offers seen)
+  app queue                  apps with instances waiting to be placed, and why
+  framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
   agent list                 list agents
   events [--from-start]      follow the cluster's events live
@@ -150,6 +153,36 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
           out(json, res.app, () => `app ${id} scaled to ${n}`);
           return;
         }
+        case "why":
+        case "queue": {
+          const id = cmd === "why" ? rest[0] : "";
+          if (cmd === "why" && !id) throw new UsageError("usage: drover app why ID");
+          const res = await s.call((c) => c.getQueue.bind(c), { appId: id ?? "" });
+          if (cmd === "why") {
+            const q = res.apps[0];
+            out(json, q ?? { appId: id, waiting: 0, reasons: [] }, () =>
+              q
+                ? [
+                    `app ${id}: ${q.waiting} instance(s) waiting${q.sinceMs ? ` (offers seen: ${q.offersSeen}, ${ago(q.sinceMs)} ago)` : ""}`,
+                    ...q.reasons.map((r) => `  - ${r.text}`),
+                  ].join("\n")
+                : `app ${id}: nothing is waiting`,
+            );
+          } else {
+            out(json, res.apps, () =>
+              table(
+                ["APP", "WAITING", "SINCE", "WHY"],
+                res.apps.map((q) => [
+                  q.appId,
+                  String(q.waiting),
+                  ago(q.sinceMs),
+                  q.reasons.map((r) => r.text).join("; "),
+                ]),
+              ),
+            );
+          }
+          return;
+        }
         case "remove": {
           const id = rest[0];
           if (!id) throw new UsageError("missing ID");
@@ -211,6 +244,31 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
             String(Math.round((a.used?.cpus ?? 0) * 100) / 100),
             String(a.used?.mem ?? 0),
             a.attributes.map((x) => `${x.key}:${x.value}`).join(",") || "-",
+          ]),
+        ),
+      );
+    } finally {
+      m.close();
+    }
+    return;
+  }
+
+  if (group === "framework" && cmd === "list") {
+    const m = new LeaderClient(MasterClient, config.masters);
+    try {
+      const res = await m.call((c) => c.listFrameworks.bind(c), {});
+      out(json, res.frameworks, () =>
+        table(
+          ["FRAMEWORK", "NAME", "ROLE", "CONNECTED", "TASKS", "CPUS", "MEM", "SHARE"],
+          res.frameworks.map((f) => [
+            f.frameworkId,
+            f.name,
+            f.role,
+            f.connected ? (f.suppressed ? "yes (suppressed)" : "yes") : "no",
+            String(f.activeTasks),
+            String(Math.round((f.allocated?.cpus ?? 0) * 100) / 100),
+            String(f.allocated?.mem ?? 0),
+            `${(f.dominantShare * 100).toFixed(1)}%`,
           ]),
         ),
       );

@@ -66,9 +66,13 @@ export class MasterLeader {
   private readonly agentGoneSince = new Map<string, number>();
   private readonly frameworkSessions = new Map<string, FrameworkSession>();
   private readonly frameworkGoneSince = new Map<string, number>();
+  /** Frameworks that asked for no offers (until they revive). */
+  private readonly suppressed = new Set<string>();
   /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
   private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Periodic checks in progress (a check never overlaps itself). */
+  private readonly checking = new Set<string>();
   private readonly relay: EventRelay;
   private stopStatus: (() => Promise<void>) | undefined;
   private readonly allocation: { trigger(): void; cancel(): void };
@@ -84,7 +88,11 @@ export class MasterLeader {
   ) {
     this.state = new MasterState(store, leadership, log);
     this.relay = new EventRelay(store.etcd, bus, log);
-    this.allocation = coalesce(() => this.allocate(), 20);
+    this.allocation = coalesce(
+      () => this.allocate(),
+      20,
+      (err) => log.error("allocation failed", { err: errorMessage(err) }),
+    );
   }
 
   async start(): Promise<void> {
@@ -160,13 +168,21 @@ export class MasterLeader {
     if (previous && previous.conn !== conn) previous.conn.close("replaced by a new session");
     this.agentSessions.set(agentId, { conn, lastSeenMs: now });
     this.agentGoneSince.delete(agentId);
+    // The tasks the master believed on this agent when the session began: a task launched on the new
+    // session while reconciliation awaits is not judged against the agent's (older) report.
+    const known = new Set(
+      this.state
+        .allTasks()
+        .filter((t) => t.info.agentId === agentId)
+        .map((t) => t.info.taskId),
+    );
     conn.send({
       command: {
         $case: "registered",
         value: { agentId, heartbeatIntervalMs: this.config.heartbeatIntervalMs },
       },
     });
-    await this.reconcileAgentTasks(agentId, reported, conn, now);
+    await this.reconcileAgentTasks(agentId, reported, known, conn, now);
     this.log.info("agent registered", {
       agentId,
       hostname: reg.hostname,
@@ -182,6 +198,7 @@ export class MasterLeader {
   private async reconcileAgentTasks(
     agentId: string,
     reported: { taskId: string; status: TaskStatus }[],
+    known: Set<string>,
     conn: AgentConn,
     now: number,
   ): Promise<void> {
@@ -202,8 +219,7 @@ export class MasterLeader {
         await this.applyStatus(known, { ...r.status, source: "reconciliation" });
     }
     for (const t of this.state.allTasks()) {
-      if (t.info.agentId !== agentId || isTerminal(t.status.state) || reportedIds.has(t.info.taskId))
-        continue;
+      if (!known.has(t.info.taskId) || isTerminal(t.status.state) || reportedIds.has(t.info.taskId)) continue;
       await this.applyStatus(t, {
         state: t.status.state === "TASK_KILLING" ? "TASK_KILLED" : "TASK_LOST",
         message: "task not found on its agent after re-registration",
@@ -230,6 +246,16 @@ export class MasterLeader {
   }
 
   private async checkAgents(): Promise<void> {
+    if (this.checking.has("agents")) return;
+    this.checking.add("agents");
+    try {
+      await this.checkAgentsOnce();
+    } finally {
+      this.checking.delete("agents");
+    }
+  }
+
+  private async checkAgentsOnce(): Promise<void> {
     const now = Date.now();
     for (const [agentId, s] of this.agentSessions) {
       if (now - s.lastSeenMs > Math.max(5 * this.config.heartbeatIntervalMs, 10_000)) {
@@ -241,7 +267,6 @@ export class MasterLeader {
       Math.max(this.config.agentLostTimeoutSeconds, this.config.agentReregisterTimeoutSeconds) * 1000;
     for (const [agentId, since] of this.agentGoneSince) {
       if (now - since < lostAfter) continue;
-      this.agentGoneSince.delete(agentId);
       for (const t of this.state.allTasks()) {
         if (t.info.agentId !== agentId || isTerminal(t.status.state)) continue;
         await this.applyStatus(t, {
@@ -252,6 +277,8 @@ export class MasterLeader {
           source: "master",
         });
       }
+      // Only once every task is marked: a failed commit is retried by the next check.
+      if (this.agentGoneSince.get(agentId) === since) this.agentGoneSince.delete(agentId);
     }
   }
 
@@ -260,6 +287,9 @@ export class MasterLeader {
   private async onStatus(m: StatusMessage): Promise<void> {
     const task = this.state.task(m.taskId);
     if (!task) {
+      // Acknowledging drops the update for good: first prove through etcd that this process still
+      // leads (a deposed leader throws here, so the message is redelivered to the real leader).
+      await this.state.confirmLeader();
       this.log.debug("status for unknown task ignored", { taskId: m.taskId });
       return;
     }
@@ -277,13 +307,21 @@ export class MasterLeader {
 
   /** Commits a status change and forwards it to the task's framework. Idempotent by state ordering. */
   private async applyStatus(task: TaskRecord, status: TaskStatus): Promise<void> {
-    const current = this.state.task(task.info.taskId);
-    if (!current || !shouldApplyStatus(current.status.state, status.state)) return;
-    await this.state.commit(
-      [{ kind: "task", id: task.info.taskId, events: [{ type: "TaskStatusUpdated", status }] }],
+    const id = task.info.taskId;
+    const applies = () => {
+      const c = this.state.task(id);
+      return c !== undefined && shouldApplyStatus(c.status.state, status.state);
+    };
+    if (!applies()) return;
+    // The guard re-checks in commit order: a decision taken before an earlier queued commit landed
+    // (say KILLING decided while FINISHED was being written) must not overwrite it.
+    const ok = await this.state.commit(
+      [{ kind: "task", id, events: [{ type: "TaskStatusUpdated", status }] }],
       Date.now(),
+      applies,
     );
-    this.forwardStatus(current.info, status);
+    if (!ok) return;
+    this.forwardStatus(task.info, status);
     if (isTerminal(status.state)) this.allocation.trigger();
   }
 
@@ -349,6 +387,7 @@ export class MasterLeader {
     }
     this.frameworkSessions.set(frameworkId, { conn });
     this.frameworkGoneSince.delete(frameworkId);
+    this.suppressed.delete(frameworkId);
     conn.send({
       event: {
         $case: "subscribed",
@@ -371,6 +410,16 @@ export class MasterLeader {
   }
 
   private async checkFrameworks(): Promise<void> {
+    if (this.checking.has("frameworks")) return;
+    this.checking.add("frameworks");
+    try {
+      await this.checkFrameworksOnce();
+    } finally {
+      this.checking.delete("frameworks");
+    }
+  }
+
+  private async checkFrameworksOnce(): Promise<void> {
     const now = Date.now();
     for (const [frameworkId, since] of this.frameworkGoneSince) {
       const fw = this.state.framework(frameworkId);
@@ -379,7 +428,6 @@ export class MasterLeader {
         continue;
       }
       if (now - since < fw.failoverTimeoutSeconds * 1000) continue;
-      this.frameworkGoneSince.delete(frameworkId);
       this.log.warn("framework failover timeout: killing its tasks", { frameworkId });
       for (const t of this.state.allTasks()) {
         if (t.info.frameworkId === frameworkId && isActive(t.status.state))
@@ -394,7 +442,10 @@ export class MasterLeader {
           },
         ],
         now,
+        () => !this.frameworkSessions.has(frameworkId),
       );
+      // Only once done: a failed commit is retried by the next check.
+      if (this.frameworkGoneSince.get(frameworkId) === since) this.frameworkGoneSince.delete(frameworkId);
     }
   }
 
@@ -407,9 +458,20 @@ export class MasterLeader {
 
   // ---------------------------------------------------------------- offers
 
+  /**
+   * After a failover the new leader offers nothing until every known agent has re-registered
+   * or agentReregisterTimeoutSeconds has passed, so frameworks never decide on a partial view.
+   */
+  private awaitingReregistration(now: number): boolean {
+    if (now - this.startedAtMs >= this.config.agentReregisterTimeoutSeconds * 1000) return false;
+    for (const id of this.state.agents.keys()) if (!this.agentSessions.has(id)) return true;
+    return false;
+  }
+
   private allocate(): void {
     if (this.stopped) return;
     const now = Date.now();
+    if (this.awaitingReregistration(now)) return;
     const usedByAgent = new Map<string, ReturnType<typeof emptyResources>>();
     const usedByFramework = new Map<string, ReturnType<typeof emptyResources>>();
     for (const t of this.state.allTasks()) {
@@ -550,7 +612,9 @@ export class MasterLeader {
     if (refuse > 0 && fitsIn(emptyResources(), subtractResources(offered, need)))
       this.offers.refuse(req.frameworkId, agentId, now + refuse * 1000);
     if (tasks.length > 0) {
-      await this.state.commit(
+      // Re-checked in commit order: a concurrent accept may have taken one of these ids meanwhile.
+      const fresh = () => tasks.every((t) => !this.state.tasks.has(t.taskId));
+      const committed = await this.state.commit(
         tasks.map((t) => ({
           kind: "task" as const,
           id: t.taskId,
@@ -569,7 +633,12 @@ export class MasterLeader {
           ],
         })),
         now,
+        fresh,
       );
+      if (!committed)
+        throw new InvalidArgumentError([
+          { path: "operations.launch.tasks", message: "a task with one of these ids already exists" },
+        ]);
       const session = this.agentSessions.get(agentId);
       for (const t of tasks)
         session?.conn.send({ command: { $case: "launch", value: { task: toWireTaskInfo(t) } } });
@@ -594,7 +663,39 @@ export class MasterLeader {
   revive(frameworkId: string): void {
     this.requireSubscribed(frameworkId);
     this.offers.revive(frameworkId);
+    this.suppressed.delete(frameworkId);
     this.allocation.trigger();
+  }
+
+  suppress(frameworkId: string): void {
+    this.requireSubscribed(frameworkId);
+    this.suppressed.add(frameworkId);
+    for (const o of this.offers.removeWhere((x) => x.frameworkId === frameworkId))
+      this.rescind(frameworkId, o.offerId);
+    this.allocation.trigger();
+  }
+
+  isSuppressed(frameworkId: string): boolean {
+    return this.suppressed.has(frameworkId);
+  }
+
+  /** Resources held by a framework: its active tasks and outstanding offers. */
+  allocatedTo(frameworkId: string) {
+    let r = this.offers.offeredTo(frameworkId);
+    for (const t of this.state.allTasks())
+      if (t.info.frameworkId === frameworkId && !isTerminal(t.status.state))
+        r = addResources(r, t.info.resources);
+    return r;
+  }
+
+  /** Total resources of the connected agents. */
+  capacity() {
+    let r = emptyResources();
+    for (const id of this.agentSessions.keys()) {
+      const a = this.state.agent(id);
+      if (a) r = addResources(r, { ...a.resources, ports: [] });
+    }
+    return r;
   }
 
   async kill(frameworkId: string, taskId: string): Promise<void> {

@@ -9,6 +9,7 @@ import {
   type AgentInfo,
   type AgentMessage,
   type FrameworkEvent,
+  type FrameworkInfo,
   fromWireTaskInfo,
   type MasterServer,
   type SubscribeRequest,
@@ -54,6 +55,34 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       ];
     });
 
+  const frameworkInfo = (l: MasterLeader): FrameworkInfo[] => {
+    const total = l.capacity();
+    return [...l.state.frameworks.values()].flatMap((e) => {
+      const f = e.state;
+      if (!f) return [];
+      const allocated = l.allocatedTo(f.frameworkId);
+      const share = Math.max(
+        total.cpus > 0 ? allocated.cpus / total.cpus : 0,
+        total.mem > 0 ? allocated.mem / total.mem : 0,
+      );
+      return [
+        {
+          frameworkId: f.frameworkId,
+          name: f.name,
+          role: f.role,
+          connected: l.isFrameworkConnected(f.frameworkId),
+          failoverTimeoutSeconds: f.failoverTimeoutSeconds,
+          suppressed: l.isSuppressed(f.frameworkId),
+          allocated: toWireResources(allocated),
+          dominantShare: share,
+          activeTasks: l.state
+            .allTasks()
+            .filter((t) => t.info.frameworkId === f.frameworkId && !isTerminal(t.status.state)).length,
+        },
+      ];
+    });
+  };
+
   const tasks = (
     l: MasterLeader,
     f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
@@ -96,9 +125,14 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
           leader()
             .then(async (l) => {
               active = l;
-              agentId = await l.registerAgent(m.value, conn);
+              // Known before registration completes, so heartbeats during a long reconciliation count
+              // and a stream that ends meanwhile is cleaned up.
+              agentId = m.value.agentId;
+              await l.registerAgent(m.value, conn);
+              if (ended) l.agentDisconnected(agentId, conn);
             })
             .catch((err: unknown) => {
+              if (agentId && active) active.agentDisconnected(agentId, conn);
               log.warn("agent registration refused", { err: errorMessage(err) });
               ended = true;
               closeWithError(call, err);
@@ -141,6 +175,8 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         .then(async (l) => {
           active = l;
           frameworkId = await l.subscribe(call.request, conn);
+          // The stream may have closed while the subscription was being committed.
+          if (ended) l.frameworkDisconnected(frameworkId, conn);
         })
         .catch((err: unknown) => {
           ended = true;
@@ -173,6 +209,13 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       (await leader()).revive(req.frameworkId);
       return {};
     }),
+    suppress: unaryHandler(log, "Suppress", async (req) => {
+      (await leader()).suppress(req.frameworkId);
+      return {};
+    }),
+    listFrameworks: unaryHandler(log, "ListFrameworks", async () => ({
+      frameworks: frameworkInfo(await leader()),
+    })),
     kill: unaryHandler(log, "Kill", async (req) => {
       await (await leader()).kill(req.frameworkId, req.taskId);
       return {};
@@ -192,19 +235,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         leader: (await ref.leaderAddress()) ?? "",
         agents: agentInfo(l),
         tasks: tasks(l, { includeTerminal: true }),
-        frameworks: [...l.state.frameworks.values()].flatMap((e) =>
-          e.state
-            ? [
-                {
-                  frameworkId: e.state.frameworkId,
-                  name: e.state.name,
-                  role: e.state.role,
-                  connected: l.isFrameworkConnected(e.state.frameworkId),
-                  failoverTimeoutSeconds: e.state.failoverTimeoutSeconds,
-                },
-              ]
-            : [],
-        ),
+        frameworks: frameworkInfo(l),
       };
     }),
   };

@@ -70,9 +70,17 @@ export class MasterState {
     return this.frameworks.get(id)?.state;
   }
 
-  /** Commits the changes in one fenced transaction (serialized with every other commit). */
-  commit(changes: PendingChange[], nowMs: number): Promise<void> {
-    const run = async () => {
+  /**
+   * Commits the changes in one fenced transaction, serialized with every other commit.
+   * `guard` runs in that serial order just before the commit, against the state as it is
+   * then (not as it was when the caller decided): if it returns false nothing is written and
+   * the result is false. Use it for every check-then-write.
+   */
+  commit(changes: PendingChange[], nowMs: number, guard?: () => boolean): Promise<boolean> {
+    changes = changes.filter((c) => c.events.length > 0);
+    const run = async (): Promise<boolean> => {
+      if (guard && !guard()) return false;
+      if (changes.length === 0) return true;
       for (let attempt = 0; ; attempt++) {
         const prepared: Change<unknown, { type: string }>[] = [];
         for (const c of changes) {
@@ -96,11 +104,11 @@ export class MasterState {
           const res = await this.store.commit(this.leadership, prepared, nowMs);
           for (const [i, r] of res.results.entries()) {
             const c = changes[i];
-            if (!c) continue;
+            if (!c || c.id !== r.id) throw new Error(`commit results out of step at ${i}`);
             const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
             map.set(r.id, { state: r.state, version: r.version });
           }
-          return;
+          return true;
         } catch (err) {
           if (err instanceof Error && err.name === "ConflictError" && attempt < 3) {
             // Someone else wrote (should not happen under fencing): refresh and retry.
@@ -114,6 +122,11 @@ export class MasterState {
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => undefined);
     return p;
+  }
+
+  /** Proves, through etcd, that this process still leads (throws FencedError otherwise). */
+  confirmLeader(): Promise<void> {
+    return this.store.confirmLeader(this.leadership);
   }
 
   private mapFor(kind: PendingChange["kind"]) {

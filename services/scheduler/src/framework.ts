@@ -8,6 +8,7 @@ import { errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@dro
 import type { SchedulerConfig } from "@drover/config";
 import {
   type AppRecord,
+  appPortDemand,
   appResources,
   type BackoffPolicy,
   type BackoffState,
@@ -15,11 +16,13 @@ import {
   isActive,
   isTerminal,
   type OfferView,
+  type PlacementResult,
   placeInstances,
   reconcileApp,
   recordFailure,
   recordHealthy,
   type TaskState,
+  type UnplacedReason,
 } from "@drover/core";
 import {
   type FrameworkEvent,
@@ -43,6 +46,15 @@ export interface TaskEntry {
   killRequested: boolean;
 }
 
+export interface QueueEntry {
+  appId: string;
+  waiting: number;
+  reasons: UnplacedReason[];
+  sinceMs: number;
+  offersSeen: number;
+  backoffUntilMs: number;
+}
+
 export interface FrameworkDeps {
   config: SchedulerConfig;
   log: Logger;
@@ -55,6 +67,11 @@ export class FrameworkDriver {
   readonly masters: LeaderClient<MasterClient>;
   readonly tasks = new Map<string, TaskEntry>();
   readonly backoff = new Map<string, BackoffState>();
+  /** Why each app's waiting instances were not placed, from the last offers seen. */
+  private readonly waiting = new Map<
+    string,
+    { reasons: UnplacedReason[]; sinceMs: number; offersSeen: number }
+  >();
   frameworkId: string | undefined;
   private ready = false;
   private stopped = false;
@@ -97,6 +114,7 @@ export class FrameworkDriver {
 
   stop(): void {
     this.stopped = true;
+    this.ready = false;
     this.cancelStream?.();
     if (this.reviveTimer) clearTimeout(this.reviveTimer);
     this.masters.close();
@@ -124,11 +142,16 @@ export class FrameworkDriver {
         if (Date.now() - lastEvent > 15_000) finish(new Error("no event from the master for 15 s"));
       }, 1000);
       this.cancelStream = () => finish(new Error("stopped"));
+      // Events are handled one at a time, in order: the task view must not change under a
+      // handler between its awaits (an offers event must see the launches of the previous one).
+      let chain: Promise<void> = Promise.resolve();
       stream.on("data", (ev: FrameworkEvent) => {
         lastEvent = Date.now();
-        this.onEvent(ev).catch((err: unknown) =>
-          this.deps.log.error("framework event handling failed", { err: errorMessage(err) }),
-        );
+        chain = chain
+          .then(() => this.onEvent(ev))
+          .catch((err: unknown) =>
+            this.deps.log.error("framework event handling failed", { err: errorMessage(err) }),
+          );
       });
       stream.on("error", (err) => finish(err));
       stream.on("end", () => finish(new Error("stream ended")));
@@ -218,7 +241,7 @@ export class FrameworkDriver {
     if (isTerminal(state)) {
       if (entry) {
         this.tasks.delete(taskId);
-        const failed = state !== "TASK_FINISHED" && !entry.killRequested;
+        const failed = state !== "TASK_FINISHED" && state !== "TASK_GONE" && !entry.killRequested;
         if (failed) {
           this.backoff.set(
             entry.appId,
@@ -333,7 +356,13 @@ export class FrameworkDriver {
     const demands = [];
     for (const [appId, app] of apps) {
       const plan = this.plan(appId, app, now);
-      if (plan.launch > 0) demands.push({ appId, count: plan.launch, resources: appResources(app.spec) });
+      if (plan.launch > 0)
+        demands.push({
+          appId,
+          count: plan.launch,
+          resources: appResources(app.spec),
+          ...appPortDemand(app.spec),
+        });
     }
     const views: OfferView[] = offers.map((o) => ({
       offerId: o.offerId,
@@ -350,6 +379,7 @@ export class FrameworkDriver {
       existing.set(t.appId, m);
     }
     const result = placeInstances(views, demands, existing);
+    this.recordWaiting(demands, result, offers.length, now);
     const byOffer = new Map<string, TaskInfo[]>();
     for (const p of result.placements) {
       const app = apps.get(p.appId);
@@ -363,14 +393,20 @@ export class FrameworkDriver {
         frameworkId,
         appId: p.appId,
         container: { image: app.spec.container.docker.image, cmd: app.spec.cmd ?? "" },
-        resources: { cpus: app.spec.cpus, mem: app.spec.mem, disk: app.spec.disk, ports: [] },
+        resources: {
+          cpus: app.spec.cpus,
+          mem: app.spec.mem,
+          disk: app.spec.disk,
+          ports: p.ports.map((port) => ({ begin: port, end: port })),
+        },
         env: { ...app.spec.env, DROVER_TASK_ID: taskId, DROVER_APP_ID: p.appId },
         labels: { ...app.spec.labels },
       });
       byOffer.set(p.offerId, list);
     }
     const unused = offers.map((o) => o.offerId).filter((id) => !byOffer.has(id));
-    for (const [offerId, tasks] of byOffer) {
+    // Every planned task enters the view before the first accept is sent.
+    for (const tasks of byOffer.values())
       for (const t of tasks)
         this.tasks.set(t.taskId, {
           taskId: t.taskId,
@@ -380,6 +416,7 @@ export class FrameworkDriver {
           createdAtMs: now,
           killRequested: false,
         });
+    for (const [offerId, tasks] of byOffer) {
       try {
         await this.masters.unary(
           (c, req, deadline, cb) => c.accept(req, new Metadata(), { deadline }, cb),
@@ -393,11 +430,33 @@ export class FrameworkDriver {
         );
         this.deps.log.info("launched", { tasks: tasks.map((t) => t.taskId), agentId: tasks[0]?.agentId });
       } catch (err) {
-        for (const t of tasks) this.tasks.delete(t.taskId);
-        this.deps.log.warn("accept refused", { offerId, err: errorMessage(err) });
+        // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
+        // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
+        this.deps.log.warn("accept failed; reconciling its tasks", { offerId, err: errorMessage(err) });
+        await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
     }
     if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
+  }
+
+  /** Explicit reconciliation: tasks the master does not know (TASK_GONE) leave the view. */
+  private async forgetUnknown(taskIds: string[]): Promise<void> {
+    if (!this.frameworkId) return;
+    try {
+      const res = await this.masters.call(
+        (c) => c.reconcile.bind(c),
+        { frameworkId: this.frameworkId, taskIds },
+        10_000,
+      );
+      for (const s of res.statuses) {
+        const state = fromWireState(s.state);
+        if (state === "TASK_GONE") this.tasks.delete(s.taskId);
+      }
+    } catch (err) {
+      // Could not ask: drop them; if they do run, the next re-subscription finds them again.
+      for (const id of taskIds) this.tasks.delete(id);
+      this.deps.log.warn("reconcile failed", { err: errorMessage(err) });
+    }
   }
 
   private async decline(offerIds: string[], refuseSeconds: number): Promise<void> {
@@ -409,6 +468,55 @@ export class FrameworkDriver {
         5000,
       )
       .catch((err: unknown) => this.deps.log.debug("decline failed", { err: errorMessage(err) }));
+  }
+
+  /** Keeps, per app, why its waiting instances were not placed on the offers just seen. */
+  private recordWaiting(
+    demands: { appId: string; count: number }[],
+    result: PlacementResult,
+    offersSeen: number,
+    now: number,
+  ): void {
+    for (const d of demands) {
+      const unplaced = result.unplaced.find((u) => u.appId === d.appId);
+      if (!unplaced || unplaced.count === 0) this.waiting.delete(d.appId);
+      else this.waiting.set(d.appId, { reasons: unplaced.reasons, sinceMs: now, offersSeen });
+    }
+  }
+
+  /** Apps with instances waiting to be placed, with the reasons from the last offers seen. */
+  queue(now = Date.now()): QueueEntry[] {
+    const out: QueueEntry[] = [];
+    for (const [appId, app] of this.deps.apps()) {
+      const plan = this.plan(appId, app, now);
+      const missing =
+        plan.launch > 0
+          ? plan.launch
+          : plan.waitingForBackoffUntilMs !== undefined
+            ? this.missing(appId, app)
+            : 0;
+      if (missing === 0) {
+        this.waiting.delete(appId);
+        continue;
+      }
+      const w = this.waiting.get(appId);
+      out.push({
+        appId,
+        waiting: missing,
+        reasons: w?.reasons ?? [{ kind: "no_offers" }],
+        sinceMs: w?.sinceMs ?? 0,
+        offersSeen: w?.offersSeen ?? 0,
+        backoffUntilMs: plan.waitingForBackoffUntilMs ?? 0,
+      });
+    }
+    return out.sort((a, b) => a.appId.localeCompare(b.appId));
+  }
+
+  private missing(appId: string, app: AppRecord): number {
+    let active = 0;
+    for (const t of this.tasks.values())
+      if (t.appId === appId && isActive(t.state) && !t.killRequested) active++;
+    return Math.max(0, app.spec.instances - active);
   }
 
   counts(appId: string): { running: number; staged: number } {

@@ -85,7 +85,11 @@ async function lead(leadership: Leadership): Promise<void> {
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
   });
   await framework.init();
-  const converge = coalesce(() => framework.converge(), 50);
+  const converge = coalesce(
+    () => framework.converge(),
+    50,
+    (err) => log.error("converge failed", { err: errorMessage(err) }),
+  );
   const leader: SchedulerLeader = { apps, framework, changed: () => converge.trigger() };
   // React to app events (from any writer) as they are published.
   const stopEvents = await followEvents(bus, log, () => converge.trigger(), {

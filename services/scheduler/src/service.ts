@@ -1,8 +1,8 @@
 /** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
 
 import { InvalidArgumentError, type Logger, NotLeaderError, unaryHandler } from "@drover/common";
-import type { AppRecord } from "@drover/core";
-import type { App, ListTasksRequest, ListTasksResponse, SchedulerServer } from "@drover/proto";
+import type { AppRecord, UnplacedReason } from "@drover/core";
+import type { App, ListTasksRequest, ListTasksResponse, SchedulerServer, WaitingReason } from "@drover/proto";
 import { Metadata } from "@grpc/grpc-js";
 import { AppStore } from "./apps.js";
 import type { FrameworkDriver } from "./framework.js";
@@ -35,7 +35,36 @@ function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
     tasksStaged: c.staged,
     backoffUntilMs: l.framework.backoffUntil(s.id),
     definitionJson: JSON.stringify(s),
+    ports: s.ports ?? [],
   };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** A reason as the API and the CLI show it ("insufficient mem on 12 agents", "port 80 taken on 3 agents"). */
+export function reasonToWire(r: UnplacedReason): WaitingReason {
+  switch (r.kind) {
+    case "insufficient":
+      return {
+        kind: `insufficient_${r.resource}`,
+        agents: r.agents,
+        port: 0,
+        text: `insufficient ${r.resource} on ${plural(r.agents, "agent")}`,
+      };
+    case "port_taken":
+      return {
+        kind: "port_taken",
+        agents: r.agents,
+        port: r.port,
+        text: `port ${r.port} taken on ${plural(r.agents, "agent")}`,
+      };
+    case "no_offers":
+      return { kind: "no_offers", agents: 0, port: 0, text: "no offers received yet" };
+    default:
+      return { kind: "unknown", agents: 0, port: 0, text: JSON.stringify(r) };
+  }
 }
 
 export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServer {
@@ -91,6 +120,34 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       await l.apps.remove(req.id);
       l.changed();
       return {};
+    }),
+    getQueue: unaryHandler(log, "GetQueue", async (req) => {
+      const l = await leader();
+      if (req.appId) l.apps.get(req.appId);
+      const apps = l.framework
+        .queue()
+        .filter((q) => !req.appId || q.appId === req.appId)
+        .map((q) => ({
+          appId: q.appId,
+          waiting: q.waiting,
+          reasons: [
+            ...(q.backoffUntilMs > 0
+              ? [
+                  {
+                    kind: "backoff",
+                    agents: 0,
+                    port: 0,
+                    text: `crash-loop backoff until ${new Date(q.backoffUntilMs).toISOString()}`,
+                  },
+                ]
+              : []),
+            ...q.reasons.map(reasonToWire),
+          ],
+          sinceMs: q.sinceMs,
+          backoffUntilMs: q.backoffUntilMs,
+          offersSeen: q.offersSeen,
+        }));
+      return { apps };
     }),
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
       const l = await leader();

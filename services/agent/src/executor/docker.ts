@@ -33,7 +33,7 @@ import {
   parseDroverLabels,
 } from "./labels.js";
 import { classifyExit, type TerminalOutcome } from "./outcome.js";
-import { containerCmd, envList, memoryBytes, nanoCpus, validateLaunchSpec } from "./spec.js";
+import { containerCmd, envList, memoryBytes, nanoCpus, portBindings, validateLaunchSpec } from "./spec.js";
 import {
   type Executor,
   ExecutorClosedError,
@@ -246,7 +246,9 @@ export class DockerExecutor implements Executor {
     let container: Dockerode.Container;
     try {
       const memory = memoryBytes(spec.mem);
+      const { ExposedPorts, PortBindings } = portBindings(spec.ports);
       container = await this.docker.createContainer({
+        ExposedPorts,
         name: containerName(spec.taskId),
         Image: spec.image,
         Cmd: containerCmd(spec.cmd),
@@ -254,7 +256,13 @@ export class DockerExecutor implements Executor {
         Labels: buildLabels(spec, this.agentId, this.extraLabels),
         // Init: a tiny init (tini) as PID 1 forwards SIGTERM to the task, so a kill honours the grace period
         // instead of always waiting it out (a shell as PID 1 ignores SIGTERM).
-        HostConfig: { NanoCpus: nanoCpus(spec.cpus), Memory: memory, MemorySwap: memory, Init: true },
+        HostConfig: {
+          NanoCpus: nanoCpus(spec.cpus),
+          Memory: memory,
+          MemorySwap: memory,
+          Init: true,
+          PortBindings,
+        },
       });
     } catch (err) {
       if (isConflict(err)) {

@@ -16,6 +16,7 @@ const launchSpecSchema = z.object({
     z.string(),
   ),
   labels: z.record(z.string().min(1), z.string()),
+  ports: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
 });
 
 /** Returns undefined when valid, else a message naming the offending fields. */
@@ -40,4 +41,23 @@ export function memoryBytes(memMiB: number): number {
 
 export function envList(env: Record<string, string>): string[] {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * Host ports of the task: each is published on the host and mapped to the same port in the
+ * container (tcp and udp), so a task that listens on $PORT0 is reachable at host:$PORT0.
+ */
+export function portBindings(ports: readonly number[] | undefined): {
+  ExposedPorts: Record<string, Record<string, never>>;
+  PortBindings: Record<string, { HostPort: string }[]>;
+} {
+  const ExposedPorts: Record<string, Record<string, never>> = {};
+  const PortBindings: Record<string, { HostPort: string }[]> = {};
+  for (const p of ports ?? []) {
+    for (const proto of ["tcp", "udp"]) {
+      ExposedPorts[`${p}/${proto}`] = {};
+      PortBindings[`${p}/${proto}`] = [{ HostPort: String(p) }];
+    }
+  }
+  return { ExposedPorts, PortBindings };
 }

@@ -33,6 +33,8 @@ export interface TaskLaunchSpec {
   mem: number;
   env: Record<string, string>;
   labels: Record<string, string>;
+  /** Host ports of the task, published on the host and mapped to the same container port. */
+  ports?: number[] | undefined;
 }
 
 export interface ExecutorEvent {

@@ -160,11 +160,20 @@ export interface DeclineRequest {
 export interface DeclineResponse {
 }
 
+/** Clears the framework's refusal filters and suppression: offers flow again. */
 export interface ReviveRequest {
   frameworkId: string;
 }
 
 export interface ReviveResponse {
+}
+
+/** Asks for no more offers until Revive (outstanding offers are rescinded). */
+export interface SuppressRequest {
+  frameworkId: string;
+}
+
+export interface SuppressResponse {
 }
 
 export interface KillRequest {
@@ -230,6 +239,21 @@ export interface FrameworkInfo {
   role: string;
   connected: boolean;
   failoverTimeoutSeconds: number;
+  suppressed: boolean;
+  /** Resources held by the framework's active tasks and outstanding offers. */
+  allocated?:
+    | Resources
+    | undefined;
+  /** Dominant share of the cluster (max over cpus and mem of allocated / total). */
+  dominantShare: number;
+  activeTasks: number;
+}
+
+export interface ListFrameworksRequest {
+}
+
+export interface ListFrameworksResponse {
+  frameworks: FrameworkInfo[];
 }
 
 export interface GetStateRequest {
@@ -2595,6 +2619,131 @@ export const ReviveResponse: MessageFns<ReviveResponse> = {
   },
 };
 
+function createBaseSuppressRequest(): SuppressRequest {
+  return { frameworkId: "" };
+}
+
+export const SuppressRequest: MessageFns<SuppressRequest> = {
+  encode(message: SuppressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.frameworkId !== "") {
+      writer.uint32(10).string(message.frameworkId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuppressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuppressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frameworkId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SuppressRequest {
+    return {
+      frameworkId: isSet(object.frameworkId)
+        ? globalThis.String(object.frameworkId)
+        : isSet(object.framework_id)
+        ? globalThis.String(object.framework_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SuppressRequest): unknown {
+    const obj: any = {};
+    if (message.frameworkId !== "") {
+      obj.frameworkId = message.frameworkId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SuppressRequest>, I>>(base?: I): SuppressRequest {
+    return SuppressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuppressRequest>, I>>(object: I): SuppressRequest {
+    const message = createBaseSuppressRequest();
+    message.frameworkId = object.frameworkId ?? "";
+    return message;
+  },
+};
+
+function createBaseSuppressResponse(): SuppressResponse {
+  return {};
+}
+
+export const SuppressResponse: MessageFns<SuppressResponse> = {
+  encode(_: SuppressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuppressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuppressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SuppressResponse {
+    return {};
+  },
+
+  toJSON(_: SuppressResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SuppressResponse>, I>>(base?: I): SuppressResponse {
+    return SuppressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuppressResponse>, I>>(_: I): SuppressResponse {
+    const message = createBaseSuppressResponse();
+    return message;
+  },
+};
+
 function createBaseKillRequest(): KillRequest {
   return { frameworkId: "", taskId: "" };
 }
@@ -3573,7 +3722,17 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
 };
 
 function createBaseFrameworkInfo(): FrameworkInfo {
-  return { frameworkId: "", name: "", role: "", connected: false, failoverTimeoutSeconds: 0 };
+  return {
+    frameworkId: "",
+    name: "",
+    role: "",
+    connected: false,
+    failoverTimeoutSeconds: 0,
+    suppressed: false,
+    allocated: undefined,
+    dominantShare: 0,
+    activeTasks: 0,
+  };
 }
 
 export const FrameworkInfo: MessageFns<FrameworkInfo> = {
@@ -3592,6 +3751,18 @@ export const FrameworkInfo: MessageFns<FrameworkInfo> = {
     }
     if (message.failoverTimeoutSeconds !== 0) {
       writer.uint32(41).double(message.failoverTimeoutSeconds);
+    }
+    if (message.suppressed !== false) {
+      writer.uint32(48).bool(message.suppressed);
+    }
+    if (message.allocated !== undefined) {
+      Resources.encode(message.allocated, writer.uint32(58).fork()).join();
+    }
+    if (message.dominantShare !== 0) {
+      writer.uint32(65).double(message.dominantShare);
+    }
+    if (message.activeTasks !== 0) {
+      writer.uint32(72).int32(message.activeTasks);
     }
     return writer;
   },
@@ -3649,6 +3820,38 @@ export const FrameworkInfo: MessageFns<FrameworkInfo> = {
             message.failoverTimeoutSeconds = reader.double();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.suppressed = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.allocated = Resources.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.dominantShare = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.activeTasks = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3676,6 +3879,18 @@ export const FrameworkInfo: MessageFns<FrameworkInfo> = {
         : isSet(object.failover_timeout_seconds)
         ? globalThis.Number(object.failover_timeout_seconds)
         : 0,
+      suppressed: isSet(object.suppressed) ? globalThis.Boolean(object.suppressed) : false,
+      allocated: isSet(object.allocated) ? Resources.fromJSON(object.allocated) : undefined,
+      dominantShare: isSet(object.dominantShare)
+        ? globalThis.Number(object.dominantShare)
+        : isSet(object.dominant_share)
+        ? globalThis.Number(object.dominant_share)
+        : 0,
+      activeTasks: isSet(object.activeTasks)
+        ? globalThis.Number(object.activeTasks)
+        : isSet(object.active_tasks)
+        ? globalThis.Number(object.active_tasks)
+        : 0,
     };
   },
 
@@ -3696,6 +3911,18 @@ export const FrameworkInfo: MessageFns<FrameworkInfo> = {
     if (message.failoverTimeoutSeconds !== 0) {
       obj.failoverTimeoutSeconds = floatToJson(message.failoverTimeoutSeconds);
     }
+    if (message.suppressed !== false) {
+      obj.suppressed = message.suppressed;
+    }
+    if (message.allocated !== undefined) {
+      obj.allocated = Resources.toJSON(message.allocated);
+    }
+    if (message.dominantShare !== 0) {
+      obj.dominantShare = floatToJson(message.dominantShare);
+    }
+    if (message.activeTasks !== 0) {
+      obj.activeTasks = Math.round(message.activeTasks);
+    }
     return obj;
   },
 
@@ -3709,6 +3936,135 @@ export const FrameworkInfo: MessageFns<FrameworkInfo> = {
     message.role = object.role ?? "";
     message.connected = object.connected ?? false;
     message.failoverTimeoutSeconds = object.failoverTimeoutSeconds ?? 0;
+    message.suppressed = object.suppressed ?? false;
+    message.allocated = (object.allocated !== undefined && object.allocated !== null)
+      ? Resources.fromPartial(object.allocated)
+      : undefined;
+    message.dominantShare = object.dominantShare ?? 0;
+    message.activeTasks = object.activeTasks ?? 0;
+    return message;
+  },
+};
+
+function createBaseListFrameworksRequest(): ListFrameworksRequest {
+  return {};
+}
+
+export const ListFrameworksRequest: MessageFns<ListFrameworksRequest> = {
+  encode(_: ListFrameworksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFrameworksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFrameworksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListFrameworksRequest {
+    return {};
+  },
+
+  toJSON(_: ListFrameworksRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListFrameworksRequest>, I>>(base?: I): ListFrameworksRequest {
+    return ListFrameworksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFrameworksRequest>, I>>(_: I): ListFrameworksRequest {
+    const message = createBaseListFrameworksRequest();
+    return message;
+  },
+};
+
+function createBaseListFrameworksResponse(): ListFrameworksResponse {
+  return { frameworks: [] };
+}
+
+export const ListFrameworksResponse: MessageFns<ListFrameworksResponse> = {
+  encode(message: ListFrameworksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.frameworks) {
+      FrameworkInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFrameworksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFrameworksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frameworks.push(FrameworkInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListFrameworksResponse {
+    return {
+      frameworks: globalThis.Array.isArray(object?.frameworks)
+        ? object.frameworks.map((e: any) => FrameworkInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListFrameworksResponse): unknown {
+    const obj: any = {};
+    if (message.frameworks?.length) {
+      obj.frameworks = message.frameworks.map((e) => FrameworkInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListFrameworksResponse>, I>>(base?: I): ListFrameworksResponse {
+    return ListFrameworksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFrameworksResponse>, I>>(object: I): ListFrameworksResponse {
+    const message = createBaseListFrameworksResponse();
+    message.frameworks = object.frameworks?.map((e) => FrameworkInfo.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3941,6 +4297,15 @@ export const MasterService = {
     responseSerialize: (value: ReviveResponse): Buffer => Buffer.from(ReviveResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReviveResponse => ReviveResponse.decode(value),
   },
+  suppress: {
+    path: "/drover.v1.Master/Suppress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SuppressRequest): Buffer => Buffer.from(SuppressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SuppressRequest => SuppressRequest.decode(value),
+    responseSerialize: (value: SuppressResponse): Buffer => Buffer.from(SuppressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SuppressResponse => SuppressResponse.decode(value),
+  },
   kill: {
     path: "/drover.v1.Master/Kill" as const,
     requestStream: false as const,
@@ -3987,6 +4352,17 @@ export const MasterService = {
     responseSerialize: (value: ListTasksResponse): Buffer => Buffer.from(ListTasksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
   },
+  listFrameworks: {
+    path: "/drover.v1.Master/ListFrameworks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFrameworksRequest): Buffer =>
+      Buffer.from(ListFrameworksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFrameworksRequest => ListFrameworksRequest.decode(value),
+    responseSerialize: (value: ListFrameworksResponse): Buffer =>
+      Buffer.from(ListFrameworksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFrameworksResponse => ListFrameworksResponse.decode(value),
+  },
   getState: {
     path: "/drover.v1.Master/GetState" as const,
     requestStream: false as const,
@@ -4009,12 +4385,14 @@ export interface MasterServer extends UntypedServiceImplementation {
   accept: handleUnaryCall<AcceptRequest, AcceptResponse>;
   decline: handleUnaryCall<DeclineRequest, DeclineResponse>;
   revive: handleUnaryCall<ReviveRequest, ReviveResponse>;
+  suppress: handleUnaryCall<SuppressRequest, SuppressResponse>;
   kill: handleUnaryCall<KillRequest, KillResponse>;
   acknowledge: handleUnaryCall<AcknowledgeRequest, AcknowledgeResponse>;
   reconcile: handleUnaryCall<ReconcileRequest, ReconcileResponse>;
   /** Operator queries. */
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
+  listFrameworks: handleUnaryCall<ListFrameworksRequest, ListFrameworksResponse>;
   getState: handleUnaryCall<GetStateRequest, GetStateResponse>;
 }
 
@@ -4077,6 +4455,21 @@ export interface MasterClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReviveResponse) => void,
+  ): ClientUnaryCall;
+  suppress(
+    request: SuppressRequest,
+    callback: (error: ServiceError | null, response: SuppressResponse) => void,
+  ): ClientUnaryCall;
+  suppress(
+    request: SuppressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SuppressResponse) => void,
+  ): ClientUnaryCall;
+  suppress(
+    request: SuppressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SuppressResponse) => void,
   ): ClientUnaryCall;
   kill(request: KillRequest, callback: (error: ServiceError | null, response: KillResponse) => void): ClientUnaryCall;
   kill(
@@ -4150,6 +4543,21 @@ export interface MasterClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  listFrameworks(
+    request: ListFrameworksRequest,
+    callback: (error: ServiceError | null, response: ListFrameworksResponse) => void,
+  ): ClientUnaryCall;
+  listFrameworks(
+    request: ListFrameworksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFrameworksResponse) => void,
+  ): ClientUnaryCall;
+  listFrameworks(
+    request: ListFrameworksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFrameworksResponse) => void,
   ): ClientUnaryCall;
   getState(
     request: GetStateRequest,

@@ -41,6 +41,8 @@ export interface App {
   backoffUntilMs: number;
   /** The app definition as JSON, as stored. */
   definitionJson: string;
+  /** Host ports each instance asks for (0: any port from the agent's ranges). */
+  ports: number[];
 }
 
 export interface App_EnvEntry {
@@ -99,6 +101,40 @@ export interface ListAppTasksResponse {
   tasks: Task[];
 }
 
+export interface GetQueueRequest {
+  /** Empty for every app that has instances waiting. */
+  appId: string;
+}
+
+/** Why instances of an app are not placed, from the last offers the scheduler saw. */
+export interface WaitingReason {
+  /**
+   * "insufficient_cpus", "insufficient_mem", "insufficient_disk", "insufficient_ports",
+   * "port_taken", "no_offers", "backoff".
+   */
+  kind: string;
+  /** How many agents (offers) this reason excluded. */
+  agents: number;
+  /** The port, for "port_taken". */
+  port: number;
+  /** A sentence for people, e.g. "insufficient mem on 12 agents". */
+  text: string;
+}
+
+export interface QueuedApp {
+  appId: string;
+  waiting: number;
+  reasons: WaitingReason[];
+  /** When the reasons were recorded (unix ms); 0 if no offer was seen yet. */
+  sinceMs: number;
+  backoffUntilMs: number;
+  offersSeen: number;
+}
+
+export interface GetQueueResponse {
+  apps: QueuedApp[];
+}
+
 function createBaseApp(): App {
   return {
     id: "",
@@ -114,6 +150,7 @@ function createBaseApp(): App {
     tasksStaged: 0,
     backoffUntilMs: 0,
     definitionJson: "",
+    ports: [],
   };
 }
 
@@ -157,6 +194,13 @@ export const App: MessageFns<App> = {
     }
     if (message.definitionJson !== "") {
       writer.uint32(106).string(message.definitionJson);
+    }
+    if (message.ports.length !== 0) {
+      writer.uint32(114).fork();
+      for (const v of message.ports) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -284,6 +328,24 @@ export const App: MessageFns<App> = {
             message.definitionJson = reader.string();
             continue;
           }
+          case 14: {
+            if (tag === 112) {
+              message.ports.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 114) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ports.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -353,6 +415,9 @@ export const App: MessageFns<App> = {
         : isSet(object.definition_json)
         ? globalThis.String(object.definition_json)
         : "",
+      ports: globalThis.Array.isArray(object?.ports)
+        ? object.ports.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -409,6 +474,9 @@ export const App: MessageFns<App> = {
     if (message.definitionJson !== "") {
       obj.definitionJson = message.definitionJson;
     }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -446,6 +514,7 @@ export const App: MessageFns<App> = {
     message.tasksStaged = object.tasksStaged ?? 0;
     message.backoffUntilMs = object.backoffUntilMs ?? 0;
     message.definitionJson = object.definitionJson ?? "";
+    message.ports = object.ports?.map((e) => e) || [];
     return message;
   },
 };
@@ -1399,6 +1468,430 @@ export const ListAppTasksResponse: MessageFns<ListAppTasksResponse> = {
   },
 };
 
+function createBaseGetQueueRequest(): GetQueueRequest {
+  return { appId: "" };
+}
+
+export const GetQueueRequest: MessageFns<GetQueueRequest> = {
+  encode(message: GetQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetQueueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetQueueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetQueueRequest {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetQueueRequest): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetQueueRequest>, I>>(base?: I): GetQueueRequest {
+    return GetQueueRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetQueueRequest>, I>>(object: I): GetQueueRequest {
+    const message = createBaseGetQueueRequest();
+    message.appId = object.appId ?? "";
+    return message;
+  },
+};
+
+function createBaseWaitingReason(): WaitingReason {
+  return { kind: "", agents: 0, port: 0, text: "" };
+}
+
+export const WaitingReason: MessageFns<WaitingReason> = {
+  encode(message: WaitingReason, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(16).int32(message.agents);
+    }
+    if (message.port !== 0) {
+      writer.uint32(24).uint32(message.port);
+    }
+    if (message.text !== "") {
+      writer.uint32(34).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitingReason {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitingReason();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.agents = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitingReason {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: WaitingReason): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitingReason>, I>>(base?: I): WaitingReason {
+    return WaitingReason.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitingReason>, I>>(object: I): WaitingReason {
+    const message = createBaseWaitingReason();
+    message.kind = object.kind ?? "";
+    message.agents = object.agents ?? 0;
+    message.port = object.port ?? 0;
+    message.text = object.text ?? "";
+    return message;
+  },
+};
+
+function createBaseQueuedApp(): QueuedApp {
+  return { appId: "", waiting: 0, reasons: [], sinceMs: 0, backoffUntilMs: 0, offersSeen: 0 };
+}
+
+export const QueuedApp: MessageFns<QueuedApp> = {
+  encode(message: QueuedApp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(16).int32(message.waiting);
+    }
+    for (const v of message.reasons) {
+      WaitingReason.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.sinceMs !== 0) {
+      writer.uint32(32).int64(message.sinceMs);
+    }
+    if (message.backoffUntilMs !== 0) {
+      writer.uint32(40).int64(message.backoffUntilMs);
+    }
+    if (message.offersSeen !== 0) {
+      writer.uint32(48).int32(message.offersSeen);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueuedApp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueuedApp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.waiting = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reasons.push(WaitingReason.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.backoffUntilMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.offersSeen = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueuedApp {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+      reasons: globalThis.Array.isArray(object?.reasons)
+        ? object.reasons.map((e: any) => WaitingReason.fromJSON(e))
+        : [],
+      sinceMs: isSet(object.sinceMs)
+        ? globalThis.Number(object.sinceMs)
+        : isSet(object.since_ms)
+        ? globalThis.Number(object.since_ms)
+        : 0,
+      backoffUntilMs: isSet(object.backoffUntilMs)
+        ? globalThis.Number(object.backoffUntilMs)
+        : isSet(object.backoff_until_ms)
+        ? globalThis.Number(object.backoff_until_ms)
+        : 0,
+      offersSeen: isSet(object.offersSeen)
+        ? globalThis.Number(object.offersSeen)
+        : isSet(object.offers_seen)
+        ? globalThis.Number(object.offers_seen)
+        : 0,
+    };
+  },
+
+  toJSON(message: QueuedApp): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons.map((e) => WaitingReason.toJSON(e));
+    }
+    if (message.sinceMs !== 0) {
+      obj.sinceMs = Math.round(message.sinceMs);
+    }
+    if (message.backoffUntilMs !== 0) {
+      obj.backoffUntilMs = Math.round(message.backoffUntilMs);
+    }
+    if (message.offersSeen !== 0) {
+      obj.offersSeen = Math.round(message.offersSeen);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueuedApp>, I>>(base?: I): QueuedApp {
+    return QueuedApp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueuedApp>, I>>(object: I): QueuedApp {
+    const message = createBaseQueuedApp();
+    message.appId = object.appId ?? "";
+    message.waiting = object.waiting ?? 0;
+    message.reasons = object.reasons?.map((e) => WaitingReason.fromPartial(e)) || [];
+    message.sinceMs = object.sinceMs ?? 0;
+    message.backoffUntilMs = object.backoffUntilMs ?? 0;
+    message.offersSeen = object.offersSeen ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetQueueResponse(): GetQueueResponse {
+  return { apps: [] };
+}
+
+export const GetQueueResponse: MessageFns<GetQueueResponse> = {
+  encode(message: GetQueueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.apps) {
+      QueuedApp.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetQueueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetQueueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.apps.push(QueuedApp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetQueueResponse {
+    return { apps: globalThis.Array.isArray(object?.apps) ? object.apps.map((e: any) => QueuedApp.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: GetQueueResponse): unknown {
+    const obj: any = {};
+    if (message.apps?.length) {
+      obj.apps = message.apps.map((e) => QueuedApp.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetQueueResponse>, I>>(base?: I): GetQueueResponse {
+    return GetQueueResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetQueueResponse>, I>>(object: I): GetQueueResponse {
+    const message = createBaseGetQueueResponse();
+    message.apps = object.apps?.map((e) => QueuedApp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * The Drover scheduler (a framework of the master): apps and their tasks.
  * App definitions travel as JSON documents so that the scheduler validates them in one
@@ -1470,6 +1963,16 @@ export const SchedulerService = {
       Buffer.from(ListAppTasksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAppTasksResponse => ListAppTasksResponse.decode(value),
   },
+  /** Apps with instances waiting to be placed, and why (from the last offers seen). */
+  getQueue: {
+    path: "/drover.v1.Scheduler/GetQueue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetQueueRequest): Buffer => Buffer.from(GetQueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetQueueRequest => GetQueueRequest.decode(value),
+    responseSerialize: (value: GetQueueResponse): Buffer => Buffer.from(GetQueueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetQueueResponse => GetQueueResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerServer extends UntypedServiceImplementation {
@@ -1480,6 +1983,8 @@ export interface SchedulerServer extends UntypedServiceImplementation {
   scaleApp: handleUnaryCall<ScaleAppRequest, AppResponse>;
   deleteApp: handleUnaryCall<DeleteAppRequest, DeleteAppResponse>;
   listTasks: handleUnaryCall<ListAppTasksRequest, ListAppTasksResponse>;
+  /** Apps with instances waiting to be placed, and why (from the last offers seen). */
+  getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
 }
 
 export interface SchedulerClient extends Client {
@@ -1587,6 +2092,22 @@ export interface SchedulerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAppTasksResponse) => void,
+  ): ClientUnaryCall;
+  /** Apps with instances waiting to be placed, and why (from the last offers seen). */
+  getQueue(
+    request: GetQueueRequest,
+    callback: (error: ServiceError | null, response: GetQueueResponse) => void,
+  ): ClientUnaryCall;
+  getQueue(
+    request: GetQueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetQueueResponse) => void,
+  ): ClientUnaryCall;
+  getQueue(
+    request: GetQueueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetQueueResponse) => void,
   ): ClientUnaryCall;
 }
 

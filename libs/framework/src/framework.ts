@@ -1,0 +1,211 @@
+/**
+ * A framework of the Drover master in a few lines: subscribe, receive offers, launch tasks,
+ * receive status updates (acknowledged automatically after the handler), and keep going
+ * across master failovers (the subscription follows the new leader with the same framework id).
+ */
+import { errorMessage, LeaderClient, leaderHint, sleep } from "@drover/common";
+import {
+  type FrameworkEvent,
+  fromWireResources,
+  fromWireState,
+  MasterClient,
+  type TaskInfo,
+  toWireResources,
+} from "@drover/proto";
+import type { FrameworkHandlers, FrameworkOffer, FrameworkOptions, TaskSpec, TaskUpdate } from "./types.js";
+
+export class Framework {
+  private readonly masters: LeaderClient<MasterClient>;
+  private id: string | undefined;
+  private stopped = false;
+  private cancel: (() => void) | undefined;
+  private readonly offers = new Map<string, FrameworkOffer>();
+
+  constructor(
+    private readonly options: FrameworkOptions,
+    private readonly handlers: FrameworkHandlers,
+  ) {
+    this.masters = new LeaderClient(MasterClient, options.masters);
+    this.id = options.frameworkId;
+  }
+
+  get frameworkId(): string | undefined {
+    return this.id;
+  }
+
+  /** Subscribes and handles events until stop(); reconnects to the leader whenever the stream drops. */
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      const err = await this.subscribeOnce();
+      if (this.stopped) break;
+      this.offers.clear();
+      this.handlers.disconnected?.(errorMessage(err));
+      const hint = leaderHint(err);
+      if (hint) this.masters.follow(hint);
+      else this.masters.rotate();
+      await sleep(hint ? 100 : 500);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancel?.();
+    this.masters.close();
+  }
+
+  /** Launches tasks on the agent of `offer`; the offer's unused resources return to the master. */
+  async launch(offer: FrameworkOffer, tasks: TaskSpec[], refuseSeconds = 0): Promise<string[]> {
+    const frameworkId = this.requireId();
+    const infos: TaskInfo[] = tasks.map((t) => ({
+      taskId: t.taskId,
+      name: t.name ?? t.taskId,
+      agentId: offer.agentId,
+      frameworkId,
+      appId: "",
+      container: { image: t.image, cmd: t.cmd ?? "" },
+      resources: toWireResources({
+        cpus: t.cpus,
+        mem: t.mem,
+        disk: t.disk ?? 0,
+        ports: (t.ports ?? []).map((p) => ({ begin: p, end: p })),
+      }),
+      env: t.env ?? {},
+      labels: t.labels ?? {},
+    }));
+    this.offers.delete(offer.offerId);
+    const res = await this.masters.call((c) => c.accept.bind(c), {
+      frameworkId,
+      offerIds: [offer.offerId],
+      operations: [{ operation: { $case: "launch", value: { tasks: infos } } }],
+      filters: { refuseSeconds },
+    });
+    return res.launchedTaskIds;
+  }
+
+  async decline(offerIds: string[], refuseSeconds = 5): Promise<void> {
+    for (const id of offerIds) this.offers.delete(id);
+    await this.masters.call((c) => c.decline.bind(c), {
+      frameworkId: this.requireId(),
+      offerIds,
+      filters: { refuseSeconds },
+    });
+  }
+
+  async revive(): Promise<void> {
+    await this.masters.call((c) => c.revive.bind(c), { frameworkId: this.requireId() });
+  }
+
+  async suppress(): Promise<void> {
+    await this.masters.call((c) => c.suppress.bind(c), { frameworkId: this.requireId() });
+  }
+
+  async kill(taskId: string): Promise<void> {
+    await this.masters.call((c) => c.kill.bind(c), { frameworkId: this.requireId(), taskId });
+  }
+
+  /** Asks for the latest status of these tasks (all of the framework's when empty); they arrive as updates. */
+  async reconcile(taskIds: string[] = []): Promise<void> {
+    await this.masters.call((c) => c.reconcile.bind(c), { frameworkId: this.requireId(), taskIds });
+  }
+
+  /** Offers received and not yet launched on, declined or rescinded. */
+  outstandingOffers(): FrameworkOffer[] {
+    return [...this.offers.values()];
+  }
+
+  private requireId(): string {
+    if (!this.id) throw new Error("the framework is not subscribed yet");
+    return this.id;
+  }
+
+  private subscribeOnce(): Promise<unknown> {
+    return new Promise((resolve) => {
+      const stream = this.masters.client().subscribe({
+        frameworkId: this.id ?? "",
+        name: this.options.name,
+        role: this.options.role ?? "*",
+        failoverTimeoutSeconds: this.options.failoverTimeoutSeconds ?? 60,
+      });
+      let done = false;
+      let last = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - last > 15_000) finish(new Error("no event from the master for 15 s"));
+      }, 1000);
+      const finish = (err: unknown) => {
+        if (done) return;
+        done = true;
+        clearInterval(watchdog);
+        stream.cancel();
+        resolve(err);
+      };
+      this.cancel = () => finish(new Error("stopped"));
+      // Events are handled one at a time, in order.
+      let chain: Promise<void> = Promise.resolve();
+      stream.on("data", (ev: FrameworkEvent) => {
+        last = Date.now();
+        chain = chain
+          .then(() => this.handle(ev))
+          .catch((err: unknown) => {
+            process.emitWarning(`framework handler failed: ${errorMessage(err)}`);
+          });
+      });
+      stream.on("error", finish);
+      stream.on("end", () => finish(new Error("stream ended")));
+    });
+  }
+
+  private async handle(ev: FrameworkEvent): Promise<void> {
+    const e = ev.event;
+    if (!e) return;
+    switch (e.$case) {
+      case "subscribed":
+        this.id = e.value.frameworkId;
+        await this.handlers.subscribed?.(e.value.frameworkId);
+        return;
+      case "offers": {
+        const offers = e.value.offers.map((o) => ({
+          offerId: o.offerId,
+          agentId: o.agentId,
+          hostname: o.hostname,
+          resources: fromWireResources(o.resources),
+          attributes: Object.fromEntries(o.attributes.map((a) => [a.key, a.value])),
+        }));
+        for (const o of offers) this.offers.set(o.offerId, o);
+        if (this.handlers.offers) await this.handlers.offers(offers);
+        else await this.decline(offers.map((o) => o.offerId));
+        return;
+      }
+      case "rescind":
+        this.offers.delete(e.value.offerId);
+        await this.handlers.rescind?.(e.value.offerId);
+        return;
+      case "update": {
+        const s = e.value.status;
+        const state = s ? fromWireState(s.state) : undefined;
+        if (!s || !state) return;
+        const update: TaskUpdate = {
+          taskId: s.taskId,
+          agentId: s.agentId,
+          state,
+          message: s.message,
+          ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
+          timestampMs: s.timestampMs,
+        };
+        await this.handlers.update?.(update);
+        if (this.id && s.uuid) {
+          await this.masters
+            .call(
+              (c) => c.acknowledge.bind(c),
+              { frameworkId: this.id, taskId: s.taskId, uuid: s.uuid },
+              5000,
+            )
+            .catch(() => undefined);
+        }
+        return;
+      }
+      case "heartbeat":
+      case "error":
+        return;
+    }
+  }
+}

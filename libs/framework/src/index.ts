@@ -1,0 +1,3 @@
+export { isTerminal, type TaskState } from "@drover/core";
+export { Framework } from "./framework.js";
+export type { FrameworkHandlers, FrameworkOffer, FrameworkOptions, TaskSpec, TaskUpdate } from "./types.js";

@@ -1,0 +1,56 @@
+import type { Resources, TaskState } from "@drover/core";
+
+/** An offer as a framework sees it: one agent's resources, lent until used, declined or rescinded. */
+export interface FrameworkOffer {
+  offerId: string;
+  agentId: string;
+  hostname: string;
+  resources: Resources;
+  attributes: Record<string, string>;
+}
+
+/** What a framework asks to run. Host ports must come from the offer's port ranges. */
+export interface TaskSpec {
+  taskId: string;
+  name?: string;
+  image: string;
+  /** Run by the image's shell (`/bin/sh -c`); absent: the image's default command. */
+  cmd?: string;
+  cpus: number;
+  mem: number;
+  disk?: number;
+  ports?: number[];
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+export interface TaskUpdate {
+  taskId: string;
+  agentId: string;
+  state: TaskState;
+  message: string;
+  exitCode?: number;
+  timestampMs: number;
+}
+
+export interface FrameworkOptions {
+  /** Master addresses (host:port); the SDK finds and follows the leader. */
+  masters: string[];
+  name: string;
+  role?: string;
+  /** Reconnect with this id to keep the tasks of an earlier run. */
+  frameworkId?: string;
+  /** How long the master keeps this framework's tasks after it disconnects (default 60 s). */
+  failoverTimeoutSeconds?: number;
+}
+
+export interface FrameworkHandlers {
+  subscribed?(frameworkId: string): void | Promise<void>;
+  /** Offers to use (launch) or decline; offers left unanswered time out on the master. */
+  offers?(offers: FrameworkOffer[]): void | Promise<void>;
+  /** A task status update; acknowledged automatically once the handler returns. */
+  update?(update: TaskUpdate): void | Promise<void>;
+  rescind?(offerId: string): void | Promise<void>;
+  /** The connection to the master dropped; the SDK reconnects by itself. */
+  disconnected?(reason: string): void;
+}
