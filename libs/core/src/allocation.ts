@@ -178,6 +178,11 @@ class Cycle {
     }
   }
 
+  /** True while some active role is below its guarantee. */
+  guaranteesUnmet(): boolean {
+    return this.required.cpus > RESOURCE_EPSILON || this.required.mem > RESOURCE_EPSILON;
+  }
+
   /** What is left once every unmet guarantee is set aside; may be negative. */
   surplus(): CpusMem {
     return { cpus: this.available.cpus - this.required.cpus, mem: this.available.mem - this.required.mem };
@@ -345,7 +350,11 @@ export function allocate(
 ): OfferGrant[] {
   const min = policy.minAllocatable ?? DEFAULT_MIN_ALLOCATABLE;
   const connected = connectedAgents(agents);
-  const capacity = clusterCapacity(connected);
+  const capacity = { cpus: 0, mem: 0 };
+  for (const a of connected) {
+    capacity.cpus += a.total.cpus;
+    capacity.mem += a.total.mem;
+  }
   const roles = buildRoles(frameworks, filters, nowMs, policy.roles ?? []);
   const free = connected.map(freeResources);
   const cycle = new Cycle(roles, min, capacity, free);
@@ -355,13 +364,14 @@ export function allocate(
     const eligible = stage === 1 ? roles.filter((r) => r.guarantee !== undefined) : roles;
     if (stage === 1 && !eligible.some(hasUnmet)) continue;
     for (const [i, agent] of connected.entries()) {
-      const excluded = new Set<RoleState>();
+      if (stage === 1 && !cycle.guaranteesUnmet()) break;
+      let excluded: Set<RoleState> | undefined;
       for (;;) {
         const left = free[i];
         if (left === undefined || isEmpty(left, min)) break;
         let pick: { role: RoleState; fw: FrameworkState; share: number } | undefined;
         for (const role of eligible) {
-          if (excluded.has(role) || (stage === 1 && !hasUnmet(role))) continue;
+          if (excluded?.has(role) || (stage === 1 && !hasUnmet(role))) continue;
           const share = cycle.roleShare(role);
           if (pick !== undefined && share >= pick.share) continue; // roles are in name order
           const f = cycle.pickFramework(role, agent.agentId);
@@ -370,12 +380,12 @@ export function allocate(
         if (pick === undefined) break;
         const want = cycle.cap(pick.role, left, stage);
         if (isEmpty({ cpus: want.cpus, mem: want.mem, disk: 0, ports: [] }, min)) {
-          excluded.add(pick.role);
+          excluded = (excluded ?? new Set()).add(pick.role);
           continue;
         }
         const { grant, rest, capped } = carve(left, want);
         // A capped grant used up the role's cap in some dimension: the role gets no more of this agent.
-        if (capped) excluded.add(pick.role);
+        if (capped) excluded = (excluded ?? new Set()).add(pick.role);
         free[i] = rest;
         cycle.book(pick.role, pick.fw, grant);
         const grants = perAgent[i] ?? [];

@@ -4,15 +4,24 @@
  * across master failovers (the subscription follows the new leader with the same framework id).
  */
 import { errorMessage, LeaderClient, leaderHint, sleep } from "@drover/common";
+import type { TaskState } from "@drover/core";
 import {
   type FrameworkEvent,
   fromWireResources,
   fromWireState,
   MasterClient,
+  type Task,
   type TaskInfo,
   toWireResources,
 } from "@drover/proto";
-import type { FrameworkHandlers, FrameworkOffer, FrameworkOptions, TaskSpec, TaskUpdate } from "./types.js";
+import type {
+  FrameworkHandlers,
+  FrameworkOffer,
+  FrameworkOptions,
+  FrameworkTask,
+  TaskSpec,
+  TaskUpdate,
+} from "./types.js";
 
 export class Framework {
   private readonly masters: LeaderClient<MasterClient>;
@@ -61,7 +70,7 @@ export class Framework {
       name: t.name ?? t.taskId,
       agentId: offer.agentId,
       frameworkId,
-      appId: "",
+      appId: t.appId ?? "",
       container: { image: t.image, cmd: t.cmd ?? "" },
       resources: toWireResources({
         cpus: t.cpus,
@@ -103,9 +112,55 @@ export class Framework {
     await this.masters.call((c) => c.kill.bind(c), { frameworkId: this.requireId(), taskId });
   }
 
-  /** Asks for the latest status of these tasks (all of the framework's when empty); they arrive as updates. */
-  async reconcile(taskIds: string[] = []): Promise<void> {
-    await this.masters.call((c) => c.reconcile.bind(c), { frameworkId: this.requireId(), taskIds });
+  /**
+   * Asks for the latest status of these tasks (all of the framework's when empty). The statuses
+   * are returned and also arrive as updates; a task the master does not know is TASK_GONE.
+   */
+  async reconcile(taskIds: string[] = []): Promise<{ taskId: string; state: TaskState | undefined }[]> {
+    const res = await this.masters.call((c) => c.reconcile.bind(c), {
+      frameworkId: this.requireId(),
+      taskIds,
+    });
+    return res.statuses.map((s) => ({ taskId: s.taskId, state: fromWireState(s.state) }));
+  }
+
+  /** This framework's tasks as the master knows them (active ones unless includeTerminal). */
+  async listTasks(opts: { appId?: string; includeTerminal?: boolean } = {}): Promise<FrameworkTask[]> {
+    const res = await this.masters.call((c) => c.listTasks.bind(c), {
+      frameworkId: this.requireId(),
+      appId: opts.appId ?? "",
+      includeTerminal: opts.includeTerminal ?? false,
+    });
+    return res.tasks.flatMap((t) => {
+      const state = t.status ? fromWireState(t.status.state) : undefined;
+      if (!t.info || !state) return [];
+      return [
+        {
+          taskId: t.info.taskId,
+          appId: t.info.appId,
+          agentId: t.info.agentId,
+          state,
+          message: t.status?.message ?? "",
+          createdAtMs: t.createdAtMs,
+          updatedAtMs: t.updatedAtMs,
+        },
+      ];
+    });
+  }
+
+  /** The wire form of this framework's tasks, for callers that pass them on (operator APIs). */
+  async listWireTasks(opts: { appId?: string; includeTerminal?: boolean } = {}): Promise<Task[]> {
+    const res = await this.masters.call((c) => c.listTasks.bind(c), {
+      frameworkId: this.requireId(),
+      appId: opts.appId ?? "",
+      includeTerminal: opts.includeTerminal ?? false,
+    });
+    return res.tasks;
+  }
+
+  /** The master address in use (the leader, once found). */
+  get master(): string {
+    return this.masters.address;
   }
 
   /** Offers received and not yet launched on, declined or rescinded. */
@@ -186,6 +241,8 @@ export class Framework {
         const update: TaskUpdate = {
           taskId: s.taskId,
           agentId: s.agentId,
+          appId: e.value.appId,
+          uuid: s.uuid,
           state,
           message: s.message,
           ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),

@@ -12,6 +12,8 @@ export interface FrameworkOffer {
 /** What a framework asks to run. Host ports must come from the offer's port ranges. */
 export interface TaskSpec {
   taskId: string;
+  /** The framework's own grouping of the task (the Drover scheduler puts the app id here). */
+  appId?: string;
   name?: string;
   image: string;
   /** Run by the image's shell (`/bin/sh -c`); absent: the image's default command. */
@@ -27,10 +29,24 @@ export interface TaskSpec {
 export interface TaskUpdate {
   taskId: string;
   agentId: string;
+  appId: string;
   state: TaskState;
   message: string;
   exitCode?: number;
   timestampMs: number;
+  /** Id of this update (what the SDK acknowledges). */
+  uuid: string;
+}
+
+/** A task of this framework as the master knows it. */
+export interface FrameworkTask {
+  taskId: string;
+  appId: string;
+  agentId: string;
+  state: TaskState;
+  message: string;
+  createdAtMs: number;
+  updatedAtMs: number;
 }
 
 export interface FrameworkOptions {

@@ -1,10 +1,12 @@
 /**
- * The scheduler as a framework of the master: it holds the subscription stream (following
- * the master leader across failovers), keeps the view of its tasks, and turns offers into
- * launches with the pure core (reconcileApp + placeInstances). Crash-looping apps back off.
+ * The scheduler as a framework of the master, built on the framework SDK (which holds the
+ * subscription, follows the master leader and acknowledges updates). It keeps the view of its
+ * tasks and turns offers into launches with the pure core (reconcileApp + placeInstances).
+ * Every handler and `converge` run one at a time, in order, so the task view never changes
+ * under a decision between its awaits. Crash-looping apps back off.
  */
 import { randomUUID } from "node:crypto";
-import { errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@drover/common";
+import { errorMessage, type Logger } from "@drover/common";
 import type { SchedulerConfig } from "@drover/config";
 import {
   type AppRecord,
@@ -15,7 +17,6 @@ import {
   initialBackoff,
   isActive,
   isTerminal,
-  type OfferView,
   type PlacementResult,
   placeInstances,
   reconcileApp,
@@ -24,17 +25,8 @@ import {
   type TaskState,
   type UnplacedReason,
 } from "@drover/core";
-import {
-  type FrameworkEvent,
-  fromWireResources,
-  fromWireState,
-  type ListTasksRequest,
-  type ListTasksResponse,
-  MasterClient,
-  type Offer,
-  type TaskInfo,
-} from "@drover/proto";
-import { Metadata } from "@grpc/grpc-js";
+import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
+import type { Task } from "@drover/proto";
 
 export interface TaskEntry {
   taskId: string;
@@ -64,7 +56,6 @@ export interface FrameworkDeps {
 }
 
 export class FrameworkDriver {
-  readonly masters: LeaderClient<MasterClient>;
   readonly tasks = new Map<string, TaskEntry>();
   readonly backoff = new Map<string, BackoffState>();
   /** Why each app's waiting instances were not placed, from the last offers seen. */
@@ -72,16 +63,15 @@ export class FrameworkDriver {
     string,
     { reasons: UnplacedReason[]; sinceMs: number; offersSeen: number }
   >();
-  frameworkId: string | undefined;
+  private fw: Framework | undefined;
   private ready = false;
   private stopped = false;
-  private cancelStream: (() => void) | undefined;
   private readonly policy: BackoffPolicy;
   private reviveTimer: NodeJS.Timeout | undefined;
   private reviveAtMs = Number.POSITIVE_INFINITY;
+  private queueTail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: FrameworkDeps) {
-    this.masters = new LeaderClient(MasterClient, deps.config.masters);
     this.policy = {
       initialMs: deps.config.backoffInitialMs,
       factor: 2,
@@ -90,131 +80,86 @@ export class FrameworkDriver {
     };
   }
 
-  /** Loads the persisted framework id; call before serving requests. */
-  async init(): Promise<void> {
-    this.frameworkId = await this.deps.loadFrameworkId();
+  get frameworkId(): string | undefined {
+    return this.fw?.frameworkId;
   }
 
-  /** Runs the subscription until stop(); reconnects (following the leader) whenever it drops. */
+  /** Loads the persisted framework id and prepares the subscription; call before serving requests. */
+  async init(): Promise<void> {
+    const c = this.deps.config;
+    const frameworkId = await this.deps.loadFrameworkId();
+    this.fw = new Framework(
+      {
+        masters: c.masters,
+        name: c.frameworkName,
+        role: c.role,
+        failoverTimeoutSeconds: c.failoverTimeoutSeconds,
+        ...(frameworkId ? { frameworkId } : {}),
+      },
+      {
+        subscribed: (id) => this.serial(() => this.onSubscribed(id)),
+        offers: (offers) => this.serial(() => this.onOffers(offers)),
+        update: (u) => this.serial(() => this.onUpdate(u)),
+        disconnected: (reason) => {
+          this.ready = false;
+          this.deps.log.info("framework subscription ended; reconnecting", { reason });
+        },
+      },
+    );
+  }
+
+  /** Runs the subscription until stop(); the SDK reconnects to the leader whenever it drops. */
   async run(): Promise<void> {
-    while (!this.stopped) {
-      const err = await this.subscribeOnce();
-      if (this.stopped) break;
-      this.ready = false;
-      const hint = leaderHint(err);
-      if (hint) this.masters.follow(hint);
-      else this.masters.rotate();
-      this.deps.log.info("framework subscription ended; reconnecting", {
-        err: errorMessage(err),
-        next: this.masters.address,
-      });
-      await sleep(hint ? 100 : 500);
-    }
+    await this.sdk().run();
   }
 
   stop(): void {
     this.stopped = true;
     this.ready = false;
-    this.cancelStream?.();
     if (this.reviveTimer) clearTimeout(this.reviveTimer);
-    this.masters.close();
+    this.fw?.stop();
   }
 
-  private subscribeOnce(): Promise<unknown> {
-    return new Promise((resolve) => {
-      const c = this.deps.config;
-      const stream = this.masters.client().subscribe({
-        frameworkId: this.frameworkId ?? "",
-        name: c.frameworkName,
-        role: c.role,
-        failoverTimeoutSeconds: c.failoverTimeoutSeconds,
-      });
-      let done = false;
-      const finish = (err: unknown) => {
-        if (done) return;
-        done = true;
-        clearInterval(watchdog);
-        stream.cancel();
-        resolve(err);
-      };
-      let lastEvent = Date.now();
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastEvent > 15_000) finish(new Error("no event from the master for 15 s"));
-      }, 1000);
-      this.cancelStream = () => finish(new Error("stopped"));
-      // Events are handled one at a time, in order: the task view must not change under a
-      // handler between its awaits (an offers event must see the launches of the previous one).
-      let chain: Promise<void> = Promise.resolve();
-      stream.on("data", (ev: FrameworkEvent) => {
-        lastEvent = Date.now();
-        chain = chain
-          .then(() => this.onEvent(ev))
-          .catch((err: unknown) =>
-            this.deps.log.error("framework event handling failed", { err: errorMessage(err) }),
-          );
-      });
-      stream.on("error", (err) => finish(err));
-      stream.on("end", () => finish(new Error("stream ended")));
-    });
+  /** This framework's tasks, as the master knows them (for the operator API). */
+  async listTasks(appId: string, includeTerminal: boolean): Promise<Task[]> {
+    if (!this.frameworkId) return [];
+    return this.sdk().listWireTasks({ appId, includeTerminal });
   }
 
-  private async onEvent(ev: FrameworkEvent): Promise<void> {
-    const e = ev.event;
-    if (!e) return;
-    switch (e.$case) {
-      case "subscribed":
-        await this.onSubscribed(e.value.frameworkId);
-        return;
-      case "offers":
-        await this.onOffers(e.value.offers);
-        return;
-      case "update": {
-        const s = e.value.status;
-        if (s)
-          await this.onUpdate(
-            s.taskId,
-            s.agentId,
-            fromWireState(s.state),
-            s.uuid,
-            e.value.appId,
-            s.timestampMs,
-          );
-        return;
-      }
-      case "rescind":
-      case "heartbeat":
-        return;
-      case "error":
-        this.deps.log.error("master reported an error", { message: e.value.message });
-        return;
-    }
+  /** Kills surplus and orphaned tasks; revives offers when tasks are missing. */
+  converge(): Promise<void> {
+    return this.serial(() => this.convergeNow());
+  }
+
+  private sdk(): Framework {
+    if (!this.fw) throw new Error("FrameworkDriver.init() was not called");
+    return this.fw;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queueTail.then(fn, fn);
+    this.queueTail = p.catch((err: unknown) =>
+      this.deps.log.error("framework handler failed", { err: errorMessage(err) }),
+    );
+    return p;
   }
 
   private async onSubscribed(frameworkId: string): Promise<void> {
-    if (this.frameworkId !== frameworkId) {
-      await this.deps.saveFrameworkId(frameworkId);
-      this.frameworkId = frameworkId;
-    }
+    await this.deps.saveFrameworkId(frameworkId);
     // Rebuild the task view from the master before launching anything (no duplicates after a failover).
-    const res = await this.masters.unary<ListTasksRequest, ListTasksResponse>(
-      (c, req, deadline, cb) => c.listTasks(req, new Metadata(), { deadline }, cb),
-      { frameworkId, appId: "", includeTerminal: false },
-    );
+    const tasks = await this.sdk().listTasks();
     const seen = new Set<string>();
-    for (const t of res.tasks) {
-      const id = t.info?.taskId;
-      const state = t.status ? fromWireState(t.status.state) : undefined;
-      if (!id || !state) continue;
-      seen.add(id);
-      const prev = this.tasks.get(id);
-      this.tasks.set(id, {
-        taskId: id,
-        appId: t.info?.appId ?? "",
-        agentId: t.info?.agentId ?? "",
-        state,
+    for (const t of tasks) {
+      seen.add(t.taskId);
+      const prev = this.tasks.get(t.taskId);
+      this.tasks.set(t.taskId, {
+        taskId: t.taskId,
+        appId: t.appId,
+        agentId: t.agentId,
+        state: t.state,
         createdAtMs: t.createdAtMs,
-        ...(state === "TASK_RUNNING" ? { runningSinceMs: prev?.runningSinceMs ?? t.updatedAtMs } : {}),
-        killRequested: prev?.killRequested ?? state === "TASK_KILLING",
+        ...(t.state === "TASK_RUNNING" ? { runningSinceMs: prev?.runningSinceMs ?? t.updatedAtMs } : {}),
+        killRequested: prev?.killRequested ?? t.state === "TASK_KILLING",
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -222,54 +167,50 @@ export class FrameworkDriver {
     this.deps.log.info("framework subscribed", {
       frameworkId,
       tasks: this.tasks.size,
-      master: this.masters.address,
+      master: this.sdk().master,
     });
-    await this.converge();
+    await this.convergeNow();
   }
 
-  private async onUpdate(
-    taskId: string,
-    agentId: string,
-    state: TaskState | undefined,
-    uuid: string,
-    appId: string,
-    timestampMs: number,
-  ): Promise<void> {
-    if (!state || !this.frameworkId) return;
+  private async onUpdate(u: TaskUpdate): Promise<void> {
     const now = Date.now();
-    const entry = this.tasks.get(taskId);
-    if (isTerminal(state)) {
+    const entry = this.tasks.get(u.taskId);
+    if (isTerminal(u.state)) {
       if (entry) {
-        this.tasks.delete(taskId);
-        const failed = state !== "TASK_FINISHED" && state !== "TASK_GONE" && !entry.killRequested;
+        this.tasks.delete(u.taskId);
+        const failed = u.state !== "TASK_FINISHED" && u.state !== "TASK_GONE" && !entry.killRequested;
         if (failed) {
           this.backoff.set(
             entry.appId,
             recordFailure(this.backoff.get(entry.appId) ?? initialBackoff(), now, this.policy),
           );
-          this.deps.log.warn("task failed", { taskId, state, appId: entry.appId });
+          this.deps.log.warn("task failed", {
+            taskId: u.taskId,
+            state: u.state,
+            appId: entry.appId,
+            message: u.message,
+          });
         }
       }
     } else if (entry) {
-      entry.state = state;
-      if (state === "TASK_RUNNING" && entry.runningSinceMs === undefined)
-        entry.runningSinceMs = timestampMs || now;
-    } else if (appId) {
-      this.tasks.set(taskId, { taskId, appId, agentId, state, createdAtMs: now, killRequested: false });
+      entry.state = u.state;
+      if (u.state === "TASK_RUNNING" && entry.runningSinceMs === undefined)
+        entry.runningSinceMs = u.timestampMs || now;
+    } else if (u.appId) {
+      this.tasks.set(u.taskId, {
+        taskId: u.taskId,
+        appId: u.appId,
+        agentId: u.agentId,
+        state: u.state,
+        createdAtMs: now,
+        killRequested: false,
+      });
     }
-    await this.masters
-      .unary(
-        (c, req, deadline, cb) => c.acknowledge(req, new Metadata(), { deadline }, cb),
-        { frameworkId: this.frameworkId, taskId, uuid },
-        5000,
-      )
-      .catch((err: unknown) => this.deps.log.debug("acknowledge failed", { err: errorMessage(err) }));
-    await this.converge();
+    await this.convergeNow();
   }
 
-  /** Kills surplus and orphaned tasks; revives offers when tasks are missing. */
-  async converge(): Promise<void> {
-    if (!this.ready || !this.frameworkId) return;
+  private async convergeNow(): Promise<void> {
+    if (!this.ready || !this.frameworkId || this.stopped) return;
     const now = Date.now();
     const apps = this.deps.apps();
     let reviveAt = Number.POSITIVE_INFINITY;
@@ -288,12 +229,8 @@ export class FrameworkDriver {
       const t = this.tasks.get(id);
       if (!t || t.killRequested) continue;
       t.killRequested = true;
-      await this.masters
-        .unary(
-          (c, req, deadline, cb) => c.kill(req, new Metadata(), { deadline }, cb),
-          { frameworkId: this.frameworkId, taskId: id },
-          5000,
-        )
+      await this.sdk()
+        .kill(id)
         .catch((err: unknown) => {
           t.killRequested = false;
           this.deps.log.warn("kill failed", { taskId: id, err: errorMessage(err) });
@@ -304,7 +241,6 @@ export class FrameworkDriver {
 
   /** Revives offers at `atMs` (now, or when a backoff ends); an earlier request wins. */
   private scheduleRevive(atMs: number): void {
-    const now = Date.now();
     if (this.reviveTimer && this.reviveAtMs <= atMs) return;
     if (this.reviveTimer) clearTimeout(this.reviveTimer);
     this.reviveAtMs = atMs;
@@ -312,16 +248,12 @@ export class FrameworkDriver {
       () => {
         this.reviveTimer = undefined;
         this.reviveAtMs = Number.POSITIVE_INFINITY;
-        if (!this.frameworkId || !this.ready) return;
-        this.masters
-          .unary(
-            (c, req, deadline, cb) => c.revive(req, new Metadata(), { deadline }, cb),
-            { frameworkId: this.frameworkId },
-            5000,
-          )
+        if (!this.ready || this.stopped) return;
+        this.sdk()
+          .revive()
           .catch((err: unknown) => this.deps.log.debug("revive failed", { err: errorMessage(err) }));
       },
-      Math.max(0, atMs - now),
+      Math.max(0, atMs - Date.now()),
     );
   }
 
@@ -341,10 +273,8 @@ export class FrameworkDriver {
     });
   }
 
-  private async onOffers(offers: Offer[]): Promise<void> {
-    const frameworkId = this.frameworkId;
-    if (!frameworkId) return;
-    if (!this.ready) {
+  private async onOffers(offers: FrameworkOffer[]): Promise<void> {
+    if (!this.ready || this.stopped) {
       await this.decline(
         offers.map((o) => o.offerId),
         1,
@@ -364,13 +294,6 @@ export class FrameworkDriver {
           ...appPortDemand(app.spec),
         });
     }
-    const views: OfferView[] = offers.map((o) => ({
-      offerId: o.offerId,
-      agentId: o.agentId,
-      hostname: o.hostname,
-      resources: fromWireResources(o.resources),
-      attributes: Object.fromEntries(o.attributes.map((a) => [a.key, a.value])),
-    }));
     const existing = new Map<string, Map<string, number>>();
     for (const t of this.tasks.values()) {
       if (!isActive(t.state)) continue;
@@ -378,61 +301,53 @@ export class FrameworkDriver {
       m.set(t.agentId, (m.get(t.agentId) ?? 0) + 1);
       existing.set(t.appId, m);
     }
-    const result = placeInstances(views, demands, existing);
+    const result = placeInstances(offers, demands, existing);
     this.recordWaiting(demands, result, offers.length, now);
-    const byOffer = new Map<string, TaskInfo[]>();
+    const byOffer = new Map<string, { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[] }>();
     for (const p of result.placements) {
       const app = apps.get(p.appId);
-      if (!app) continue;
+      const offer = offers.find((o) => o.offerId === p.offerId);
+      if (!app || !offer) continue;
       const taskId = `${p.appId}.${randomUUID()}`;
-      const list = byOffer.get(p.offerId) ?? [];
-      list.push({
+      const entry = byOffer.get(p.offerId) ?? { offer, tasks: [] };
+      entry.tasks.push({
         taskId,
         name: p.appId,
-        agentId: p.agentId,
-        frameworkId,
         appId: p.appId,
-        container: { image: app.spec.container.docker.image, cmd: app.spec.cmd ?? "" },
-        resources: {
-          cpus: app.spec.cpus,
-          mem: app.spec.mem,
-          disk: app.spec.disk,
-          ports: p.ports.map((port) => ({ begin: port, end: port })),
-        },
+        image: app.spec.container.docker.image,
+        ...(app.spec.cmd ? { cmd: app.spec.cmd } : {}),
+        cpus: app.spec.cpus,
+        mem: app.spec.mem,
+        disk: app.spec.disk,
+        ports: p.ports,
         env: { ...app.spec.env, DROVER_TASK_ID: taskId, DROVER_APP_ID: p.appId },
         labels: { ...app.spec.labels },
       });
-      byOffer.set(p.offerId, list);
+      byOffer.set(p.offerId, entry);
     }
     const unused = offers.map((o) => o.offerId).filter((id) => !byOffer.has(id));
     // Every planned task enters the view before the first accept is sent.
-    for (const tasks of byOffer.values())
+    for (const { offer, tasks } of byOffer.values())
       for (const t of tasks)
         this.tasks.set(t.taskId, {
           taskId: t.taskId,
           appId: t.appId,
-          agentId: t.agentId,
+          agentId: offer.agentId,
           state: "TASK_STAGING",
           createdAtMs: now,
           killRequested: false,
         });
-    for (const [offerId, tasks] of byOffer) {
+    for (const { offer, tasks } of byOffer.values()) {
       try {
-        await this.masters.unary(
-          (c, req, deadline, cb) => c.accept(req, new Metadata(), { deadline }, cb),
-          {
-            frameworkId,
-            offerIds: [offerId],
-            operations: [{ operation: { $case: "launch" as const, value: { tasks } } }],
-            filters: { refuseSeconds: 1 },
-          },
-          5000,
-        );
-        this.deps.log.info("launched", { tasks: tasks.map((t) => t.taskId), agentId: tasks[0]?.agentId });
+        await this.sdk().launch(offer, tasks, 1);
+        this.deps.log.info("launched", { tasks: tasks.map((t) => t.taskId), agentId: offer.agentId });
       } catch (err) {
         // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
         // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
-        this.deps.log.warn("accept failed; reconciling its tasks", { offerId, err: errorMessage(err) });
+        this.deps.log.warn("accept failed; reconciling its tasks", {
+          offerId: offer.offerId,
+          err: errorMessage(err),
+        });
         await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
     }
@@ -441,17 +356,9 @@ export class FrameworkDriver {
 
   /** Explicit reconciliation: tasks the master does not know (TASK_GONE) leave the view. */
   private async forgetUnknown(taskIds: string[]): Promise<void> {
-    if (!this.frameworkId) return;
     try {
-      const res = await this.masters.call(
-        (c) => c.reconcile.bind(c),
-        { frameworkId: this.frameworkId, taskIds },
-        10_000,
-      );
-      for (const s of res.statuses) {
-        const state = fromWireState(s.state);
-        if (state === "TASK_GONE") this.tasks.delete(s.taskId);
-      }
+      for (const s of await this.sdk().reconcile(taskIds))
+        if (s.state === "TASK_GONE") this.tasks.delete(s.taskId);
     } catch (err) {
       // Could not ask: drop them; if they do run, the next re-subscription finds them again.
       for (const id of taskIds) this.tasks.delete(id);
@@ -460,13 +367,9 @@ export class FrameworkDriver {
   }
 
   private async decline(offerIds: string[], refuseSeconds: number): Promise<void> {
-    if (!this.frameworkId || offerIds.length === 0) return;
-    await this.masters
-      .unary(
-        (c, req, deadline, cb) => c.decline(req, new Metadata(), { deadline }, cb),
-        { frameworkId: this.frameworkId, offerIds, filters: { refuseSeconds } },
-        5000,
-      )
+    if (offerIds.length === 0) return;
+    await this.sdk()
+      .decline(offerIds, refuseSeconds)
       .catch((err: unknown) => this.deps.log.debug("decline failed", { err: errorMessage(err) }));
   }
 

@@ -151,13 +151,7 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     }),
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
       const l = await leader();
-      const frameworkId = l.framework.frameworkId;
-      if (!frameworkId) return { tasks: [] };
-      const res = await l.framework.masters.unary<ListTasksRequest, ListTasksResponse>(
-        (c, r, deadline, cb) => c.listTasks(r, new Metadata(), { deadline }, cb),
-        { frameworkId, appId: req.appId, includeTerminal: req.includeTerminal },
-      );
-      return { tasks: res.tasks };
+      return { tasks: await l.framework.listTasks(req.appId, req.includeTerminal) };
     }),
   };
 }
