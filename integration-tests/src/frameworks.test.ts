@@ -390,6 +390,7 @@ async function fairShare(five: ReturnType<typeof spawnFiveTasks>): Promise<void>
 
   interface Sample {
     at: number;
+    src: "cli" | "grpc";
     fair: FrameworkJson;
     sched: FrameworkJson;
   }
@@ -399,23 +400,49 @@ async function fairShare(five: ReturnType<typeof spawnFiveTasks>): Promise<void>
     done = true;
   });
   const started = Date.now();
+  const record = (src: Sample["src"], list: FrameworkJson[]): boolean => {
+    const fair = list.find((f) => f.name === "fair" && f.connected);
+    const sched = list.find((f) => f.name === SCHEDULER_NAME);
+    if (!fair || !sched) return false; // the example framework has finished
+    samples.push({ at: Date.now() - started, src, fair, sched });
+    return true;
+  };
+  // Shares move in steps of one task and can pass each other within a few commits, faster than the
+  // CLI can sample (~400 ms a call): the master's ListFrameworks (what the CLI prints) is also sampled
+  // every 50 ms in the background.
+  const dense = (async () => {
+    while (!done && Date.now() - started < 45_000) {
+      const res = await masterClient()
+        .call((c) => c.listFrameworks.bind(c), {}, 5_000)
+        .catch(() => undefined);
+      if (res && !record("grpc", res.frameworks as FrameworkJson[])) break;
+      await delay(50);
+    }
+  })();
   let starvedSince: number | undefined;
   // Observe until the example framework is done (or has been starved for 10 s, or 45 s have passed).
   while (!done && Date.now() - started < 45_000) {
     const list = await frameworkList();
-    const fair = list.find((f) => f.name === "fair" && f.connected);
-    const sched = list.find((f) => f.name === SCHEDULER_NAME);
-    if (!fair || !sched) break; // the example framework has finished
-    samples.push({ at: Date.now() - started, fair, sched });
-    const starved = fair.activeTasks === 0 && !fair.suppressed;
+    if (!record("cli", list)) break;
+    const fair = list.find((f) => f.name === "fair");
+    const starved = fair?.activeTasks === 0 && !fair.suppressed;
     starvedSince = starved ? (starvedSince ?? Date.now()) : undefined;
     if (starvedSince !== undefined && Date.now() - starvedSince > 10_000) break;
   }
-  const fmt = (s: Sample) =>
-    `+${s.at}ms fair ${s.fair.activeTasks} tasks share ${s.fair.dominantShare.toFixed(2)}${s.fair.suppressed ? " (suppressed)" : ""} | scheduler ${s.sched.activeTasks} tasks share ${s.sched.dominantShare.toFixed(2)}`;
-  const trace = samples.map(fmt).join("\n");
-  console.log(`fair share samples:\n${trace}`);
-  assert.ok(samples.length >= 5, `sampled ${samples.length} times`);
+  done = true;
+  await dense;
+  samples.sort((x, y) => x.at - y.at);
+  const line = (s: Sample) =>
+    `fair ${s.fair.activeTasks} tasks share ${s.fair.dominantShare.toFixed(2)}${s.fair.suppressed ? " (suppressed)" : ""} | scheduler ${s.sched.activeTasks} tasks share ${s.sched.dominantShare.toFixed(2)}`;
+  // The trace without repeats: each distinct state once, with when it was first seen.
+  const trace = samples
+    .filter((s, i) => i === 0 || line(s) !== line(samples[i - 1] as Sample))
+    .map((s) => `+${s.at}ms ${s.src} ${line(s)}`)
+    .join("\n");
+  console.log(
+    `fair share: ${samples.length} samples (${samples.filter((s) => s.src === "cli").length} through the CLI):\n${trace}`,
+  );
+  assert.ok(samples.filter((s) => s.src === "cli").length >= 5, "sampled through the CLI");
 
   // Demand: the example framework until it has launched all its tasks (it then suppresses); the
   // scheduler while its app has fewer than 10 tasks.
@@ -504,7 +531,8 @@ test("isolation: a framework cannot kill another's task, and reconciling it repo
     );
 
     const t0 = Date.now();
-    await b.fw.reconcile([taskId]);
+    const answer = await b.fw.reconcile([taskId]);
+    assert.deepEqual(answer, [{ taskId, state: "TASK_GONE" }], "B's reconcile answers TASK_GONE");
     const gone = await b.update(taskId, "TASK_GONE", t0, 5_000);
     assert.equal(gone.taskId, taskId);
     assert.ok(
@@ -512,7 +540,7 @@ test("isolation: a framework cannot kill another's task, and reconciling it repo
       "B learns nothing of A's task but that it is gone (for B)",
     );
     // The owner's reconcile reports the truth.
-    await a.fw.reconcile([taskId]);
+    assert.deepEqual(await a.fw.reconcile([taskId]), [{ taskId, state: "TASK_RUNNING" }]);
     await a.update(taskId, "TASK_RUNNING", t0, 5_000);
 
     // And the owner can kill it.

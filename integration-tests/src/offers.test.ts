@@ -2,7 +2,8 @@
  * Offers end to end, seen by frameworks written inline with the Framework SDK against a real master and
  * agent (no Drover scheduler): offers carry the agent's attributes; a bad accept (unknown offer, another
  * framework's offer, more than the offer holds) is refused with the field it concerns and launches
- * nothing; an unanswered offer is rescinded after the offer timeout (3 s here) and offered again; decline
+ * nothing; an unanswered offer is rescinded after the offer timeout (3 s here) and offered again once
+ * the 5 s filter a timed-out offer earns has passed; decline
  * filters, revive and suppress shape what a framework is offered; and no resource of the agent is ever
  * in two outstanding offers at once.
  */
@@ -394,7 +395,7 @@ async function badAccepts(fa: Probe, b: Probe): Promise<void> {
   );
 }
 
-test("an unanswered offer is rescinded after the offer timeout and offered again", () =>
+test("an unanswered offer is rescinded after the offer timeout and offered again after a 5 s filter", () =>
   withLogs(async () => {
     const fa = probeA();
     const rec = await fa.freshOffer();
@@ -404,7 +405,8 @@ test("an unanswered offer is rescinded after the offer timeout and offered again
       { timeoutMs: OFFER_TIMEOUT_S * 1000 + 5_000, intervalMs: 20 },
     );
     const heldMs = (rescinded.endedAt ?? 0) - rec.receivedAt;
-    const again = await fa.offerAfter(rescinded.endedAt ?? 0, 5_000);
+    // A timed-out offer counts as a decline with the default 5 s filter (no hoarding), then returns.
+    const again = await fa.offerAfter(rescinded.endedAt ?? 0, 10_000);
     const gapMs = again.receivedAt - (rescinded.endedAt ?? 0);
     console.log(
       `offer held ${heldMs} ms before its rescind (timeout ${OFFER_TIMEOUT_S} s); re-offered ${gapMs} ms later`,
@@ -419,7 +421,7 @@ test("an unanswered offer is rescinded after the offer timeout and offered again
       Math.abs(again.offer.resources.cpus - AGENT.cpus) < EPS,
       "the same resources are offered again",
     );
-    assert.ok(gapMs < 2_500, `re-offered ${gapMs} ms after the rescind`);
+    assert.ok(gapMs >= 4_500 && gapMs < 7_500, `re-offered ${gapMs} ms after the rescind (5 s filter)`);
   }));
 
 test("a decline with refuse 4 s keeps the agent from the framework for 4 s, then it is offered again", () =>
@@ -599,6 +601,6 @@ test("no resource is in two outstanding offers at once (two frameworks holding o
           `${new Date(t).toISOString()}: ${live.map((o) => `${o.framework}:${o.offer.offerId} ${o.offer.resources.cpus}/${o.offer.resources.mem}`).join(", ")}`,
         );
     }
-    assert.ok(all.length >= 8, `offers observed over the run: ${all.length}`);
+    assert.ok(all.length >= 5, `offers observed over the run: ${all.length}`);
     assert.deepEqual(violations, [], `${violations.length} moment(s) with over-offered resources`);
   }));

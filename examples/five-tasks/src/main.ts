@@ -24,14 +24,14 @@ const fw = new Framework(
       for (const offer of offers) {
         const batch = [];
         let { cpus, mem } = offer.resources;
-        while (launched < total && cpus >= task.cpus && mem >= task.mem) {
+        while (launched < total && cpus + 1e-9 >= task.cpus && mem + 1e-9 >= task.mem) {
           const taskId = `${env.NAME ?? "five-tasks"}-${process.pid}-${++launched}`;
           batch.push({ ...task, taskId, env: { DROVER_TASK: taskId } });
           cpus -= task.cpus;
           mem -= task.mem;
         }
         if (batch.length > 0) await fw.launch(offer, batch);
-        else await fw.decline([offer.offerId], 30);
+        else await fw.decline([offer.offerId], launched < total ? 2 : 30);
       }
       if (launched >= total) await fw.suppress();
     },

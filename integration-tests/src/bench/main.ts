@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LeaderClient } from "@drover/common";
+import { Framework } from "@drover/framework";
 import { SchedulerClient } from "@drover/proto";
 import Docker from "dockerode";
 import { Etcd3 } from "etcd3";
@@ -94,6 +95,54 @@ async function dockerodeBaseline(round: number): Promise<void> {
   await Promise.all(made.map((c) => c.remove({ force: true })));
 }
 
+/** Through the framework SDK: the time from an accept to the TASK_RUNNING update of its task. */
+async function acceptToRunning(cluster: Cluster, rounds: number): Promise<void> {
+  const masters = (cluster.env.DROVER_MASTERS ?? "").split(",");
+  let launched = 0;
+  let current: { taskId: string; t0: number } | undefined;
+  let done: () => void = () => {};
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  const fw: Framework = new Framework(
+    { masters, name: "bench", failoverTimeoutSeconds: 5 },
+    {
+      // One task at a time: launch on the first offer, decline the rest briefly.
+      offers: async (offers) => {
+        for (const offer of offers) {
+          if (current || launched >= rounds) {
+            await fw.decline([offer.offerId], 0.2);
+            continue;
+          }
+          const taskId = `bench-${process.pid}-${launched++}`;
+          current = { taskId, t0: performance.now() };
+          await fw.launch(offer, [{ taskId, image: TASK_IMAGE, cmd: "sleep 100000", cpus: 0.01, mem: 16 }]);
+        }
+      },
+      update: async (u) => {
+        if (!current || u.taskId !== current.taskId) return;
+        if (u.state === "TASK_RUNNING") {
+          record(
+            "framework SDK: accept → TASK_RUNNING of one real container",
+            performance.now() - current.t0,
+          );
+          await fw.kill(u.taskId);
+        } else if (u.state === "TASK_KILLED" || u.state === "TASK_FAILED") {
+          current = undefined;
+          if (launched >= rounds) done();
+          else await fw.revive();
+        }
+      },
+    },
+  );
+  const running = fw.run();
+  const timeout = setTimeout(() => done(), 120_000);
+  await finished;
+  clearTimeout(timeout);
+  fw.stop();
+  await running.catch(() => undefined);
+}
+
 async function leader(etcd: Etcd3): Promise<string | undefined> {
   const res = await etcd.getAll().prefix("/drover/election/master/").sort("Create", "Ascend").limit(1).exec();
   return res.kvs[0]?.value.toString();
@@ -148,6 +197,8 @@ try {
     await appToRunning(cluster, dir, r);
     await dockerodeBaseline(r);
   }
+  console.log("framework accept → running");
+  await acceptToRunning(cluster, ROUNDS * 2);
   for (let r = 0; r < ROUNDS; r++) {
     console.log(`takeover ${r + 1}`);
     await takeover(cluster, etcd);

@@ -82,7 +82,14 @@ export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = { minAllocatable: { .
 
 /** What an agent can still offer: total - used - offered, never negative. */
 export function freeResources(agent: AgentLedger): Resources {
-  return subtractResources(subtractResources(agent.total, agent.used), agent.offered);
+  const free = subtractResources(subtractResources(agent.total, agent.used), agent.offered);
+  // Float sums drift (1.4 - 1.2 = 0.19999999999999996): offers carry scalars in thousandths, rounded
+  // down, so a framework comparing exactly never sees 0.2 as less than 0.2.
+  return { ...free, cpus: roundDown(free.cpus), mem: roundDown(free.mem), disk: roundDown(free.disk) };
+}
+
+function roundDown(x: number): number {
+  return Math.floor(x * 1000 + 1e-6) / 1000;
 }
 
 /** max(allocated.cpus / total.cpus, allocated.mem / total.mem); a zero capacity contributes 0. */

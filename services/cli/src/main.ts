@@ -97,6 +97,9 @@ function taskJson(t: Task) {
     exitCode: s?.exitCode,
     image: t.info?.container?.image,
     cpus: t.info?.resources?.cpus,
+    ports: (t.info?.resources?.ports ?? []).flatMap((r) =>
+      Array.from({ length: Math.max(0, r.end - r.begin + 1) }, (_, i) => r.begin + i),
+    ),
     mem: t.info?.resources?.mem,
     createdAtMs: t.createdAtMs,
     updatedAtMs: t.updatedAtMs,

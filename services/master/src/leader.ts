@@ -11,10 +11,12 @@ import type { MasterConfig } from "@drover/config";
 import {
   addResources,
   allocate,
+  DEFAULT_ROLE,
   emptyResources,
   fitsIn,
   isActive,
   isTerminal,
+  missingResources,
   shouldApplyStatus,
   subtractResources,
   type TaskInfo,
@@ -501,15 +503,19 @@ export class MasterLeader {
     }
     const frameworks = [...this.frameworkSessions.keys()].map((frameworkId) => ({
       frameworkId,
+      role: this.state.framework(frameworkId)?.role ?? DEFAULT_ROLE,
       connected: true,
-      suppressed: false,
+      suppressed: this.suppressed.has(frameworkId),
       allocated: addResources(
         usedByFramework.get(frameworkId) ?? emptyResources(),
         this.offers.offeredTo(frameworkId),
       ),
     }));
     if (agents.length === 0 || frameworks.length === 0) return;
-    const grants = allocate(agents, frameworks, this.offers.activeFilters(now), now);
+    const grants = allocate(agents, frameworks, this.offers.activeFilters(now), now, {
+      minAllocatable: { cpus: this.config.minAllocatableCpus, mem: this.config.minAllocatableMem },
+      roles: this.config.roles,
+    });
     const byFramework = new Map<string, FrameworkEvent & { event: { $case: "offers" } }>();
     for (const g of grants) {
       const a = this.state.agent(g.agentId);
@@ -544,7 +550,12 @@ export class MasterLeader {
   private expireOffers(): void {
     const now = Date.now();
     const expired = this.offers.removeWhere((o) => o.expiresAtMs <= now);
-    for (const o of expired) this.rescind(o.frameworkId, o.offerId);
+    for (const o of expired) {
+      this.rescind(o.frameworkId, o.offerId);
+      // As a decline with the default filter: a framework that sits on offers does not get the same
+      // agent straight back, so it cannot hoard an agent from the others.
+      this.offers.refuse(o.frameworkId, o.agentId, now + 5000);
+    }
     if (expired.length > 0) this.allocation.trigger();
   }
 
@@ -601,16 +612,23 @@ export class MasterLeader {
     for (const o of offers) offered = addResources(offered, o.resources);
     let need = emptyResources();
     for (const t of tasks) need = addResources(need, t.resources);
-    if (issues.length === 0 && !fitsIn(need, offered))
-      issues.push({ path: "operations", message: "tasks need more resources than the offers hold" });
+    if (issues.length === 0)
+      for (const r of missingResources(need, offered))
+        issues.push({
+          path: `operations.launch.tasks.resources.${r}`,
+          message:
+            r === "ports"
+              ? "tasks need ports the offers do not hold"
+              : `tasks need ${need[r]} ${r}, the offers hold ${offered[r]}`,
+        });
     if (issues.length > 0) throw new InvalidArgumentError(issues);
 
     const now = Date.now();
     for (const o of offers) this.offers.remove(o.offerId);
     const agentId = offers[0]?.agentId ?? "";
     const refuse = Number.isFinite(req.refuseSeconds) && req.refuseSeconds > 0 ? req.refuseSeconds : 0;
-    if (refuse > 0 && fitsIn(emptyResources(), subtractResources(offered, need)))
-      this.offers.refuse(req.frameworkId, agentId, now + refuse * 1000);
+    // What the accept left of the offers is not offered to this framework again for `refuse` seconds.
+    if (refuse > 0) this.offers.refuse(req.frameworkId, agentId, now + refuse * 1000);
     if (tasks.length > 0) {
       // Re-checked in commit order: a concurrent accept may have taken one of these ids meanwhile.
       const fresh = () => tasks.every((t) => !this.state.tasks.has(t.taskId));

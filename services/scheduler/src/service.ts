@@ -2,8 +2,7 @@
 
 import { InvalidArgumentError, type Logger, NotLeaderError, unaryHandler } from "@drover/common";
 import type { AppRecord, UnplacedReason } from "@drover/core";
-import type { App, ListTasksRequest, ListTasksResponse, SchedulerServer, WaitingReason } from "@drover/proto";
-import { Metadata } from "@grpc/grpc-js";
+import type { App, SchedulerServer, WaitingReason } from "@drover/proto";
 import { AppStore } from "./apps.js";
 import type { FrameworkDriver } from "./framework.js";
 
