@@ -16,6 +16,7 @@ import {
   isActive,
   isTerminal,
   missingResources,
+  type Resources,
   shouldApplyStatus,
   type TaskInfo,
   TaskInfoSchema,
@@ -71,6 +72,12 @@ export class MasterLeader {
   /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
   private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Launches accepted whose tasks are being committed: their resources are in use already. */
+  private readonly pendingLaunches = new Set<{
+    frameworkId: string;
+    agentId: string;
+    resources: Resources;
+  }>();
   /** Periodic checks in progress (a check never overlaps itself). */
   private readonly checking = new Set<string>();
   private readonly relay: EventRelay;
@@ -485,6 +492,13 @@ export class MasterLeader {
         addResources(usedByFramework.get(t.info.frameworkId) ?? emptyResources(), t.info.resources),
       );
     }
+    for (const p of this.pendingLaunches) {
+      usedByAgent.set(p.agentId, addResources(usedByAgent.get(p.agentId) ?? emptyResources(), p.resources));
+      usedByFramework.set(
+        p.frameworkId,
+        addResources(usedByFramework.get(p.frameworkId) ?? emptyResources(), p.resources),
+      );
+    }
     const agents = [];
     for (const [agentId] of this.agentSessions) {
       const a = this.state.agent(agentId);
@@ -628,29 +642,35 @@ export class MasterLeader {
     // What the accept left of the offers is not offered to this framework again for `refuse` seconds.
     if (refuse > 0) this.offers.refuse(req.frameworkId, agentId, now + refuse * 1000);
     if (tasks.length > 0) {
+      // The offers are gone and the tasks are not committed yet: until they are, their resources
+      // count as used, or an allocation in between would lend them to another framework.
+      const pending = { frameworkId: req.frameworkId, agentId, resources: need };
+      this.pendingLaunches.add(pending);
       // Re-checked in commit order: a concurrent accept may have taken one of these ids meanwhile.
       const fresh = () => tasks.every((t) => !this.state.tasks.has(t.taskId));
-      const committed = await this.state.commit(
-        tasks.map((t) => ({
-          kind: "task" as const,
-          id: t.taskId,
-          events: [
-            {
-              type: "TaskLaunched" as const,
-              info: t,
-              status: {
-                state: "TASK_STAGING" as TaskState,
-                message: "launch sent to agent",
-                timestampMs: now,
-                uuid: randomUUID(),
-                source: "master" as const,
+      const committed = await this.state
+        .commit(
+          tasks.map((t) => ({
+            kind: "task" as const,
+            id: t.taskId,
+            events: [
+              {
+                type: "TaskLaunched" as const,
+                info: t,
+                status: {
+                  state: "TASK_STAGING" as TaskState,
+                  message: "launch sent to agent",
+                  timestampMs: now,
+                  uuid: randomUUID(),
+                  source: "master" as const,
+                },
               },
-            },
-          ],
-        })),
-        now,
-        fresh,
-      );
+            ],
+          })),
+          now,
+          fresh,
+        )
+        .finally(() => this.pendingLaunches.delete(pending));
       if (!committed)
         throw new InvalidArgumentError([
           { path: "operations.launch.tasks", message: "a task with one of these ids already exists" },
