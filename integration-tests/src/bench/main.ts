@@ -116,7 +116,7 @@ async function acceptToRunning(cluster: Cluster, rounds: number): Promise<void> 
           }
           const taskId = `bench-${process.pid}-${launched++}`;
           current = { taskId, t0: performance.now() };
-          await fw.launch(offer, [{ taskId, image: TASK_IMAGE, cmd: "sleep 100000", cpus: 0.01, mem: 16 }]);
+          await fw.launch(offer, [{ taskId, image: TASK_IMAGE, cmd: "sleep 100000", cpus: 0.1, mem: 16 }]);
         }
       },
       update: async (u) => {
