@@ -51,7 +51,7 @@ async function appToRunning(cluster: Cluster, dir: string, round: number): Promi
       container: { docker: { image: TASK_IMAGE } },
       cmd: "sleep 100000",
       instances: N,
-      cpus: 0.01,
+      cpus: 0.1,
       mem: 16,
     }),
   );
@@ -81,7 +81,7 @@ async function dockerodeBaseline(round: number): Promise<void> {
         Cmd: ["/bin/sh", "-c", "sleep 100000"],
         Labels: { "drover.test": "bench" },
         HostConfig: {
-          NanoCpus: 10_000_000,
+          NanoCpus: 100_000_000,
           Memory: 16 * 1024 * 1024,
           MemorySwap: 16 * 1024 * 1024,
           Init: true,

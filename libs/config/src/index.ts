@@ -217,3 +217,15 @@ export const loadSchedulerConfig = (opts: LoadOptions = {}): SchedulerConfig =>
 export const loadAgentConfig = (opts: LoadOptions = {}): AgentConfig =>
   load(AgentConfigSchema, "AGENT", opts);
 export const loadCliConfig = (opts: LoadOptions = {}): CliConfig => load(CliConfigSchema, "CLI", opts);
+
+/** Loads a service's configuration, or exits with status 2 and the wrong field (a bad config never starts). */
+export function loadOrExit<T>(service: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    process.stderr.write(
+      `drover ${service}: invalid configuration: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    process.exit(2);
+  }
+}

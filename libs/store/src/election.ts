@@ -7,7 +7,7 @@
  * or resign() is called; `lost` then resolves and the caller must stop acting as leader.
  */
 
-import type { Logger } from "@drover/common";
+import { errorMessage, type Logger, sleep } from "@drover/common";
 import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IKeyValue, type Lease } from "etcd3";
 import { ELECTION_PREFIX } from "./keys.js";
 
@@ -138,6 +138,32 @@ export class LeaderElection {
       end("campaign failed");
       await lease.revoke().catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Leads whenever it can until `signal` aborts: campaigns, runs `term` while leading (it must
+   * return once `leadership.lost` resolves), then gives the key up at once — whatever ended the
+   * term, a lost lease or a failure while starting — and campaigns again.
+   */
+  async serve(
+    value: string,
+    signal: AbortSignal,
+    term: (leadership: Leadership) => Promise<void>,
+  ): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const leadership = await this.campaign(value, signal);
+        try {
+          await term(leadership);
+        } finally {
+          await leadership.resign().catch(() => undefined);
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.error("leadership attempt failed", { service: this.service, err: errorMessage(err) });
+        await sleep(1000, signal);
+      }
     }
   }
 

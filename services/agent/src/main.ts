@@ -4,19 +4,13 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { connectBus, ensureStreams } from "@drover/bus";
-import { createLogger, errorMessage } from "@drover/common";
-import { loadAgentConfig } from "@drover/config";
+import { createLogger } from "@drover/common";
+import { loadAgentConfig, loadOrExit } from "@drover/config";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
 import { DockerExecutor } from "./executor/index.js";
 
-let config: ReturnType<typeof loadAgentConfig>;
-try {
-  config = loadAgentConfig();
-} catch (err) {
-  process.stderr.write(`drover agent: invalid configuration: ${errorMessage(err)}\n`);
-  process.exit(2);
-}
+const config = loadOrExit("agent", () => loadAgentConfig());
 
 function agentId(): string {
   if (config.agentId) return config.agentId;

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { connectBus, ensureStreams } from "@drover/bus";
-import { createLogger, errorMessage, sleep } from "@drover/common";
-import { loadMasterConfig } from "@drover/config";
+import { createLogger } from "@drover/common";
+import { loadMasterConfig, loadOrExit } from "@drover/config";
 import { MasterService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection } from "@drover/store";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
@@ -17,13 +17,7 @@ export async function bindGrpc(server: Server, listen: string): Promise<number> 
 }
 
 export async function runService(bind: typeof bindGrpc): Promise<void> {
-  let config: ReturnType<typeof loadMasterConfig>;
-  try {
-    config = loadMasterConfig();
-  } catch (err) {
-    process.stderr.write(`drover master: invalid configuration: ${errorMessage(err)}\n`);
-    process.exit(2);
-  }
+  const config = loadOrExit("master", () => loadMasterConfig());
   const log = createLogger("master", config.logLevel, { node: config.advertise, host: hostname() });
   const etcd = connectEtcd(config.etcdEndpoints);
   const bus = await connectBus(config.natsServers, `master-${config.advertise}`, log);
@@ -58,25 +52,17 @@ export async function runService(bind: typeof bindGrpc): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
-  while (!abort.signal.aborted) {
+  await election.serve(config.advertise, abort.signal, async (leadership) => {
+    const l = new MasterLeader(store, bus, leadership, config, log);
     try {
-      const leadership = await election.campaign(config.advertise, abort.signal);
-      const l = new MasterLeader(store, bus, leadership, config, log);
-      try {
-        await l.start();
-        current = l;
-        log.info("leading", { advertise: config.advertise });
-        await leadership.lost;
-      } finally {
-        current = undefined;
-        await l.stop();
-        await leadership.resign().catch(() => undefined);
-        log.warn("stepped down");
-      }
-    } catch (err) {
-      if (abort.signal.aborted) break;
-      log.error("leadership attempt failed", { err: errorMessage(err) });
-      await sleep(1000, abort.signal);
+      await l.start();
+      current = l;
+      log.info("leading", { advertise: config.advertise });
+      await leadership.lost;
+    } finally {
+      current = undefined;
+      await l.stop();
+      log.warn("stepped down");
     }
-  }
+  });
 }

@@ -5,8 +5,8 @@
  */
 import { hostname } from "node:os";
 import { connectBus, ensureStreams, followEvents } from "@drover/bus";
-import { coalesce, createLogger, errorMessage, sleep } from "@drover/common";
-import { loadSchedulerConfig } from "@drover/config";
+import { coalesce, createLogger, errorMessage } from "@drover/common";
+import { loadOrExit, loadSchedulerConfig } from "@drover/config";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
@@ -14,13 +14,7 @@ import { AppStore } from "./apps.js";
 import { FrameworkDriver } from "./framework.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
 
-let config: ReturnType<typeof loadSchedulerConfig>;
-try {
-  config = loadSchedulerConfig();
-} catch (err) {
-  process.stderr.write(`drover scheduler: invalid configuration: ${errorMessage(err)}\n`);
-  process.exit(2);
-}
+const config = loadOrExit("scheduler", () => loadSchedulerConfig());
 const log = createLogger("scheduler", config.logLevel, { node: config.advertise, host: hostname() });
 const etcd = connectEtcd(config.etcdEndpoints);
 const bus = await connectBus(config.natsServers, `scheduler-${config.advertise}`, log);
@@ -58,21 +52,7 @@ const shutdown = async (signal: string) => {
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
-while (!abort.signal.aborted) {
-  try {
-    const leadership = await election.campaign(config.advertise, abort.signal);
-    try {
-      await lead(leadership);
-    } finally {
-      // Whatever ended the term (lost lease, failure while starting), give the key up at once.
-      await leadership.resign().catch(() => undefined);
-    }
-  } catch (err) {
-    if (abort.signal.aborted) break;
-    log.error("leadership attempt failed", { err: errorMessage(err) });
-    await sleep(1000, abort.signal);
-  }
-}
+await election.serve(config.advertise, abort.signal, lead);
 
 async function lead(leadership: Leadership): Promise<void> {
   const apps = new AppStore(store, leadership);
