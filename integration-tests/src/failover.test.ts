@@ -17,7 +17,14 @@ import { AppAggregate, type AppSpec } from "@drover/core";
 import { connectEtcd, EventStore, LeaderElection, type Leadership, verifyLog } from "@drover/store";
 import Docker from "dockerode";
 import { Etcd3 } from "etcd3";
-import { type Cluster, type ServiceProcess, startCluster, waitFor } from "./harness/index.js";
+import {
+  type Cluster,
+  type ServiceProcess,
+  startCluster,
+  waitFor,
+  withClusterLogs,
+  withTimeout,
+} from "./harness/index.js";
 
 const APP_ID = "web";
 /** Convergence deadline: generous, the machine is small and shared. */
@@ -81,28 +88,7 @@ after(async () => {
 });
 
 /** Runs a test body; a failure carries the processes' last log lines. */
-async function withLogs(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof Error && cluster) {
-      err.message = `${err.message}\n\n=== cluster ${cluster.id} ===\n${cluster.describe(40)}`;
-    }
-    throw err;
-  }
-}
-
-async function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
 
 // ------------------------------------------------------------------ observations
 

@@ -15,7 +15,15 @@ import { errorMessage, LeaderClient } from "@drover/common";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import { MasterClient, type Task, taskStateToJSON } from "@drover/proto";
 import Docker from "dockerode";
-import { type Cluster, repoRoot, startCluster, TASK_IMAGE, waitFor } from "./harness/index.js";
+import {
+  type Cluster,
+  repoRoot,
+  startCluster,
+  TASK_IMAGE,
+  waitFor,
+  withClusterLogs,
+  withTimeout,
+} from "./harness/index.js";
 
 const AGENT_CPUS = 2;
 const SCHEDULER_NAME = "drover-scheduler";
@@ -58,16 +66,7 @@ after(async () => {
 });
 
 /** Runs a test body; a failure carries the processes' last log lines. */
-async function withLogs(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof Error && cluster) {
-      err.message = `${err.message}\n\n=== cluster ${cluster.id} ===\n${cluster.describe(40)}`;
-    }
-    throw err;
-  }
-}
+const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
 
 // ------------------------------------------------------------------ observations
 
@@ -179,18 +178,6 @@ function spawnFiveTasks(env: Record<string, string>) {
       return m;
     },
   };
-}
-
-async function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // ------------------------------------------------------------------ an SDK framework for the tests

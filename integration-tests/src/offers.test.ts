@@ -14,7 +14,15 @@ import { errorMessage, LeaderClient } from "@drover/common";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import { MasterClient } from "@drover/proto";
 import Docker from "dockerode";
-import { type Cluster, StopWaiting, startCluster, TASK_IMAGE, waitFor } from "./harness/index.js";
+import {
+  type Cluster,
+  StopWaiting,
+  startCluster,
+  TASK_IMAGE,
+  waitFor,
+  withClusterLogs,
+  withTimeout,
+} from "./harness/index.js";
 
 const OFFER_TIMEOUT_S = 3;
 const AGENT = { cpus: 2, mem: 1024, ports: { begin: 31200, end: 31209 } };
@@ -172,29 +180,8 @@ async function newProbe(name: string): Promise<Probe> {
 
 // ------------------------------------------------------------------ helpers
 
-async function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Runs a test body; a failure carries the processes' last log lines. */
-async function withLogs(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof Error && cluster) {
-      err.message = `${err.message}\n\n=== cluster ${cluster.id} ===\n${cluster.describe(40)}`;
-    }
-    throw err;
-  }
-}
+const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
 
 async function listFrameworks() {
   return (await masterClient().call((c) => c.listFrameworks.bind(c), {})).frameworks;

@@ -14,7 +14,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { LeaderClient } from "@drover/common";
 import { MasterClient } from "@drover/proto";
 import Docker from "dockerode";
-import { type Cluster, startCluster, TASK_IMAGE, waitFor } from "./harness/index.js";
+import { type Cluster, startCluster, TASK_IMAGE, waitFor, withClusterLogs } from "./harness/index.js";
 
 const PORT_MIN = 31000;
 const PORT_MAX = 31010;
@@ -49,16 +49,7 @@ after(async () => {
 });
 
 /** Runs a test body; a failure carries the processes' last log lines. */
-async function withLogs(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof Error && cluster) {
-      err.message = `${err.message}\n\n=== cluster ${cluster.id} ===\n${cluster.describe(40)}`;
-    }
-    throw err;
-  }
-}
+const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
 
 interface TaskJson {
   taskId: string;

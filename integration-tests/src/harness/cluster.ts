@@ -328,3 +328,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     throw new Error(`starting cluster ${id} failed: ${(err as Error).message}\n${detail}`);
   }
 }
+
+/** Runs a test body; a failure carries the cluster processes' last log lines. */
+export async function withClusterLogs(cluster: Cluster | undefined, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof Error && cluster) {
+      err.message = `${err.message}\n\n=== cluster ${cluster.id} ===\n${cluster.describe(40)}`;
+    }
+    throw err;
+  }
+}

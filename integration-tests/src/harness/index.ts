@@ -5,6 +5,7 @@ export {
   type ClusterOptions,
   runCli,
   startCluster,
+  withClusterLogs,
 } from "./cluster.js";
 export {
   ETCD_IMAGE,
@@ -17,4 +18,4 @@ export {
 } from "./infra.js";
 export { repoRoot } from "./paths.js";
 export { freePort, LOG_DIR, type ServiceKind, type ServiceProcess, spawnService } from "./processes.js";
-export { StopWaiting, type WaitOptions, waitFor } from "./wait.js";
+export { StopWaiting, type WaitOptions, waitFor, withTimeout } from "./wait.js";

@@ -47,3 +47,16 @@ export async function waitFor<T>(
     await sleep(Math.min(intervalMs, left));
   }
 }
+
+/** Resolves or rejects as `p` does, or rejects with `timed out after Nms waiting for <what>`. */
+export async function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,5 +1,5 @@
 /** Server-side helpers: every handler's error goes through toGrpcError (one boundary). */
-import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import { type Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { toGrpcError } from "./grpc-errors.js";
 import type { Logger } from "./log.js";
 
@@ -19,4 +19,13 @@ export function unaryHandler<Req, Res>(
       },
     );
   };
+}
+
+/** Binds an insecure listener on `listen` (host:port); resolves with the bound port. */
+export function bindGrpc(server: Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
 }

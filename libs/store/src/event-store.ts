@@ -7,6 +7,7 @@
 import { ConflictError, FencedError } from "@drover/common";
 import type { AggregateDef, EventEnvelope } from "@drover/core";
 import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
+import { z } from "zod";
 import type { Leadership } from "./election.js";
 import {
   LOG_PREFIX,
@@ -41,6 +42,22 @@ export interface CommitResult {
 export interface Loaded<S> {
   state: S;
   version: number;
+}
+
+const EnvelopeSchema = z.object({
+  aggregate: z.string().min(1),
+  id: z.string().min(1),
+  version: z.number().int().min(1),
+  atMs: z.number(),
+  event: z.looseObject({ type: z.string() }),
+});
+
+/** A stored event, checked (etcd is a boundary too); the error names the key. */
+export function parseEnvelope(key: string, text: string): EventEnvelope {
+  const checked = EnvelopeSchema.safeParse(safeJson(text));
+  if (!checked.success)
+    throw new Error(`invalid event at ${key}: ${checked.error.issues[0]?.message ?? "not JSON"}`);
+  return checked.data;
 }
 
 function safeJson(text: string): unknown {
@@ -184,7 +201,7 @@ export class EventStore {
       const key = kv.key.toString();
       const k = parseLogKey(key);
       if (!k) throw new Error(`malformed log key ${key}`);
-      const env = JSON.parse(kv.value.toString()) as EventEnvelope;
+      const env = parseEnvelope(key, kv.value.toString());
       out.push({ ...env, revision: kv.mod_revision });
     }
     out.sort((a, b) => {

@@ -23,7 +23,6 @@ import {
   type TaskRecord,
   type TaskState,
   type TaskStatus,
-  TaskStatusSchema,
   validate,
 } from "@drover/core";
 import type { AgentCommand, FrameworkEvent, RegisterAgent } from "@drover/proto";
@@ -38,6 +37,7 @@ import {
 import type { EventStore, Leadership } from "@drover/store";
 import { OfferBook } from "./offers.js";
 import { EventRelay } from "./relay.js";
+import { parseRequest, RegisterAgentSchema, SubscribeSchema } from "./requests.js";
 import { MasterState } from "./state.js";
 
 export interface AgentConn {
@@ -143,24 +143,16 @@ export class MasterLeader {
   // ---------------------------------------------------------------- agents
 
   /** An agent (re-)registers on a new session. Returns the agent id. */
-  async registerAgent(reg: RegisterAgent, conn: AgentConn): Promise<string> {
-    const issues = [];
-    if (!/^[a-zA-Z0-9._-]{1,64}$/.test(reg.agentId))
-      issues.push({ path: "agentId", message: "must be 1-64 of [a-zA-Z0-9._-]" });
-    const resources = fromWireResources(reg.resources);
-    if (!(resources.cpus > 0)) issues.push({ path: "resources.cpus", message: "must be > 0" });
-    if (!(resources.mem > 0)) issues.push({ path: "resources.mem", message: "must be > 0" });
-    const reported: { taskId: string; status: TaskStatus }[] = [];
-    for (const [i, s] of reg.tasks.entries()) {
-      const v = validate(TaskStatusSchema, fromWireStatus(s));
-      if (!v.ok) issues.push(...v.issues.map((x) => ({ path: `tasks.${i}.${x.path}`, message: x.message })));
-      else reported.push({ taskId: s.taskId, status: v.value });
-    }
-    if (issues.length > 0) throw new InvalidArgumentError(issues);
-    const agentId = reg.agentId;
+  async registerAgent(wire: RegisterAgent, conn: AgentConn): Promise<string> {
+    const reg = parseRequest(RegisterAgentSchema, {
+      agentId: wire.agentId,
+      hostname: wire.hostname,
+      resources: fromWireResources(wire.resources),
+      attributes: Object.fromEntries(wire.attributes.map((a) => [a.key, a.value])),
+      tasks: wire.tasks.map((s) => ({ taskId: s.taskId, status: fromWireStatus(s) })),
+    });
+    const { agentId, resources, attributes, tasks: reported } = reg;
     const now = Date.now();
-    const attributes: Record<string, string> = {};
-    for (const a of reg.attributes) attributes[a.key] = a.value;
     await this.state.commit(
       [
         {
@@ -362,13 +354,7 @@ export class MasterLeader {
     req: { frameworkId: string; name: string; role: string; failoverTimeoutSeconds: number },
     conn: FrameworkConn,
   ): Promise<string> {
-    const issues = [];
-    if (req.frameworkId && !/^[a-zA-Z0-9._-]{1,64}$/.test(req.frameworkId))
-      issues.push({ path: "frameworkId", message: "must be 1-64 of [a-zA-Z0-9._-]" });
-    if (!req.name) issues.push({ path: "name", message: "required" });
-    if (!(req.failoverTimeoutSeconds >= 0))
-      issues.push({ path: "failoverTimeoutSeconds", message: "must be >= 0" });
-    if (issues.length > 0) throw new InvalidArgumentError(issues);
+    req = parseRequest(SubscribeSchema, req);
     const frameworkId = req.frameworkId || `fw-${randomUUID()}`;
     await this.state.commit(
       [

@@ -3,6 +3,6 @@
  * follower serves only redirects. Losing the lease (or a fenced write failing) ends the
  * leadership at once; the process then campaigns again.
  */
-import { bindGrpc, runService } from "./run.js";
+import { runService } from "./run.js";
 
-await runService(bindGrpc);
+await runService();

@@ -8,7 +8,7 @@
 import { type Bus, lastPublishedRevision, publishEvent } from "@drover/bus";
 import { errorMessage, type Logger, sleep } from "@drover/common";
 import type { EventEnvelope } from "@drover/core";
-import { type Etcd3, LOG_PREFIX } from "@drover/store";
+import { type Etcd3, LOG_PREFIX, parseEnvelope } from "@drover/store";
 
 export class EventRelay {
   private stopped = false;
@@ -31,9 +31,9 @@ export class EventRelay {
       const key = kv.key.toString();
       let env: EventEnvelope;
       try {
-        env = JSON.parse(kv.value.toString()) as EventEnvelope;
-      } catch {
-        this.log.error("unparsable event in log", { key });
+        env = parseEnvelope(key, kv.value.toString());
+      } catch (err) {
+        this.log.error("invalid event in the log is not published", { key, err: errorMessage(err) });
         return;
       }
       this.chain = this.chain.then(() => this.publish(env, revision, key));

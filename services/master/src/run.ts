@@ -1,22 +1,14 @@
 import { hostname } from "node:os";
 import { connectBus, ensureStreams } from "@drover/bus";
-import { createLogger } from "@drover/common";
+import { bindGrpc, createLogger } from "@drover/common";
 import { loadMasterConfig, loadOrExit } from "@drover/config";
 import { MasterService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection } from "@drover/store";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { MasterLeader } from "./leader.js";
 import { masterService } from "./service.js";
 
-export async function bindGrpc(server: Server, listen: string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    ),
-  );
-}
-
-export async function runService(bind: typeof bindGrpc): Promise<void> {
+export async function runService(): Promise<void> {
   const config = loadOrExit("master", () => loadMasterConfig());
   const log = createLogger("master", config.logLevel, { node: config.advertise, host: hostname() });
   const etcd = connectEtcd(config.etcdEndpoints);
@@ -33,7 +25,7 @@ export async function runService(bind: typeof bindGrpc): Promise<void> {
       log,
     ),
   );
-  const port = await bind(server, config.listen);
+  const port = await bindGrpc(server, config.listen);
   log.info("master listening", { listen: config.listen, port, advertise: config.advertise });
 
   const abort = new AbortController();

@@ -5,11 +5,11 @@
  */
 import { hostname } from "node:os";
 import { connectBus, ensureStreams, followEvents } from "@drover/bus";
-import { coalesce, createLogger, errorMessage } from "@drover/common";
+import { bindGrpc, coalesce, createLogger, errorMessage } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { AppStore } from "./apps.js";
 import { FrameworkDriver } from "./framework.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
@@ -31,11 +31,7 @@ server.addService(
     log,
   ),
 );
-await new Promise<number>((resolve, reject) =>
-  server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, port) =>
-    err ? reject(err) : resolve(port),
-  ),
-);
+await bindGrpc(server, config.listen);
 log.info("scheduler listening", { listen: config.listen, advertise: config.advertise });
 
 const abort = new AbortController();
