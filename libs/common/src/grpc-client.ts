@@ -13,6 +13,7 @@ import {
 } from "@grpc/grpc-js";
 import { NotLeaderError, UnavailableError } from "./errors.js";
 import { fromGrpcError, isUnavailable, leaderHint } from "./grpc-errors.js";
+import { grpcClientOptions } from "./grpc-server.js";
 import { sleep } from "./time.js";
 
 export type ClientCtor<C> = new (
@@ -43,12 +44,7 @@ export class LeaderClient<C extends Client> {
     if (this.closed) throw new UnavailableError("client closed");
     let c = this.clients.get(address);
     if (!c) {
-      c = new this.ctor(address, credentials.createInsecure(), {
-        "grpc.keepalive_time_ms": 10_000,
-        "grpc.keepalive_timeout_ms": 5_000,
-        "grpc.max_reconnect_backoff_ms": 1_000,
-        "grpc.initial_reconnect_backoff_ms": 100,
-      });
+      c = new this.ctor(address, credentials.createInsecure(), grpcClientOptions());
       this.clients.set(address, c);
     }
     return c;
@@ -111,7 +107,7 @@ export class LeaderClient<C extends Client> {
 
   /**
    * Like unary, with the method picked by name: `leader.call((c) => c.listApps.bind(c), {})`.
-   * The response type is inferred from the generated method.
+   * The response type is inferred from the generated method; `headers` become call metadata.
    */
   call<Req, Res>(
     pick: (
@@ -124,9 +120,14 @@ export class LeaderClient<C extends Client> {
     ) => unknown,
     req: Req,
     timeoutMs = 15_000,
+    headers: Record<string, string> = {},
   ): Promise<Res> {
     return this.unary<Req, Res>(
-      (c, r, deadline, cb) => pick(c)(r, new Metadata(), { deadline }, cb),
+      (c, r, deadline, cb) => {
+        const md = new Metadata();
+        for (const [k, v] of Object.entries(headers)) md.set(k, v);
+        return pick(c)(r, md, { deadline }, cb);
+      },
       req,
       timeoutMs,
     );

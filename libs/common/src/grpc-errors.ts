@@ -1,23 +1,35 @@
 /**
- * The one place where Drover errors become gRPC statuses and back. A follower's NOT_LEADER
- * becomes UNAVAILABLE with the trailer `drover-leader: <address>`; field issues travel as
- * JSON in the trailer `drover-issues`.
+ * The one place where Drover errors become gRPC statuses and back (codes from ERROR_STATUS).
+ * A follower's NOT_LEADER becomes UNAVAILABLE with the trailer `drover-leader: <address>`;
+ * field issues travel as JSON in the trailer `drover-issues`.
+ *
+ * Whatever the error says, what goes on the wire is safe: the details are well-formed and at
+ * most MAX_DETAILS_CHARS long, and every trailer is printable ASCII (gRPC metadata allows
+ * nothing else: `Metadata.set` throws on anything else) and bounded in size, so no input can
+ * make the answer itself fail.
  */
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { z } from "zod";
 import {
   AlreadyExistsError,
   ConflictError,
   DroverError,
-  FencedError,
+  ERROR_STATUS,
+  FailedPreconditionError,
   type FieldIssue,
   InvalidArgumentError,
   NotFoundError,
   NotLeaderError,
+  PermissionDeniedError,
+  TooLargeError,
   UnavailableError,
 } from "./errors.js";
+import { asciiJson, asciiOnly, clip, MAX_DETAILS_CHARS, MAX_ISSUES_TRAILER_BYTES } from "./safe-text.js";
 
 export const LEADER_METADATA_KEY = "drover-leader";
 export const ISSUES_METADATA_KEY = "drover-issues";
+/** The framework calls' proof of the caller: the stream id of the framework's subscription. */
+export const STREAM_ID_METADATA_KEY = "drover-stream-id";
 
 export interface GrpcErrorPayload {
   code: status;
@@ -25,25 +37,42 @@ export interface GrpcErrorPayload {
   metadata: Metadata;
 }
 
+/** The issues as an ASCII JSON trailer of at most MAX_ISSUES_TRAILER_BYTES (dropping issues from the end). */
+export function issuesTrailer(issues: readonly FieldIssue[]): string {
+  let kept = issues.length;
+  for (;;) {
+    const list: FieldIssue[] = issues.slice(0, kept);
+    if (kept < issues.length)
+      list.push({ path: "", message: `and ${issues.length - kept} more issues (truncated)` });
+    const text = asciiJson(list);
+    if (text.length <= MAX_ISSUES_TRAILER_BYTES || kept === 0) return text;
+    kept = Math.floor(kept / 2);
+  }
+}
+
+/** The gRPC status for `err`. Never throws, whatever `err` is. */
 export function toGrpcError(err: unknown): GrpcErrorPayload {
   const metadata = new Metadata();
-  if (err instanceof NotLeaderError) {
-    if (err.leader) metadata.set(LEADER_METADATA_KEY, err.leader);
-    return { code: status.UNAVAILABLE, details: err.message, metadata };
+  if (err instanceof DroverError) {
+    const details = clip(err.message, MAX_DETAILS_CHARS);
+    if (err instanceof NotLeaderError && err.leader)
+      metadata.set(LEADER_METADATA_KEY, asciiOnly(err.leader, 256));
+    if (err instanceof InvalidArgumentError) metadata.set(ISSUES_METADATA_KEY, issuesTrailer(err.issues));
+    return { code: ERROR_STATUS[err.code].grpc as status, details, metadata };
   }
-  if (err instanceof InvalidArgumentError) {
-    metadata.set(ISSUES_METADATA_KEY, JSON.stringify(err.issues));
-    return { code: status.INVALID_ARGUMENT, details: err.message, metadata };
+  return {
+    code: status.INTERNAL,
+    details: clip(`internal error: ${safeMessage(err)}`, MAX_DETAILS_CHARS),
+    metadata,
+  };
+}
+
+function safeMessage(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return "unprintable error";
   }
-  if (err instanceof NotFoundError) return { code: status.NOT_FOUND, details: err.message, metadata };
-  if (err instanceof AlreadyExistsError)
-    return { code: status.ALREADY_EXISTS, details: err.message, metadata };
-  if (err instanceof ConflictError) return { code: status.ABORTED, details: err.message, metadata };
-  if (err instanceof FencedError || err instanceof UnavailableError)
-    return { code: status.UNAVAILABLE, details: err.message, metadata };
-  if (err instanceof DroverError) return { code: status.INTERNAL, details: err.message, metadata };
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: status.INTERNAL, details: `internal error: ${message}`, metadata };
 }
 
 function isServiceError(err: unknown): err is ServiceError {
@@ -57,7 +86,9 @@ export function leaderHint(err: unknown): string | undefined {
   return typeof v === "string" && v.length > 0 ? v : undefined;
 }
 
-/** Turns a gRPC client error back into a typed Drover error. */
+const IssuesSchema = z.array(z.object({ path: z.string(), message: z.string() }));
+
+/** Turns a gRPC client error back into a typed Drover error (the trailer is checked, not trusted). */
 export function fromGrpcError(err: unknown): Error {
   if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
   const details = err.details || err.message;
@@ -67,24 +98,24 @@ export function fromGrpcError(err: unknown): Error {
       let issues: FieldIssue[] = [{ path: "", message: details }];
       if (typeof raw === "string") {
         try {
-          const parsed: unknown = JSON.parse(raw);
-          if (Array.isArray(parsed)) issues = parsed as FieldIssue[];
+          const parsed = IssuesSchema.safeParse(JSON.parse(raw));
+          if (parsed.success) issues = parsed.data;
         } catch {
           // keep the plain details
         }
       }
-      return new InvalidArgumentError(issues);
+      return new InvalidArgumentError(issues, { cause: err });
     }
-    case status.NOT_FOUND: {
-      const e = new NotFoundError("x");
-      e.message = details;
-      return e;
-    }
-    case status.ALREADY_EXISTS: {
-      const e = new AlreadyExistsError("x");
-      e.message = details;
-      return e;
-    }
+    case status.NOT_FOUND:
+      return new NotFoundError("", { message: details });
+    case status.ALREADY_EXISTS:
+      return new AlreadyExistsError("", { message: details });
+    case status.FAILED_PRECONDITION:
+      return new FailedPreconditionError(details);
+    case status.PERMISSION_DENIED:
+      return new PermissionDeniedError(details);
+    case status.RESOURCE_EXHAUSTED:
+      return new TooLargeError(details);
     case status.UNAVAILABLE: {
       const hint = leaderHint(err);
       if (hint !== undefined) return new NotLeaderError(hint);

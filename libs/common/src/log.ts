@@ -1,4 +1,9 @@
-/** A small structured logger: one JSON line per entry on stderr. */
+/** A small structured logger: one JSON line per entry on stderr, bounded in size; it never throws. */
+import { clip } from "./safe-text.js";
+
+/** Longest log line: a field holding a large input never floods the log. */
+const MAX_LOG_LINE_CHARS = 16 * 1024;
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -28,7 +33,14 @@ export function createLogger(
     if (fields) {
       for (const [k, v] of Object.entries(fields)) entry[k] = v instanceof Error ? v.message : v;
     }
-    process.stderr.write(`${JSON.stringify(entry)}\n`);
+    let line: string;
+    try {
+      line = JSON.stringify(entry, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+    } catch (err) {
+      // A field that cannot be written (a cycle, a throwing toJSON) never costs the process.
+      line = JSON.stringify({ t: entry.t, level: lvl, component, msg, unloggable: String(err) });
+    }
+    process.stderr.write(`${clip(line, MAX_LOG_LINE_CHARS)}\n`);
   };
   return {
     debug: (m, f) => write("debug", m, f),

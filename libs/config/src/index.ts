@@ -16,7 +16,21 @@ const common = {
   /** Leader lease TTL in seconds (etcd leases are whole seconds). */
   leaderTtlSeconds: z.number().int().min(1).max(60).default(3),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Deadline of every etcd call (ms): a store that does not answer is UNAVAILABLE after this. */
+  storeTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
 };
+
+/** "begin-end", both within 1..65535 and begin <= end. */
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, "must be begin-end, e.g. 31000-32000")
+  .refine(
+    (r) => {
+      const [b, e] = r.split("-").map(Number);
+      return b !== undefined && e !== undefined && b >= 1 && e <= 65535 && b <= e;
+    },
+    { message: "must be within 1-65535 with begin <= end" },
+  );
 
 export const MasterConfigSchema = z.strictObject({
   ...common,
@@ -80,7 +94,7 @@ export const AgentConfigSchema = z.strictObject({
   mem: z.number().positive().optional(),
   disk: z.number().min(0).default(10_240),
   /** Host ports this agent offers, as "begin-end" ranges. */
-  ports: z.array(z.string().regex(/^\d{1,5}-\d{1,5}$/)).default(["31000-32000"]),
+  ports: z.array(portRange).default(["31000-32000"]),
   attributes: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/), z.string()).default({}),
   extraLabels: z.record(z.string(), z.string()).default({}),
   dockerSocket: z.string().default("/var/run/docker.sock"),
@@ -92,6 +106,7 @@ export const CliConfigSchema = z.object({
   schedulers: addressList.default(["127.0.0.1:5060"]),
   natsServers: common.natsServers,
   etcdEndpoints: common.etcdEndpoints,
+  storeTimeoutMs: common.storeTimeoutMs,
 });
 export type CliConfig = z.infer<typeof CliConfigSchema>;
 
@@ -107,6 +122,7 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
   DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
   DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },
+  DROVER_STORE_TIMEOUT_MS: { key: "storeTimeoutMs", kind: "number" },
   DROVER_LOG_LEVEL: { key: "logLevel", kind: "string" },
   DROVER_MASTERS: { key: "masters", kind: "list" },
   DROVER_SCHEDULERS: { key: "schedulers", kind: "list" },

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LIMITS } from "./limits.js";
 import type { Resources } from "./resources.js";
 
 /** 1..63 chars of lowercase letters, digits and '-', starting and ending with a letter or digit. */
@@ -18,13 +19,29 @@ export const APP_LIMITS = {
   maxMem: 1_048_576,
 } as const;
 
+/** A record with at most `max` entries (reported on the record itself). */
+function boundedRecord<K extends z.core.$ZodRecordKey, V extends z.ZodType>(
+  key: K,
+  value: V,
+  max: number,
+  what: string,
+) {
+  return z.record(key, value).superRefine((rec, ctx) => {
+    const n = Object.keys(rec).length;
+    if (n > max) ctx.addIssue({ code: "custom", message: `at most ${max} ${what} (got ${n})` });
+  });
+}
+
 /** Environment variable names Docker can pass on: non-empty, without "=" or NUL, not a prototype key. */
-const EnvSchema = z.record(
+const EnvSchema = boundedRecord(
   z
     .string()
+    .max(LIMITS.envNameChars)
     .regex(/^[^=\0]+$/, { error: 'environment variable names must be non-empty, without "=" or NUL' })
     .refine((k) => k !== "__proto__", { error: "reserved name" }),
-  z.string(),
+  z.string().max(LIMITS.envValueChars),
+  LIMITS.envCount,
+  "environment variables",
 );
 
 /** An app: a long-running service definition (Marathon's app), after defaults are applied. */
@@ -44,7 +61,7 @@ export type AppSpec = {
 
 const PortsSchema = z
   .array(z.number().int().min(0).max(65535))
-  .max(32)
+  .max(LIMITS.portsPerApp)
   .superRefine((ports, ctx) => {
     const seen = new Set<number>();
     for (const [i, p] of ports.entries()) {
@@ -54,16 +71,26 @@ const PortsSchema = z
     }
   });
 
-const AppIdSchema = z.string().min(1, { abort: true }).max(63, { abort: true }).regex(APP_ID_PATTERN, {
-  error: "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
-});
+export const AppIdSchema = z
+  .string()
+  .min(1, { abort: true })
+  .max(LIMITS.appIdChars, { abort: true })
+  .regex(APP_ID_PATTERN, {
+    error: "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
+  });
 
 const ImageSchema = z
   .string()
   .min(1, { abort: true })
+  .max(LIMITS.imageChars, { abort: true })
   .regex(/^\S+$/, { error: "must not contain whitespace" });
 
-const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+const LabelsSchema = boundedRecord(
+  z.string().max(LIMITS.labelKeyChars),
+  z.string().max(LIMITS.labelValueChars),
+  LIMITS.labelCount,
+  "labels",
+).superRefine((labels, ctx) => {
   for (const key of Object.keys(labels)) {
     if (key.startsWith(RESERVED_LABEL_PREFIX)) {
       ctx.addIssue({
@@ -85,11 +112,11 @@ export const AppSpecSchema = z.strictObject({
   container: z.strictObject({
     docker: z.strictObject({ image: ImageSchema }),
   }),
-  cmd: z.string().min(1).optional(),
+  cmd: z.string().min(1).max(LIMITS.cmdChars).optional(),
   instances: z.number().int().min(0).max(APP_LIMITS.maxInstances).default(1),
   cpus: z.number().min(APP_LIMITS.minCpus).max(APP_LIMITS.maxCpus).default(0.1),
   mem: z.number().min(APP_LIMITS.minMem).max(APP_LIMITS.maxMem).default(32),
-  disk: z.number().min(0).default(0),
+  disk: z.number().min(0).max(LIMITS.maxMiB).default(0),
   env: EnvSchema.default(() => ({})),
   labels: LabelsSchema.default(() => ({})),
   ports: PortsSchema.optional(),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LIMITS } from "./limits.js";
 
 /** An inclusive range of host ports, `begin <= end`. */
 export interface PortRange {
@@ -30,10 +31,13 @@ export const PortRangeSchema: z.ZodType<PortRange> = z
   .refine((r) => r.begin <= r.end, { message: "must be >= begin", path: ["end"] });
 
 export const ResourcesSchema: z.ZodType<Resources> = z.strictObject({
-  cpus: z.number().min(0),
-  mem: z.number().min(0),
-  disk: z.number().min(0),
-  ports: z.array(PortRangeSchema).default(() => []),
+  cpus: z.number().min(0).max(LIMITS.maxCpus),
+  mem: z.number().min(0).max(LIMITS.maxMiB),
+  disk: z.number().min(0).max(LIMITS.maxMiB),
+  ports: z
+    .array(PortRangeSchema)
+    .max(LIMITS.portRanges)
+    .default(() => []),
 });
 
 export function emptyResources(): Resources {

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { type AppSpec, AppSpecSchema } from "./app.js";
+import { LIMITS, utf8Bytes } from "./limits.js";
 
 /**
  * One problem with an input, addressed by a field path: `"instances"`, `"container.docker.image"`,
@@ -183,7 +184,8 @@ export function parseJson(text: string): Validated<unknown> {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    return { ok: false, issues: [{ path: "", message: oneLine(`invalid JSON: ${detail}`) }] };
+    // V8's message quotes the input around the error: keep it short.
+    return { ok: false, issues: [{ path: "", message: oneLine(`invalid JSON: ${detail}`).slice(0, 300) }] };
   }
 }
 
@@ -193,7 +195,21 @@ export function validateJson<T>(schema: z.ZodType<T>, text: string): Validated<T
   return parsed.ok ? validate(schema, parsed.value) : parsed;
 }
 
-/** Parse and validate an app definition given as JSON text. */
+/**
+ * Parse and validate an app definition given as JSON text: at most LIMITS.definitionBytes
+ * (checked before parsing); a leading byte-order mark is ignored.
+ */
 export function parseAppSpecJson(text: string): Validated<AppSpec> {
-  return validateJson(AppSpecSchema, text);
+  const bytes = utf8Bytes(text);
+  if (bytes > LIMITS.definitionBytes)
+    return {
+      ok: false,
+      issues: [
+        {
+          path: "",
+          message: `the definition is ${bytes} bytes; at most ${LIMITS.definitionBytes} are allowed`,
+        },
+      ],
+    };
+  return validateJson(AppSpecSchema, text.startsWith("\uFEFF") ? text.slice(1) : text);
 }

@@ -3,7 +3,7 @@
  * receive status updates (acknowledged automatically after the handler), and keep going
  * across master failovers (the subscription follows the new leader with the same framework id).
  */
-import { errorMessage, LeaderClient, leaderHint, sleep } from "@drover/common";
+import { errorMessage, LeaderClient, leaderHint, STREAM_ID_METADATA_KEY, sleep } from "@drover/common";
 import type { TaskState } from "@drover/core";
 import {
   type FrameworkEvent,
@@ -26,6 +26,7 @@ import type {
 export class Framework {
   private readonly masters: LeaderClient<MasterClient>;
   private id: string | undefined;
+  private streamId = "";
   private stopped = false;
   private cancel: (() => void) | undefined;
   private readonly offers = new Map<string, FrameworkOffer>();
@@ -82,34 +83,55 @@ export class Framework {
       labels: t.labels ?? {},
     }));
     this.offers.delete(offer.offerId);
-    const res = await this.masters.call((c) => c.accept.bind(c), {
-      frameworkId,
-      offerIds: [offer.offerId],
-      operations: [{ operation: { $case: "launch", value: { tasks: infos } } }],
-      filters: { refuseSeconds },
-    });
+    const res = await this.masters.call(
+      (c) => c.accept.bind(c),
+      {
+        frameworkId,
+        offerIds: [offer.offerId],
+        operations: [{ operation: { $case: "launch", value: { tasks: infos } } }],
+        filters: { refuseSeconds },
+      },
+      15_000,
+      this.streamHeaders(),
+    );
     return res.launchedTaskIds;
   }
 
   async decline(offerIds: string[], refuseSeconds = 5): Promise<void> {
     for (const id of offerIds) this.offers.delete(id);
-    await this.masters.call((c) => c.decline.bind(c), {
-      frameworkId: this.requireId(),
-      offerIds,
-      filters: { refuseSeconds },
-    });
+    await this.masters.call(
+      (c) => c.decline.bind(c),
+      { frameworkId: this.requireId(), offerIds, filters: { refuseSeconds } },
+      15_000,
+      this.streamHeaders(),
+    );
   }
 
   async revive(): Promise<void> {
-    await this.masters.call((c) => c.revive.bind(c), { frameworkId: this.requireId() });
+    await this.masters.call(
+      (c) => c.revive.bind(c),
+      { frameworkId: this.requireId() },
+      15_000,
+      this.streamHeaders(),
+    );
   }
 
   async suppress(): Promise<void> {
-    await this.masters.call((c) => c.suppress.bind(c), { frameworkId: this.requireId() });
+    await this.masters.call(
+      (c) => c.suppress.bind(c),
+      { frameworkId: this.requireId() },
+      15_000,
+      this.streamHeaders(),
+    );
   }
 
   async kill(taskId: string): Promise<void> {
-    await this.masters.call((c) => c.kill.bind(c), { frameworkId: this.requireId(), taskId });
+    await this.masters.call(
+      (c) => c.kill.bind(c),
+      { frameworkId: this.requireId(), taskId },
+      15_000,
+      this.streamHeaders(),
+    );
   }
 
   /**
@@ -117,10 +139,12 @@ export class Framework {
    * are returned and also arrive as updates; a task the master does not know is TASK_GONE.
    */
   async reconcile(taskIds: string[] = []): Promise<{ taskId: string; state: TaskState | undefined }[]> {
-    const res = await this.masters.call((c) => c.reconcile.bind(c), {
-      frameworkId: this.requireId(),
-      taskIds,
-    });
+    const res = await this.masters.call(
+      (c) => c.reconcile.bind(c),
+      { frameworkId: this.requireId(), taskIds },
+      15_000,
+      this.streamHeaders(),
+    );
     return res.statuses.map((s) => ({ taskId: s.taskId, state: fromWireState(s.state) }));
   }
 
@@ -166,6 +190,11 @@ export class Framework {
   /** Offers received and not yet launched on, declined or rescinded. */
   outstandingOffers(): FrameworkOffer[] {
     return [...this.offers.values()];
+  }
+
+  /** The metadata that proves a call comes from this framework's subscription. */
+  private streamHeaders(): Record<string, string> {
+    return { [STREAM_ID_METADATA_KEY]: this.streamId };
   }
 
   private requireId(): string {
@@ -215,6 +244,7 @@ export class Framework {
     switch (e.$case) {
       case "subscribed":
         this.id = e.value.frameworkId;
+        this.streamId = e.value.streamId;
         await this.handlers.subscribed?.(e.value.frameworkId);
         return;
       case "offers": {
@@ -255,6 +285,7 @@ export class Framework {
               (c) => c.acknowledge.bind(c),
               { frameworkId: this.id, taskId: s.taskId, uuid: s.uuid },
               5000,
+              this.streamHeaders(),
             )
             .catch(() => undefined);
         }

@@ -4,11 +4,12 @@
  * concurrency) and (2) compares the leader key's create revision (fencing). Events and
  * projections are validated with zod on the way in and out: etcd is a boundary too.
  */
-import { ConflictError, FencedError } from "@drover/common";
+import { ConflictError, FencedError, TooLargeError } from "@drover/common";
 import type { AggregateDef, EventEnvelope } from "@drover/core";
 import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import { z } from "zod";
 import type { Leadership } from "./election.js";
+import { storeCall } from "./etcd.js";
 import {
   LOG_PREFIX,
   logKey,
@@ -68,11 +69,55 @@ function safeJson(text: string): unknown {
   }
 }
 
+/**
+ * What one etcd transaction may hold. etcd refuses more than `--max-txn-ops` operations
+ * (default 128) and requests over `--max-request-bytes` (default 1.5 MiB); a write beyond
+ * either is refused here, before it is sent, with TooLargeError.
+ */
+export interface StoreLimits {
+  maxTxnOps: number;
+  maxTxnBytes: number;
+}
+
+export const DEFAULT_STORE_LIMITS: StoreLimits = {
+  maxTxnOps: 128,
+  // 1.5 MiB less a margin for etcd's own framing of the request.
+  maxTxnBytes: 1536 * 1024 - 64 * 1024,
+};
+
+/** Keys per page when reading a prefix (the log, the projections): values are at most ~512 KiB, so a page stays far below the client's 64 MiB message limit. */
+export const SCAN_PAGE_SIZE = 100;
+
+/** Bytes a request op costs on the wire, roughly: key, value and framing. */
+function opBytes(op: IRequestOp): number {
+  const put = op.request_put;
+  if (put) return Buffer.byteLength(put.key as Buffer) + Buffer.byteLength(put.value as Buffer) + 16;
+  const del = op.request_delete_range;
+  if (del) return Buffer.byteLength(del.key as Buffer) + 16;
+  return 64;
+}
+
+/** Throws TooLargeError when the transaction would exceed `limits`. */
+export function checkTxnSize(compare: ICompare[], success: IRequestOp[], limits: StoreLimits): void {
+  if (compare.length > limits.maxTxnOps || success.length > limits.maxTxnOps)
+    throw new TooLargeError(
+      `a transaction of ${Math.max(compare.length, success.length)} operations; the store takes at most ${limits.maxTxnOps}`,
+    );
+  let bytes = 0;
+  for (const c of compare) bytes += Buffer.byteLength(c.key as Buffer) + 32;
+  for (const op of success) bytes += opBytes(op);
+  if (bytes > limits.maxTxnBytes)
+    throw new TooLargeError(`a transaction of ${bytes} bytes; the store takes at most ${limits.maxTxnBytes}`);
+}
+
 export class EventStore {
   /** Called for each projection that fails validation on load (it is skipped). */
   onInvalid: ((key: string, problem: string) => void) | undefined;
 
-  constructor(private readonly client: Etcd3) {}
+  constructor(
+    private readonly client: Etcd3,
+    readonly limits: StoreLimits = DEFAULT_STORE_LIMITS,
+  ) {}
 
   get etcd(): Etcd3 {
     return this.client;
@@ -135,8 +180,9 @@ export class EventStore {
       results.push({ id: ch.id, version, state });
     }
     if (success.length === 0) return { revision: "0", results };
+    checkTxnSize(compare, success, this.limits);
     const failure: IRequestOp[] = leadership ? [{ request_range: { key: Buffer.from(leadership.key) } }] : [];
-    const res = await this.client.kv.txn({ compare, success, failure });
+    const res = await storeCall("a commit", () => this.client.kv.txn({ compare, success, failure }));
     if (!res.succeeded) {
       if (leadership) {
         const kv = res.responses[0]?.response_range?.kvs[0];
@@ -152,14 +198,17 @@ export class EventStore {
 
   /** Reads every projection of an aggregate type with its version. */
   async load<S, E extends { type: string }>(def: AggregateDef<S, E>): Promise<Map<string, Loaded<S>>> {
-    const [states, versions] = await Promise.all([
-      this.client.getAll().prefix(statePrefix(def.name)).strings(),
-      this.client.getAll().prefix(`${VERSION_PREFIX}${def.name}/`).strings(),
-    ]);
+    const revision = await this.revision();
+    const versions = new Map<string, string>();
+    for await (const page of this.scan(`${VERSION_PREFIX}${def.name}/`, revision))
+      for (const kv of page) versions.set(kv.key.toString(), kv.value.toString());
     const out = new Map<string, Loaded<S>>();
-    for (const [key, value] of Object.entries(states)) {
+    const states: [string, string][] = [];
+    for await (const page of this.scan(statePrefix(def.name), revision))
+      for (const kv of page) states.push([kv.key.toString(), kv.value.toString()]);
+    for (const [key, value] of states) {
       const id = key.slice(statePrefix(def.name).length);
-      const version = Number(versions[versionKey(def.name, id)] ?? "0");
+      const version = Number(versions.get(versionKey(def.name, id)) ?? "0");
       const parsed = safeJson(value);
       const checked = def.stateSchema.safeParse(parsed);
       if (!checked.success) {
@@ -177,55 +226,72 @@ export class EventStore {
     def: AggregateDef<S, E>,
     id: string,
   ): Promise<{ state: S | undefined; version: number }> {
-    const [value, version] = await Promise.all([
-      this.client.get(stateKey(def.name, id)).string(),
-      this.client.get(versionKey(def.name, id)).string(),
-    ]);
+    const [value, version] = await storeCall(`a read of ${def.name}/${id}`, () =>
+      Promise.all([
+        this.client.get(stateKey(def.name, id)).string(),
+        this.client.get(versionKey(def.name, id)).string(),
+      ]),
+    );
     return {
       state: value === null ? undefined : def.stateSchema.parse(JSON.parse(value)),
       version: version === null ? 0 : Number(version),
     };
   }
 
-  /**
-   * The whole log in commit order (etcd revision, then version) and the etcd revision it was
-   * read at; `atRevision` pins the read to an earlier point in time.
-   */
-  async readLog(
-    atRevision?: string,
-  ): Promise<{ revision: string; events: (EventEnvelope & { revision: string })[] }> {
-    const range = this.client.getAll().prefix(LOG_PREFIX);
-    const res = await (atRevision ? range.revision(atRevision) : range).exec();
-    const out: (EventEnvelope & { revision: string })[] = [];
-    for (const kv of res.kvs) {
-      const key = kv.key.toString();
-      const k = parseLogKey(key);
-      if (!k) throw new Error(`malformed log key ${key}`);
-      const env = parseEnvelope(key, kv.value.toString());
-      out.push({ ...env, revision: kv.mod_revision });
-    }
-    out.sort((a, b) => {
-      const d = BigInt(a.revision) - BigInt(b.revision);
-      if (d !== 0n) return d < 0n ? -1 : 1;
-      return a.aggregate === b.aggregate && a.id === b.id ? a.version - b.version : 0;
-    });
-    return { revision: res.header.revision, events: out };
+  /** The store's current revision (a point in time to pin paged reads to). */
+  async revision(): Promise<string> {
+    const res = await storeCall("a read of the revision", () =>
+      this.client.kv.range({ key: Buffer.from(LOG_PREFIX), limit: 1, keys_only: true }),
+    );
+    return res.header.revision;
   }
 
-  /** Reads all projection keys as raw JSON, by `<aggregate>/<id>`, as of `atRevision` (default: now). */
-  async readProjections(atRevision?: string): Promise<Map<string, unknown>> {
-    const range = this.client.getAll().prefix(STATE_PREFIX);
-    const raw = await (atRevision ? range.revision(atRevision) : range).strings();
-    const out = new Map<string, unknown>();
-    for (const [key, value] of Object.entries(raw))
-      out.set(key.slice(STATE_PREFIX.length), JSON.parse(value));
-    return out;
+  /**
+   * Every key under `prefix` as of `revision`, in key order, a page at a time: works for any
+   * number of keys (one range of everything would exceed gRPC's message limit).
+   */
+  async *scan(prefix: string, revision: string, pageSize = SCAN_PAGE_SIZE) {
+    const end = prefixEnd(Buffer.from(prefix));
+    let from = Buffer.from(prefix);
+    for (;;) {
+      const res = await storeCall(`a read of ${prefix}`, () =>
+        this.client.kv.range({ key: from, range_end: end, limit: pageSize, revision }),
+      );
+      if (res.kvs.length > 0) yield res.kvs;
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) return;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
+  /**
+   * The log as of `revision`, a page at a time, in key order: per aggregate, in version order
+   * (which is all a replay needs). Each event is checked; an error names its key.
+   */
+  async *logPages(revision: string): AsyncGenerator<EventEnvelope[]> {
+    for await (const page of this.scan(LOG_PREFIX, revision)) {
+      const out: EventEnvelope[] = [];
+      for (const kv of page) {
+        const key = kv.key.toString();
+        if (!parseLogKey(key)) throw new Error(`malformed log key ${key.slice(0, 200)}`);
+        out.push(parseEnvelope(key, kv.value.toString()));
+      }
+      yield out;
+    }
+  }
+
+  /** The projections as of `revision`, a page at a time, as raw JSON by `<aggregate>/<id>`. */
+  async *projectionPages(revision: string): AsyncGenerator<[string, unknown][]> {
+    for await (const page of this.scan(STATE_PREFIX, revision))
+      yield page.map((kv) => [kv.key.toString().slice(STATE_PREFIX.length), safeJson(kv.value.toString())]);
   }
 
   /** A fenced no-op transaction: resolves only if `leadership` still holds in etcd. */
   async confirmLeader(leadership: Leadership): Promise<void> {
     if (!leadership.isLeader()) throw new FencedError("not leader any more");
-    const res = await this.client.kv.txn({ compare: [leadership.fence()], success: [], failure: [] });
+    const res = await storeCall("a leadership check", () =>
+      this.client.kv.txn({ compare: [leadership.fence()], success: [], failure: [] }),
+    );
     if (!res.succeeded) {
       await leadership.resign().catch(() => undefined);
       throw new FencedError();
@@ -233,20 +299,34 @@ export class EventStore {
   }
 
   async getMeta(name: string): Promise<string | undefined> {
-    return (await this.client.get(`${META_PREFIX}${name}`).string()) ?? undefined;
+    return (await storeCall("a read", () => this.client.get(`${META_PREFIX}${name}`).string())) ?? undefined;
   }
 
   /** A fenced write of a metadata key. */
   async putMeta(leadership: Leadership | undefined, name: string, value: string): Promise<void> {
     const compare = leadership ? [leadership.fence()] : [];
-    const res = await this.client.kv.txn({
-      compare,
-      success: [{ request_put: { key: Buffer.from(`${META_PREFIX}${name}`), value: Buffer.from(value) } }],
-      failure: [],
-    });
+    const res = await storeCall("a metadata write", () =>
+      this.client.kv.txn({
+        compare,
+        success: [{ request_put: { key: Buffer.from(`${META_PREFIX}${name}`), value: Buffer.from(value) } }],
+        failure: [],
+      }),
+    );
     if (!res.succeeded) {
       await leadership?.resign().catch(() => undefined);
       throw new FencedError();
     }
   }
+}
+
+/** The end of etcd's range for every key that starts with `prefix`. */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] ?? 0) < 0xff) {
+      end[i] = (end[i] ?? 0) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
 }

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { connectBus, ensureStreams } from "@drover/bus";
-import { createLogger } from "@drover/common";
+import { createLogger, installProcessGuards } from "@drover/common";
 import { loadAgentConfig, loadOrExit } from "@drover/config";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
@@ -29,6 +29,7 @@ function agentId(): string {
 
 const id = agentId();
 const log = createLogger("agent", config.logLevel, { agentId: id });
+installProcessGuards(log);
 const ports = config.ports.map((r) => {
   const [b, e] = r.split("-").map(Number);
   return { begin: b ?? 0, end: e ?? 0 };

@@ -307,7 +307,7 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
   }
 
   if (group === "admin" && cmd === "verify-log") {
-    const etcd = connectEtcd(config.etcdEndpoints);
+    const etcd = connectEtcd(config.etcdEndpoints, { timeoutMs: config.storeTimeoutMs });
     try {
       const report = await verifyLog(new EventStore(etcd));
       out(json, report, () =>

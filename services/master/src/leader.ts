@@ -6,7 +6,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Bus, consumeStatus, type StatusMessage } from "@drover/bus";
-import { coalesce, errorMessage, InvalidArgumentError, type Logger, NotFoundError } from "@drover/common";
+import {
+  coalesce,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  type Logger,
+  NotFoundError,
+  PermissionDeniedError,
+  quote,
+  STREAM_ID_METADATA_KEY,
+} from "@drover/common";
 import type { MasterConfig } from "@drover/config";
 import {
   addResources,
@@ -15,6 +25,7 @@ import {
   emptyResources,
   isActive,
   isTerminal,
+  LIMITS,
   missingResources,
   type Resources,
   shouldApplyStatus,
@@ -23,6 +34,7 @@ import {
   type TaskRecord,
   type TaskState,
   type TaskStatus,
+  utf8Bytes,
   validate,
 } from "@drover/core";
 import type { AgentCommand, FrameworkEvent, RegisterAgent } from "@drover/proto";
@@ -57,6 +69,8 @@ interface AgentSession {
 
 interface FrameworkSession {
   conn: FrameworkConn;
+  /** Handed to the framework in `subscribed`; its calls must carry it (drover-stream-id). */
+  streamId: string;
 }
 
 export class MasterLeader {
@@ -378,13 +392,14 @@ export class MasterLeader {
       prev.conn.close("framework re-subscribed on a new connection");
       for (const o of this.offers.removeWhere((x) => x.frameworkId === frameworkId)) void o;
     }
-    this.frameworkSessions.set(frameworkId, { conn });
+    const streamId = randomUUID();
+    this.frameworkSessions.set(frameworkId, { conn, streamId });
     this.frameworkGoneSince.delete(frameworkId);
     this.suppressed.delete(frameworkId);
     conn.send({
       event: {
         $case: "subscribed",
-        value: { frameworkId, heartbeatIntervalMs: this.config.heartbeatIntervalMs },
+        value: { frameworkId, heartbeatIntervalMs: this.config.heartbeatIntervalMs, streamId },
       },
     });
     this.log.info("framework subscribed", { frameworkId, name: req.name });
@@ -442,11 +457,26 @@ export class MasterLeader {
     }
   }
 
+  /**
+   * A framework call is allowed only from the connection that holds the framework's
+   * subscription: the caller proves it with the subscription's stream id. Unknown framework →
+   * NOT_FOUND; known but not subscribed → FAILED_PRECONDITION; another caller → PERMISSION_DENIED.
+   */
+  authorizeFramework(frameworkId: string, streamId: string | undefined): void {
+    this.requireSubscribed(frameworkId);
+    const s = this.frameworkSessions.get(frameworkId);
+    if (!streamId || s?.streamId !== streamId)
+      throw new PermissionDeniedError(
+        `framework ${frameworkId} is subscribed on another connection: the call's ${STREAM_ID_METADATA_KEY} is ${streamId ? "not the subscription's" : "missing"}`,
+      );
+  }
+
   private requireSubscribed(frameworkId: string): void {
-    if (!this.frameworkSessions.has(frameworkId))
-      throw new InvalidArgumentError([
-        { path: "frameworkId", message: `framework ${frameworkId || "(empty)"} is not subscribed` },
-      ]);
+    if (frameworkId === "")
+      throw new InvalidArgumentError([{ path: "frameworkId", message: "must not be empty" }]);
+    if (this.frameworkSessions.has(frameworkId)) return;
+    if (!this.state.framework(frameworkId)) throw new NotFoundError(`framework ${quote(frameworkId)}`);
+    throw new FailedPreconditionError(`framework ${quote(frameworkId)} is not subscribed`);
   }
 
   // ---------------------------------------------------------------- offers
@@ -564,6 +594,13 @@ export class MasterLeader {
     refuseSeconds: number;
   }): Promise<string[]> {
     this.requireSubscribed(req.frameworkId);
+    if (req.offerIds.length > LIMITS.idsPerRequest || req.tasks.length > LIMITS.tasksPerMessage)
+      throw new InvalidArgumentError([
+        {
+          path: req.offerIds.length > LIMITS.idsPerRequest ? "offerIds" : "operations.launch.tasks",
+          message: `at most ${LIMITS.idsPerRequest} offers and ${LIMITS.tasksPerMessage} tasks per accept`,
+        },
+      ]);
     const issues: { path: string; message: string }[] = [];
     if (req.offerIds.length === 0)
       issues.push({ path: "offerIds", message: "at least one offer is required" });
@@ -589,6 +626,12 @@ export class MasterLeader {
         continue;
       }
       const t = v.value;
+      const bytes = utf8Bytes(JSON.stringify(t));
+      if (bytes > LIMITS.taskBytes)
+        issues.push({
+          path: `operations.launch.tasks.${i}`,
+          message: `the task is ${bytes} bytes; at most ${LIMITS.taskBytes} are allowed`,
+        });
       if (!/^[a-zA-Z0-9._-]{1,128}$/.test(t.taskId))
         issues.push({
           path: `operations.launch.tasks.${i}.taskId`,
@@ -671,6 +714,10 @@ export class MasterLeader {
 
   decline(req: { frameworkId: string; offerIds: string[]; refuseSeconds: number }): void {
     this.requireSubscribed(req.frameworkId);
+    if (req.offerIds.length > LIMITS.idsPerRequest)
+      throw new InvalidArgumentError([
+        { path: "offerIds", message: `at most ${LIMITS.idsPerRequest} offers` },
+      ]);
     const now = Date.now();
     const refuse = Number.isFinite(req.refuseSeconds) && req.refuseSeconds >= 0 ? req.refuseSeconds : 5;
     for (const id of req.offerIds) {
@@ -746,13 +793,24 @@ export class MasterLeader {
       ?.conn.send({ command: { $case: "kill", value: { taskId: t.info.taskId, gracePeriodSeconds: 5 } } });
   }
 
+  /**
+   * The framework has seen status `uuid` of its task. Acknowledging an update that is no longer
+   * the pending one (a duplicate, an older update) is a no-op; a task that is not the
+   * framework's is NOT_FOUND.
+   */
   acknowledge(frameworkId: string, taskId: string, uuid: string): void {
+    this.requireSubscribed(frameworkId);
+    const t = this.state.task(taskId);
+    if (!t || t.info.frameworkId !== frameworkId) throw new NotFoundError(`task ${quote(taskId)}`);
+    if (uuid === "") throw new InvalidArgumentError([{ path: "uuid", message: "must not be empty" }]);
     const u = this.unacked.get(taskId);
     if (u && u.frameworkId === frameworkId && u.uuid === uuid) this.unacked.delete(taskId);
   }
 
   reconcile(frameworkId: string, taskIds: string[]): ReturnType<typeof toWireStatus>[] {
     this.requireSubscribed(frameworkId);
+    if (taskIds.length > LIMITS.idsPerRequest)
+      throw new InvalidArgumentError([{ path: "taskIds", message: `at most ${LIMITS.idsPerRequest} tasks` }]);
     const now = Date.now();
     const out = [];
     const wanted =

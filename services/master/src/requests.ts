@@ -4,26 +4,46 @@
  * field paths; nothing is written.
  */
 import { InvalidArgumentError } from "@drover/common";
-import { ResourcesSchema, TaskStatusSchema, validate } from "@drover/core";
+import { LIMITS, ResourcesSchema, TaskStatusSchema, validate } from "@drover/core";
 import { z } from "zod";
 
 const Id = z.string().regex(/^[a-zA-Z0-9._-]{1,64}$/, "must be 1-64 of [a-zA-Z0-9._-]");
 
+export const TaskIdSchema = z
+  .string()
+  .regex(
+    new RegExp(`^[a-zA-Z0-9._-]{1,${LIMITS.taskIdChars}}$`),
+    `must be 1-${LIMITS.taskIdChars} of [a-zA-Z0-9._-]`,
+  );
+
 export const RegisterAgentSchema = z.object({
   agentId: Id,
-  hostname: z.string().max(253),
+  hostname: z.string().max(LIMITS.hostnameChars),
   resources: ResourcesSchema.refine((r) => r.cpus > 0 && r.mem > 0, {
     message: "cpus and mem must be > 0",
   }),
-  attributes: z.record(z.string().min(1), z.string()),
-  tasks: z.array(z.object({ taskId: z.string().min(1), status: TaskStatusSchema })),
+  attributes: z
+    .record(z.string().min(1).max(LIMITS.attributeKeyChars), z.string().max(LIMITS.attributeValueChars))
+    .refine((a) => Object.keys(a).length <= LIMITS.attributeCount, {
+      message: `at most ${LIMITS.attributeCount} attributes`,
+    }),
+  tasks: z
+    .array(
+      z.object({
+        taskId: TaskIdSchema,
+        status: TaskStatusSchema.refine((st) => st.message.length <= LIMITS.statusMessageChars, {
+          message: `message: at most ${LIMITS.statusMessageChars} characters`,
+        }),
+      }),
+    )
+    .max(LIMITS.tasksPerMessage),
 });
 export type RegisterAgentRequest = z.infer<typeof RegisterAgentSchema>;
 
 export const SubscribeSchema = z.object({
   /** Empty for a new framework. */
   frameworkId: z.union([z.literal(""), Id]),
-  name: z.string().min(1).max(128),
+  name: z.string().min(1).max(LIMITS.nameChars),
   role: z.string().max(64),
   failoverTimeoutSeconds: z
     .number()

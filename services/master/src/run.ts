@@ -1,6 +1,12 @@
 import { hostname } from "node:os";
 import { connectBus, ensureStreams } from "@drover/bus";
-import { bindGrpc, createLogger } from "@drover/common";
+import {
+  bindGrpc,
+  createLogger,
+  grpcServerOptions,
+  hardenService,
+  installProcessGuards,
+} from "@drover/common";
 import { loadMasterConfig, loadOrExit } from "@drover/config";
 import { MasterService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection } from "@drover/store";
@@ -11,15 +17,16 @@ import { masterService } from "./service.js";
 export async function runService(): Promise<void> {
   const config = loadOrExit("master", () => loadMasterConfig());
   const log = createLogger("master", config.logLevel, { node: config.advertise, host: hostname() });
-  const etcd = connectEtcd(config.etcdEndpoints);
+  installProcessGuards(log);
+  const etcd = connectEtcd(config.etcdEndpoints, { timeoutMs: config.storeTimeoutMs });
   const bus = await connectBus(config.natsServers, `master-${config.advertise}`, log);
   await ensureStreams(bus);
   const store = new EventStore(etcd);
   const election = new LeaderElection(etcd, "master", config.leaderTtlSeconds, log);
   let current: MasterLeader | undefined;
-  const server = new Server({ "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 });
+  const server = new Server(grpcServerOptions());
   server.addService(
-    MasterService,
+    hardenService(MasterService),
     masterService(
       { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
       log,

@@ -2,7 +2,18 @@
  * gRPC surface of the master. Every call is answered by the leader; a follower answers
  * UNAVAILABLE with the leader's address in the `drover-leader` trailer.
  */
-import { errorMessage, type Logger, NotLeaderError, toGrpcError, unaryHandler } from "@drover/common";
+import {
+  assertDecoded,
+  errorMessage,
+  type Logger,
+  logRefusal,
+  NotLeaderError,
+  SessionClosedError,
+  STREAM_ID_METADATA_KEY,
+  toGrpcError,
+  UndecodableMessage,
+  unaryHandler,
+} from "@drover/common";
 import { isTerminal } from "@drover/core";
 import {
   type AgentCommand,
@@ -17,7 +28,7 @@ import {
   toWireResources,
   toWireTask,
 } from "@drover/proto";
-import type { ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
+import type { Metadata, ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
 import type { AgentConn, FrameworkConn, MasterLeader } from "./leader.js";
 
 export interface LeaderRef {
@@ -25,9 +36,26 @@ export interface LeaderRef {
   leaderAddress(): Promise<string | undefined>;
 }
 
-function closeWithError(call: { emit(event: "error", err: unknown): boolean }, err: unknown): void {
+/** Ends a stream with the error's status (through the one boundary); never throws. */
+function closeWithError(
+  log: Logger,
+  name: string,
+  call: { emit(event: "error", err: unknown): boolean },
+  err: unknown,
+): void {
   const e = toGrpcError(err);
-  call.emit("error", { code: e.code, details: e.details, metadata: e.metadata });
+  logRefusal(log, name, err, e.code, e.details);
+  try {
+    call.emit("error", { code: e.code, details: e.details, metadata: e.metadata });
+  } catch (emitErr) {
+    log.warn(`${name}: the stream could not be closed with its error`, { err: emitErr });
+  }
+}
+
+/** The caller's proof of subscription (see Subscribed.stream_id). */
+function streamIdOf(call: { metadata: Metadata }): string | undefined {
+  const v = call.metadata.get(STREAM_ID_METADATA_KEY)[0];
+  return typeof v === "string" ? v : undefined;
 }
 
 export function masterService(ref: LeaderRef, log: Logger): MasterServer {
@@ -110,7 +138,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         close: (reason) => {
           if (ended) return;
           ended = true;
-          closeWithError(call, new NotLeaderError(undefined));
+          closeWithError(log, "AgentSession", call, new SessionClosedError(reason));
           log.debug("agent session closed", { agentId, reason });
         },
       };
@@ -118,7 +146,14 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         if (agentId && active) active.agentDisconnected(agentId, conn);
         ended = true;
       };
-      call.on("data", (msg: AgentMessage) => {
+      call.on("data", (msg: AgentMessage | UndecodableMessage) => {
+        if (ended) return;
+        if (msg instanceof UndecodableMessage) {
+          if (agentId && active) active.agentDisconnected(agentId, conn);
+          ended = true;
+          closeWithError(log, "AgentSession", call, msg.error());
+          return;
+        }
         const m = msg.message;
         if (!m) return;
         if (m.$case === "register") {
@@ -135,7 +170,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
               if (agentId && active) active.agentDisconnected(agentId, conn);
               log.warn("agent registration refused", { err: errorMessage(err) });
               ended = true;
-              closeWithError(call, err);
+              closeWithError(log, "AgentSession", call, err);
             });
         } else if (m.$case === "heartbeat" && agentId && active) {
           active.agentHeartbeat(agentId, conn);
@@ -160,7 +195,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         close: (reason) => {
           if (ended) return;
           ended = true;
-          closeWithError(call, new NotLeaderError(undefined));
+          closeWithError(log, "Subscribe", call, new SessionClosedError(reason));
           log.debug("framework stream closed", { frameworkId, reason });
         },
       };
@@ -173,19 +208,21 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       call.on("close", gone);
       leader()
         .then(async (l) => {
+          const request = assertDecoded(call.request as SubscribeRequest | UndecodableMessage);
           active = l;
-          frameworkId = await l.subscribe(call.request, conn);
+          frameworkId = await l.subscribe(request, conn);
           // The stream may have closed while the subscription was being committed.
           if (ended) l.frameworkDisconnected(frameworkId, conn);
         })
         .catch((err: unknown) => {
           ended = true;
-          closeWithError(call, err);
+          closeWithError(log, "Subscribe", call, err);
         });
     },
 
-    accept: unaryHandler(log, "Accept", async (req) => {
+    accept: unaryHandler(log, "Accept", async (req, call) => {
       const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
       const tasksIn = req.operations.flatMap((op) =>
         op.operation?.$case === "launch" ? op.operation.value.tasks.map(fromWireTaskInfo) : [],
       );
@@ -197,35 +234,47 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       });
       return { launchedTaskIds };
     }),
-    decline: unaryHandler(log, "Decline", async (req) => {
-      (await leader()).decline({
+    decline: unaryHandler(log, "Decline", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      l.decline({
         frameworkId: req.frameworkId,
         offerIds: req.offerIds,
         refuseSeconds: req.filters?.refuseSeconds ?? 5,
       });
       return {};
     }),
-    revive: unaryHandler(log, "Revive", async (req) => {
-      (await leader()).revive(req.frameworkId);
+    revive: unaryHandler(log, "Revive", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      l.revive(req.frameworkId);
       return {};
     }),
-    suppress: unaryHandler(log, "Suppress", async (req) => {
-      (await leader()).suppress(req.frameworkId);
+    suppress: unaryHandler(log, "Suppress", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      l.suppress(req.frameworkId);
       return {};
     }),
     listFrameworks: unaryHandler(log, "ListFrameworks", async () => ({
       frameworks: frameworkInfo(await leader()),
     })),
-    kill: unaryHandler(log, "Kill", async (req) => {
-      await (await leader()).kill(req.frameworkId, req.taskId);
+    kill: unaryHandler(log, "Kill", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      await l.kill(req.frameworkId, req.taskId);
       return {};
     }),
-    acknowledge: unaryHandler(log, "Acknowledge", async (req) => {
-      (await leader()).acknowledge(req.frameworkId, req.taskId, req.uuid);
+    acknowledge: unaryHandler(log, "Acknowledge", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      l.acknowledge(req.frameworkId, req.taskId, req.uuid);
       return {};
     }),
-    reconcile: unaryHandler(log, "Reconcile", async (req) => {
-      return { statuses: (await leader()).reconcile(req.frameworkId, req.taskIds) };
+    reconcile: unaryHandler(log, "Reconcile", async (req, call) => {
+      const l = await leader();
+      l.authorizeFramework(req.frameworkId, streamIdOf(call));
+      return { statuses: l.reconcile(req.frameworkId, req.taskIds) };
     }),
     listAgents: unaryHandler(log, "ListAgents", async () => ({ agents: agentInfo(await leader()) })),
     listTasks: unaryHandler(log, "ListTasks", async (req) => ({ tasks: tasks(await leader(), req) })),

@@ -3,7 +3,7 @@
  * step with every commit. All writes go through `commit`, which is serialized so that the
  * optimistic-concurrency versions it hands to the store are always current.
  */
-import type { Logger } from "@drover/common";
+import { ConflictError, errorMessage, FencedError, type Logger } from "@drover/common";
 import {
   AgentAggregate,
   type AgentEvent,
@@ -21,6 +21,8 @@ import type { Change, EventStore, Leadership } from "@drover/store";
 interface Entry<S> {
   state: S | undefined;
   version: number;
+  /** A commit of this aggregate ended without a known outcome: re-read it before the next commit. */
+  stale?: boolean;
 }
 
 export type PendingChange =
@@ -86,7 +88,7 @@ export class MasterState {
         for (const c of changes) {
           const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
           let entry = map.get(c.id);
-          if (!entry) {
+          if (!entry || entry.stale) {
             const def = this.defFor(c.kind);
             const fetched = await this.store.get(def, c.id);
             entry = { state: fetched.state, version: fetched.version };
@@ -110,13 +112,44 @@ export class MasterState {
           }
           return true;
         } catch (err) {
-          if (err instanceof Error && err.name === "ConflictError" && attempt < 3) {
+          if (err instanceof ConflictError && attempt < 3) {
             // Someone else wrote (should not happen under fencing): refresh and retry.
             for (const c of changes) (this.mapFor(c.kind) as Map<string, Entry<unknown>>).delete(c.id);
             continue;
           }
+          // The store did not answer: the commit may or may not have landed. Re-read before the
+          // next commit of these aggregates (and now, so that the view catches up either way).
+          if (!(err instanceof FencedError)) this.markStale(changes);
           throw err;
         }
+      }
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private markStale(changes: PendingChange[]): void {
+    for (const c of changes) {
+      const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
+      const entry = map.get(c.id);
+      if (entry) entry.stale = true;
+    }
+    void this.refresh(changes).catch((err: unknown) =>
+      this.log.warn("re-reading after an unanswered commit failed; will retry at the next commit", {
+        err: errorMessage(err),
+      }),
+    );
+  }
+
+  /** Re-reads stale aggregates, in commit order (so no commit runs on a half-refreshed view). */
+  private refresh(changes: PendingChange[]): Promise<void> {
+    const run = async () => {
+      for (const c of changes) {
+        const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
+        if (!map.get(c.id)?.stale) continue;
+        const fetched = await this.store.get(this.defFor(c.kind), c.id);
+        map.set(c.id, { state: fetched.state, version: fetched.version });
       }
     };
     const p = this.queue.then(run, run);

@@ -1,10 +1,14 @@
 /** The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). */
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@drover/common";
+import { AlreadyExistsError, FencedError, InvalidArgumentError, NotFoundError } from "@drover/common";
 import { AppAggregate, type AppEvent, type AppRecord, type AppSpec, parseAppSpecJson } from "@drover/core";
 import type { EventStore, Leadership } from "@drover/store";
 
 export class AppStore {
-  private readonly apps = new Map<string, { state: AppRecord | undefined; version: number }>();
+  /** `stale`: a commit ended without a known outcome; re-read before the next commit. */
+  private readonly apps = new Map<
+    string,
+    { state: AppRecord | undefined; version: number; stale?: boolean }
+  >();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -36,7 +40,7 @@ export class AppStore {
 
   create(spec: AppSpec) {
     return this.serial(async () => {
-      if (this.apps.get(spec.id)?.state) throw new AlreadyExistsError(`app ${spec.id}`);
+      if ((await this.entry(spec.id)).state) throw new AlreadyExistsError(`app ${spec.id}`);
       return this.commit(spec.id, [{ type: "AppCreated", spec }]);
     });
   }
@@ -66,17 +70,33 @@ export class AppStore {
     });
   }
 
-  private async commit(id: string, events: AppEvent[]): Promise<AppRecord | undefined> {
+  /** The app as last committed; read from the store when unknown or stale. */
+  private async entry(id: string): Promise<{ state: AppRecord | undefined; version: number }> {
     let entry = this.apps.get(id);
-    if (!entry) {
+    if (!entry || entry.stale) {
       entry = await this.store.get(AppAggregate, id);
       this.apps.set(id, entry);
     }
-    const res = await this.store.commit(
-      this.leadership,
-      [{ def: AppAggregate, id, expectedVersion: entry.version, state: entry.state, events }],
-      Date.now(),
-    );
+    return entry;
+  }
+
+  private async commit(id: string, events: AppEvent[]): Promise<AppRecord | undefined> {
+    const entry = await this.entry(id);
+    let res: Awaited<ReturnType<EventStore["commit"]>>;
+    try {
+      res = await this.store.commit(
+        this.leadership,
+        [{ def: AppAggregate, id, expectedVersion: entry.version, state: entry.state, events }],
+        Date.now(),
+      );
+    } catch (err) {
+      // A conflict or an unanswered commit: re-read before the next commit (the view stays listed).
+      if (!(err instanceof FencedError)) {
+        const e = this.apps.get(id);
+        if (e) e.stale = true;
+      }
+      throw err;
+    }
     const r = res.results[0];
     if (r) this.apps.set(id, { state: r.state as AppRecord | undefined, version: r.version });
     return r?.state as AppRecord | undefined;

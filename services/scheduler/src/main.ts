@@ -5,7 +5,15 @@
  */
 import { hostname } from "node:os";
 import { connectBus, ensureStreams, followEvents } from "@drover/bus";
-import { bindGrpc, coalesce, createLogger, errorMessage } from "@drover/common";
+import {
+  bindGrpc,
+  coalesce,
+  createLogger,
+  errorMessage,
+  grpcServerOptions,
+  hardenService,
+  installProcessGuards,
+} from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
@@ -16,16 +24,17 @@ import { type SchedulerLeader, schedulerService } from "./service.js";
 
 const config = loadOrExit("scheduler", () => loadSchedulerConfig());
 const log = createLogger("scheduler", config.logLevel, { node: config.advertise, host: hostname() });
-const etcd = connectEtcd(config.etcdEndpoints);
+installProcessGuards(log);
+const etcd = connectEtcd(config.etcdEndpoints, { timeoutMs: config.storeTimeoutMs });
 const bus = await connectBus(config.natsServers, `scheduler-${config.advertise}`, log);
 await ensureStreams(bus);
 const store = new EventStore(etcd);
 const election = new LeaderElection(etcd, "scheduler", config.leaderTtlSeconds, log);
 let current: SchedulerLeader | undefined;
 
-const server = new Server({ "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 });
+const server = new Server(grpcServerOptions());
 server.addService(
-  SchedulerService,
+  hardenService(SchedulerService),
   schedulerService(
     { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
     log,

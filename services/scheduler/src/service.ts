@@ -1,7 +1,7 @@
 /** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
 
 import { InvalidArgumentError, type Logger, NotLeaderError, unaryHandler } from "@drover/common";
-import type { AppRecord, UnplacedReason } from "@drover/core";
+import { AppIdSchema, type AppRecord, type UnplacedReason, validate } from "@drover/core";
 import type { App, SchedulerServer, WaitingReason } from "@drover/proto";
 import { AppStore } from "./apps.js";
 import type { FrameworkDriver } from "./framework.js";
@@ -72,8 +72,11 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     if (l) return l;
     throw new NotLeaderError(await ref.leaderAddress());
   };
-  const requireId = (id: string) => {
-    if (!id) throw new InvalidArgumentError([{ path: "id", message: "required" }]);
+  /** An app id in a request: refused by its field before any lookup (NOT_FOUND is for valid ids). */
+  const requireId = (id: string, path = "id") => {
+    if (!id) throw new InvalidArgumentError([{ path, message: "required" }]);
+    const v = validate(AppIdSchema, id);
+    if (!v.ok) throw new InvalidArgumentError(v.issues.map((i) => ({ path, message: i.message })));
   };
   return {
     createApp: unaryHandler(log, "CreateApp", async (req) => {
@@ -121,6 +124,7 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       return {};
     }),
     getQueue: unaryHandler(log, "GetQueue", async (req) => {
+      if (req.appId) requireId(req.appId, "appId");
       const l = await leader();
       if (req.appId) l.apps.get(req.appId);
       const apps = l.framework
@@ -149,6 +153,7 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       return { apps };
     }),
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
+      if (req.appId) requireId(req.appId, "appId");
       const l = await leader();
       return { tasks: await l.framework.listTasks(req.appId, req.includeTerminal) };
     }),

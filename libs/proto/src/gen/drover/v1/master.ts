@@ -91,6 +91,12 @@ export interface FrameworkEvent {
 export interface Subscribed {
   frameworkId: string;
   heartbeatIntervalMs: number;
+  /**
+   * Identifies this subscription: every framework call (Accept, Decline, Revive, Suppress,
+   * Kill, Acknowledge, Reconcile) must carry it in the metadata `drover-stream-id`, so that
+   * only the connection that holds the subscription can act for the framework.
+   */
+  streamId: string;
 }
 
 export interface Offer {
@@ -1283,7 +1289,7 @@ export const FrameworkEvent: MessageFns<FrameworkEvent> = {
 };
 
 function createBaseSubscribed(): Subscribed {
-  return { frameworkId: "", heartbeatIntervalMs: 0 };
+  return { frameworkId: "", heartbeatIntervalMs: 0, streamId: "" };
 }
 
 export const Subscribed: MessageFns<Subscribed> = {
@@ -1293,6 +1299,9 @@ export const Subscribed: MessageFns<Subscribed> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(16).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.streamId !== "") {
+      writer.uint32(26).string(message.streamId);
     }
     return writer;
   },
@@ -1326,6 +1335,14 @@ export const Subscribed: MessageFns<Subscribed> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.streamId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1350,6 +1367,11 @@ export const Subscribed: MessageFns<Subscribed> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      streamId: isSet(object.streamId)
+        ? globalThis.String(object.streamId)
+        : isSet(object.stream_id)
+        ? globalThis.String(object.stream_id)
+        : "",
     };
   },
 
@@ -1361,6 +1383,9 @@ export const Subscribed: MessageFns<Subscribed> = {
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
+    if (message.streamId !== "") {
+      obj.streamId = message.streamId;
+    }
     return obj;
   },
 
@@ -1371,6 +1396,7 @@ export const Subscribed: MessageFns<Subscribed> = {
     const message = createBaseSubscribed();
     message.frameworkId = object.frameworkId ?? "";
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.streamId = object.streamId ?? "";
     return message;
   },
 };
@@ -4260,7 +4286,10 @@ export const MasterService = {
     responseSerialize: (value: AgentCommand): Buffer => Buffer.from(AgentCommand.encode(value).finish()),
     responseDeserialize: (value: Buffer): AgentCommand => AgentCommand.decode(value),
   },
-  /** Framework API. Subscribe opens the event stream of one framework. */
+  /**
+   * Framework API. Subscribe opens the event stream of one framework; the other framework
+   * calls carry the stream id of Subscribed in the metadata `drover-stream-id`.
+   */
   subscribe: {
     path: "/drover.v1.Master/Subscribe" as const,
     requestStream: false as const,
@@ -4380,7 +4409,10 @@ export interface MasterServer extends UntypedServiceImplementation {
    * the tasks it runs), then heartbeats; the master sends launch and kill commands.
    */
   agentSession: handleBidiStreamingCall<AgentMessage, AgentCommand>;
-  /** Framework API. Subscribe opens the event stream of one framework. */
+  /**
+   * Framework API. Subscribe opens the event stream of one framework; the other framework
+   * calls carry the stream id of Subscribed in the metadata `drover-stream-id`.
+   */
   subscribe: handleServerStreamingCall<SubscribeRequest, FrameworkEvent>;
   accept: handleUnaryCall<AcceptRequest, AcceptResponse>;
   decline: handleUnaryCall<DeclineRequest, DeclineResponse>;
@@ -4404,7 +4436,10 @@ export interface MasterClient extends Client {
   agentSession(): ClientDuplexStream<AgentMessage, AgentCommand>;
   agentSession(options: Partial<CallOptions>): ClientDuplexStream<AgentMessage, AgentCommand>;
   agentSession(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AgentMessage, AgentCommand>;
-  /** Framework API. Subscribe opens the event stream of one framework. */
+  /**
+   * Framework API. Subscribe opens the event stream of one framework; the other framework
+   * calls carry the stream id of Subscribed in the metadata `drover-stream-id`.
+   */
   subscribe(request: SubscribeRequest, options?: Partial<CallOptions>): ClientReadableStream<FrameworkEvent>;
   subscribe(
     request: SubscribeRequest,
