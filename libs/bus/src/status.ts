@@ -51,10 +51,15 @@ export async function publishStatus(
   }
 }
 
+/** Status updates in flight at once (the consumer's pull batch). */
+const MAX_IN_FLIGHT = 256;
+
 /**
- * Consumes status updates with the master's durable consumer. `handler` resolves once the
- * update is persisted; only then is the message acknowledged. A handler error leaves the
- * message unacknowledged (redelivered). Invalid messages are terminated (never redelivered).
+ * Consumes status updates with the master's durable consumer. Messages are handled
+ * concurrently, up to a pull batch at a time (so the master commits them together: group
+ * commit), but one at a time per task, in arrival order. `handler` resolves once the update is
+ * persisted; only then is the message acknowledged. A handler error leaves the message
+ * unacknowledged (redelivered after a pause). Invalid messages are terminated (never redelivered).
  */
 export async function consumeStatus(
   bus: Bus,
@@ -62,7 +67,9 @@ export async function consumeStatus(
   handler: (m: StatusMessage) => Promise<void>,
 ): Promise<() => Promise<void>> {
   const consumer = await bus.js.consumers.get(STATUS_STREAM, "master");
-  const messages = await consumer.consume({ max_messages: 256 });
+  const messages = await consumer.consume({ max_messages: MAX_IN_FLIGHT });
+  const perTask = new Map<string, Promise<void>>();
+  const inFlight = new Set<Promise<void>>();
   const done = (async () => {
     for await (const m of messages) {
       let parsed: StatusMessage;
@@ -79,17 +86,29 @@ export async function consumeStatus(
         m.term();
         continue;
       }
-      try {
-        await handler(parsed);
-        m.ack();
-      } catch (err) {
-        log.warn("status update not persisted; will be redelivered", {
-          taskId: parsed.taskId,
-          err: errorMessage(err),
-        });
-        m.nak(1000);
-      }
+      const msg = parsed;
+      const previous = perTask.get(msg.taskId) ?? Promise.resolve();
+      const run = previous.then(async () => {
+        try {
+          await handler(msg);
+          m.ack();
+        } catch (err) {
+          log.warn("status update not persisted; will be redelivered", {
+            taskId: msg.taskId,
+            err: errorMessage(err),
+          });
+          m.nak(1000);
+        }
+      });
+      perTask.set(msg.taskId, run);
+      inFlight.add(run);
+      void run.finally(() => {
+        inFlight.delete(run);
+        if (perTask.get(msg.taskId) === run) perTask.delete(msg.taskId);
+      });
+      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
     }
+    await Promise.allSettled(inFlight);
   })();
   return async () => {
     await messages.close();

@@ -117,6 +117,7 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_AGENT_REREGISTER_TIMEOUT_SECONDS: { key: "agentReregisterTimeoutSeconds", kind: "number" },
   DROVER_MASTER_AGENT_LOST_TIMEOUT_SECONDS: { key: "agentLostTimeoutSeconds", kind: "number" },
   DROVER_MASTER_ALLOCATION_INTERVAL_MS: { key: "allocationIntervalMs", kind: "number" },
+  DROVER_MASTER_TERMINAL_TASK_RETENTION_SECONDS: { key: "terminalTaskRetentionSeconds", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_MEM: { key: "minAllocatableMem", kind: "number" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },

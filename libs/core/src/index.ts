@@ -3,6 +3,7 @@ export * from "./app.js";
 export * from "./backoff.js";
 export * from "./errors.js";
 export * from "./events/index.js";
+export * from "./launch.js";
 export * from "./limits.js";
 export * from "./placement.js";
 export * from "./ports.js";

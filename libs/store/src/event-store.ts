@@ -35,6 +35,17 @@ export interface Change<S = unknown, E extends { type: string } = { type: string
   events: E[];
 }
 
+/** A change turned into transaction parts by EventStore.prepare (see CommitQueue for packing). */
+export interface PreparedChange {
+  /** `<aggregate>/<id>` */
+  key: string;
+  compare: ICompare;
+  ops: IRequestOp[];
+  /** Estimated bytes on the wire (keys, values, framing). */
+  bytes: number;
+  result: { id: string; version: number; state: unknown };
+}
+
 export interface CommitResult {
   revision: string;
   results: { id: string; version: number; state: unknown }[];
@@ -97,6 +108,10 @@ function opBytes(op: IRequestOp): number {
   return 64;
 }
 
+function compareBytes(c: ICompare): number {
+  return Buffer.byteLength(c.key as Buffer) + 32;
+}
+
 /** Throws TooLargeError when the transaction would exceed `limits`. */
 export function checkTxnSize(compare: ICompare[], success: IRequestOp[], limits: StoreLimits): void {
   if (compare.length > limits.maxTxnOps || success.length > limits.maxTxnOps)
@@ -104,7 +119,7 @@ export function checkTxnSize(compare: ICompare[], success: IRequestOp[], limits:
       `a transaction of ${Math.max(compare.length, success.length)} operations; the store takes at most ${limits.maxTxnOps}`,
     );
   let bytes = 0;
-  for (const c of compare) bytes += Buffer.byteLength(c.key as Buffer) + 32;
+  for (const c of compare) bytes += compareBytes(c);
   for (const op of success) bytes += opBytes(op);
   if (bytes > limits.maxTxnBytes)
     throw new TooLargeError(`a transaction of ${bytes} bytes; the store takes at most ${limits.maxTxnBytes}`);
@@ -125,61 +140,73 @@ export class EventStore {
 
   /**
    * Commits the changes atomically. Throws FencedError when `leadership` no longer holds
-   * (the caller must step down), ConflictError when an aggregate moved on.
+   * (the caller must step down), ConflictError when an aggregate moved on, TooLargeError when
+   * the transaction would exceed the store's limits (nothing is sent).
    */
   async commit(
     leadership: Leadership | undefined,
     changes: Change<unknown, { type: string }>[],
     nowMs: number,
   ): Promise<CommitResult> {
+    const prepared = changes.filter((c) => c.events.length > 0).map((c) => this.prepare(c, nowMs));
+    if (prepared.length === 0) return { revision: "0", results: [] };
+    const revision = await this.commitPrepared(leadership, prepared);
+    return { revision, results: prepared.map((p) => p.result) };
+  }
+
+  /**
+   * One change as the parts of a transaction: its version compare, its operations (events,
+   * projection, version) and the state it leads to. Pure: nothing is sent. The events are
+   * validated with the aggregate's schema (a failure is a bug of the caller).
+   */
+  prepare(ch: Change<unknown, { type: string }>, nowMs: number): PreparedChange {
+    const def = ch.def as AnyDef;
+    const vKey = Buffer.from(versionKey(def.name, ch.id));
+    const compare: ICompare =
+      ch.expectedVersion === 0
+        ? { key: vKey, target: CompareTarget.Version, result: CompareResult.Equal, version: 0 }
+        : {
+            key: vKey,
+            target: CompareTarget.Value,
+            result: CompareResult.Equal,
+            value: Buffer.from(String(ch.expectedVersion)),
+          };
+    const ops: IRequestOp[] = [];
+    let state = ch.state;
+    let version = ch.expectedVersion;
+    for (const event of ch.events) {
+      const parsed = def.eventSchema.parse(event);
+      version += 1;
+      state = def.apply(state, parsed, { id: ch.id, atMs: nowMs });
+      const envelope: EventEnvelope = { aggregate: def.name, id: ch.id, version, atMs: nowMs, event: parsed };
+      ops.push({
+        request_put: {
+          key: Buffer.from(logKey(def.name, ch.id, version)),
+          value: Buffer.from(JSON.stringify(envelope)),
+        },
+      });
+    }
+    const sKey = Buffer.from(stateKey(def.name, ch.id));
+    if (state === undefined) ops.push({ request_delete_range: { key: sKey } });
+    else ops.push({ request_put: { key: sKey, value: Buffer.from(JSON.stringify(state)) } });
+    ops.push({ request_put: { key: vKey, value: Buffer.from(String(version)) } });
+    let bytes = compareBytes(compare);
+    for (const op of ops) bytes += opBytes(op);
+    return { key: `${def.name}/${ch.id}`, compare, ops, bytes, result: { id: ch.id, version, state } };
+  }
+
+  /** Sends prepared changes as ONE fenced transaction; returns its revision (see commit for errors). */
+  async commitPrepared(leadership: Leadership | undefined, prepared: PreparedChange[]): Promise<string> {
     const compare: ICompare[] = [];
-    const success: IRequestOp[] = [];
-    const results: CommitResult["results"] = [];
     if (leadership) {
       if (!leadership.isLeader()) throw new FencedError("not leader any more");
       compare.push(leadership.fence());
     }
-    for (const ch of changes) {
-      const def = ch.def as AnyDef;
-      if (ch.events.length === 0) continue;
-      const vKey = Buffer.from(versionKey(def.name, ch.id));
-      compare.push(
-        ch.expectedVersion === 0
-          ? { key: vKey, target: CompareTarget.Version, result: CompareResult.Equal, version: 0 }
-          : {
-              key: vKey,
-              target: CompareTarget.Value,
-              result: CompareResult.Equal,
-              value: Buffer.from(String(ch.expectedVersion)),
-            },
-      );
-      let state = ch.state;
-      let version = ch.expectedVersion;
-      for (const event of ch.events) {
-        const parsed = def.eventSchema.parse(event);
-        version += 1;
-        state = def.apply(state, parsed, { id: ch.id, atMs: nowMs });
-        const envelope: EventEnvelope = {
-          aggregate: def.name,
-          id: ch.id,
-          version,
-          atMs: nowMs,
-          event: parsed,
-        };
-        success.push({
-          request_put: {
-            key: Buffer.from(logKey(def.name, ch.id, version)),
-            value: Buffer.from(JSON.stringify(envelope)),
-          },
-        });
-      }
-      const sKey = Buffer.from(stateKey(def.name, ch.id));
-      if (state === undefined) success.push({ request_delete_range: { key: sKey } });
-      else success.push({ request_put: { key: sKey, value: Buffer.from(JSON.stringify(state)) } });
-      success.push({ request_put: { key: vKey, value: Buffer.from(String(version)) } });
-      results.push({ id: ch.id, version, state });
+    const success: IRequestOp[] = [];
+    for (const p of prepared) {
+      compare.push(p.compare);
+      success.push(...p.ops);
     }
-    if (success.length === 0) return { revision: "0", results };
     checkTxnSize(compare, success, this.limits);
     const failure: IRequestOp[] = leadership ? [{ request_range: { key: Buffer.from(leadership.key) } }] : [];
     const res = await storeCall("a commit", () => this.client.kv.txn({ compare, success, failure }));
@@ -191,9 +218,9 @@ export class EventStore {
           throw new FencedError();
         }
       }
-      throw new ConflictError(changes.map((c) => `${c.def.name}/${c.id}`).join(", "));
+      throw new ConflictError(prepared.map((p) => p.key).join(", "));
     }
-    return { revision: res.header.revision, results };
+    return res.header.revision;
   }
 
   /** Reads every projection of an aggregate type with its version. */

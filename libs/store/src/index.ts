@@ -1,4 +1,5 @@
 export type { Etcd3 } from "etcd3";
+export * from "./commit-queue.js";
 export * from "./election.js";
 export * from "./etcd.js";
 export * from "./event-store.js";

@@ -23,19 +23,16 @@ import {
   allocate,
   DEFAULT_ROLE,
   emptyResources,
+  evaluateLaunch,
   isActive,
   isTerminal,
   LIMITS,
-  missingResources,
   type Resources,
   shouldApplyStatus,
   type TaskInfo,
-  TaskInfoSchema,
   type TaskRecord,
   type TaskState,
   type TaskStatus,
-  utf8Bytes,
-  validate,
 } from "@drover/core";
 import type { AgentCommand, FrameworkEvent, RegisterAgent } from "@drover/proto";
 import {
@@ -590,79 +587,31 @@ export class MasterLeader {
   async accept(req: {
     frameworkId: string;
     offerIds: string[];
-    tasks: ReturnType<typeof fromWireTaskInfo>[];
+    tasks: { path: (string | number)[]; task: ReturnType<typeof fromWireTaskInfo> }[];
     refuseSeconds: number;
   }): Promise<string[]> {
     this.requireSubscribed(req.frameworkId);
     if (req.offerIds.length > LIMITS.idsPerRequest || req.tasks.length > LIMITS.tasksPerMessage)
       throw new InvalidArgumentError([
         {
-          path: req.offerIds.length > LIMITS.idsPerRequest ? "offerIds" : "operations.launch.tasks",
+          path: req.offerIds.length > LIMITS.idsPerRequest ? "offerIds" : "operations",
           message: `at most ${LIMITS.idsPerRequest} offers and ${LIMITS.tasksPerMessage} tasks per accept`,
         },
       ]);
-    const issues: { path: string; message: string }[] = [];
-    if (req.offerIds.length === 0)
-      issues.push({ path: "offerIds", message: "at least one offer is required" });
-    const offers = [];
-    for (const [i, id] of req.offerIds.entries()) {
-      const o = this.offers.offers.get(id);
-      if (!o)
-        issues.push({ path: `offerIds.${i}`, message: `offer ${id} is unknown, expired or already used` });
-      else if (o.frameworkId !== req.frameworkId)
-        issues.push({ path: `offerIds.${i}`, message: `offer ${id} belongs to another framework` });
-      else offers.push(o);
-    }
-    const agentIds = new Set(offers.map((o) => o.agentId));
-    if (agentIds.size > 1) issues.push({ path: "offerIds", message: "offers must all be for one agent" });
-    const tasks: TaskInfo[] = [];
-    const seen = new Set<string>();
-    for (const [i, raw] of req.tasks.entries()) {
-      const v = validate(TaskInfoSchema, { ...raw, frameworkId: req.frameworkId });
-      if (!v.ok) {
-        issues.push(
-          ...v.issues.map((x) => ({ path: `operations.launch.tasks.${i}.${x.path}`, message: x.message })),
-        );
-        continue;
-      }
-      const t = v.value;
-      const bytes = utf8Bytes(JSON.stringify(t));
-      if (bytes > LIMITS.taskBytes)
-        issues.push({
-          path: `operations.launch.tasks.${i}`,
-          message: `the task is ${bytes} bytes; at most ${LIMITS.taskBytes} are allowed`,
-        });
-      if (!/^[a-zA-Z0-9._-]{1,128}$/.test(t.taskId))
-        issues.push({
-          path: `operations.launch.tasks.${i}.taskId`,
-          message: "must be 1-128 of [a-zA-Z0-9._-]",
-        });
-      if (this.state.tasks.has(t.taskId) || seen.has(t.taskId))
-        issues.push({
-          path: `operations.launch.tasks.${i}.taskId`,
-          message: `task ${t.taskId} already exists`,
-        });
-      if (!agentIds.has(t.agentId))
-        issues.push({ path: `operations.launch.tasks.${i}.agentId`, message: "not the agent of the offers" });
-      if (!(t.resources.cpus > 0) || !(t.resources.mem > 0))
-        issues.push({ path: `operations.launch.tasks.${i}.resources`, message: "cpus and mem must be > 0" });
-      seen.add(t.taskId);
-      tasks.push(t);
-    }
-    let offered = emptyResources();
-    for (const o of offers) offered = addResources(offered, o.resources);
-    let need = emptyResources();
-    for (const t of tasks) need = addResources(need, t.resources);
-    if (issues.length === 0)
-      for (const r of missingResources(need, offered))
-        issues.push({
-          path: `operations.launch.tasks.resources.${r}`,
-          message:
-            r === "ports"
-              ? "tasks need ports the offers do not hold"
-              : `tasks need ${need[r]} ${r}, the offers hold ${offered[r]}`,
-        });
-    if (issues.length > 0) throw new InvalidArgumentError(issues);
+    const verdict = evaluateLaunch(
+      {
+        frameworkId: req.frameworkId,
+        offerIds: req.offerIds,
+        tasks: req.tasks.map((t) => ({ path: t.path, task: { ...t.task, frameworkId: req.frameworkId } })),
+      },
+      {
+        offer: (id) => this.offers.offers.get(id),
+        taskExists: (id) => this.state.tasks.has(id),
+        nowMs: Date.now(),
+      },
+    );
+    if (!verdict.ok) throw new InvalidArgumentError(verdict.issues);
+    const { offers, tasks, need } = verdict.plan;
 
     const now = Date.now();
     for (const o of offers) this.offers.remove(o.offerId);
@@ -675,38 +624,59 @@ export class MasterLeader {
       // count as used, or an allocation in between would lend them to another framework.
       const pending = { frameworkId: req.frameworkId, agentId, resources: need };
       this.pendingLaunches.add(pending);
-      // Re-checked in commit order: a concurrent accept may have taken one of these ids meanwhile.
-      const fresh = () => tasks.every((t) => !this.state.tasks.has(t.taskId));
-      const committed = await this.state
-        .commit(
-          tasks.map((t) => ({
-            kind: "task" as const,
-            id: t.taskId,
-            events: [
+      // One unit per task: group commit packs them into transactions within etcd's limits, so an
+      // accept of any size commits; if the store fails part-way, the accept is partial and says
+      // exactly which tasks were launched. Each task's guard re-checks, in commit order, that its id
+      // is still new (a concurrent accept may have taken it meanwhile).
+      const outcomes = await Promise.allSettled(
+        tasks.map((t) =>
+          this.state.commit(
+            [
               {
-                type: "TaskLaunched" as const,
-                info: t,
-                status: {
-                  state: "TASK_STAGING" as TaskState,
-                  message: "launch sent to agent",
-                  timestampMs: now,
-                  uuid: randomUUID(),
-                  source: "master" as const,
-                },
+                kind: "task" as const,
+                id: t.taskId,
+                events: [
+                  {
+                    type: "TaskLaunched" as const,
+                    info: t,
+                    status: {
+                      state: "TASK_STAGING" as TaskState,
+                      message: "launch sent to agent",
+                      timestampMs: now,
+                      uuid: randomUUID(),
+                      source: "master" as const,
+                    },
+                  },
+                ],
               },
             ],
-          })),
-          now,
-          fresh,
-        )
-        .finally(() => this.pendingLaunches.delete(pending));
-      if (!committed)
+            now,
+            () => (this.state.tasks.get(t.taskId)?.version ?? 0) === 0,
+          ),
+        ),
+      ).finally(() => this.pendingLaunches.delete(pending));
+      const launched = tasks.filter((_, i) => {
+        const o = outcomes[i];
+        return o?.status === "fulfilled" && o.value;
+      });
+      const session = this.agentSessions.get(agentId);
+      for (const t of launched)
+        session?.conn.send({ command: { $case: "launch", value: { task: toWireTaskInfo(t) } } });
+      this.allocation.trigger();
+      if (launched.length === 0) {
+        const failure = outcomes.find((o) => o.status === "rejected");
+        if (failure) throw failure.reason;
         throw new InvalidArgumentError([
           { path: "operations.launch.tasks", message: "a task with one of these ids already exists" },
         ]);
-      const session = this.agentSessions.get(agentId);
-      for (const t of tasks)
-        session?.conn.send({ command: { $case: "launch", value: { task: toWireTaskInfo(t) } } });
+      }
+      if (launched.length < tasks.length)
+        this.log.warn("accept launched only part of its tasks", {
+          frameworkId: req.frameworkId,
+          launched: launched.length,
+          of: tasks.length,
+        });
+      return launched.map((t) => t.taskId);
     }
     this.allocation.trigger();
     return tasks.map((t) => t.taskId);
@@ -849,17 +819,26 @@ export class MasterLeader {
   private async expungeTerminalTasks(): Promise<void> {
     const cutoff = Date.now() - this.config.terminalTaskRetentionSeconds * 1000;
     const old = this.state.allTasks().filter((t) => isTerminal(t.status.state) && t.updatedAtMs < cutoff);
-    for (let i = 0; i < old.length; i += 50) {
-      const batch = old.slice(i, i + 50);
-      await this.state.commit(
-        batch.map((t) => ({
-          kind: "task" as const,
-          id: t.info.taskId,
-          events: [{ type: "TaskExpunged" as const }],
-        })),
-        Date.now(),
-      );
-    }
+    // One unit per task: group commit packs them within etcd's limits, so any backlog is swept.
+    const results = await Promise.allSettled(
+      old.map((t) =>
+        this.state.commit(
+          [{ kind: "task" as const, id: t.info.taskId, events: [{ type: "TaskExpunged" as const }] }],
+          Date.now(),
+          () => {
+            const cur = this.state.task(t.info.taskId);
+            return cur !== undefined && isTerminal(cur.status.state);
+          },
+        ),
+      ),
+    );
+    const failed = results.filter((r) => r.status === "rejected");
+    if (failed.length > 0)
+      this.log.warn("expunging terminal tasks failed; retried at the next sweep", {
+        failed: failed.length,
+        of: old.length,
+        err: errorMessage((failed[0] as PromiseRejectedResult).reason),
+      });
   }
 
   // ---------------------------------------------------------------- queries

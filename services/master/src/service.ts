@@ -223,8 +223,13 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
     accept: unaryHandler(log, "Accept", async (req, call) => {
       const l = await leader();
       l.authorizeFramework(req.frameworkId, streamIdOf(call));
-      const tasksIn = req.operations.flatMap((op) =>
-        op.operation?.$case === "launch" ? op.operation.value.tasks.map(fromWireTaskInfo) : [],
+      const tasksIn = req.operations.flatMap((op, k) =>
+        op.operation?.$case === "launch"
+          ? op.operation.value.tasks.map((t, i) => ({
+              path: ["operations", k, "launch", "tasks", i],
+              task: fromWireTaskInfo(t),
+            }))
+          : [],
       );
       const launchedTaskIds = await l.accept({
         frameworkId: req.frameworkId,

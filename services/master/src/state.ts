@@ -1,14 +1,14 @@
 /**
  * The leader's in-memory view of its aggregates, loaded from etcd at election and kept in
- * step with every commit. All writes go through `commit`, which is serialized so that the
- * optimistic-concurrency versions it hands to the store are always current.
+ * step with every commit. All writes go through `commit`, which hands them to the group-commit
+ * queue: concurrent commits share fenced transactions, within etcd's limits, and each one's
+ * guard is evaluated in commit order.
  */
-import { ConflictError, errorMessage, FencedError, type Logger } from "@drover/common";
+import type { Logger } from "@drover/common";
 import {
   AgentAggregate,
   type AgentEvent,
   type AgentRecord,
-  type AggregateDef,
   FrameworkAggregate,
   type FrameworkEvent,
   type FrameworkRecord,
@@ -16,12 +16,19 @@ import {
   type TaskEvent,
   type TaskRecord,
 } from "@drover/core";
-import type { Change, EventStore, Leadership } from "@drover/store";
+import {
+  AggregateCache,
+  type CommitQueue,
+  type CommitReport,
+  type EventStore,
+  type Leadership,
+  CommitQueue as Queue,
+  type UnitChange,
+} from "@drover/store";
 
 interface Entry<S> {
   state: S | undefined;
   version: number;
-  /** A commit of this aggregate ended without a known outcome: re-read it before the next commit. */
   stale?: boolean;
 }
 
@@ -30,23 +37,36 @@ export type PendingChange =
   | { kind: "agent"; id: string; events: AgentEvent[] }
   | { kind: "framework"; id: string; events: FrameworkEvent[] };
 
+const DEFS = { task: TaskAggregate, agent: AgentAggregate, framework: FrameworkAggregate } as const;
+
 export class MasterState {
-  readonly tasks = new Map<string, Entry<TaskRecord>>();
-  readonly agents = new Map<string, Entry<AgentRecord>>();
-  readonly frameworks = new Map<string, Entry<FrameworkRecord>>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly cache = new AggregateCache();
+  private readonly queue: CommitQueue;
+  readonly tasks: Map<string, Entry<TaskRecord>>;
+  readonly agents: Map<string, Entry<AgentRecord>>;
+  readonly frameworks: Map<string, Entry<FrameworkRecord>>;
 
   constructor(
     private readonly store: EventStore,
     private readonly leadership: Leadership,
     private readonly log: Logger,
-  ) {}
+    now: () => number = Date.now,
+    onTransaction?: (r: CommitReport) => void,
+  ) {
+    this.tasks = this.cache.map(TaskAggregate) as Map<string, Entry<TaskRecord>>;
+    this.agents = this.cache.map(AgentAggregate) as Map<string, Entry<AgentRecord>>;
+    this.frameworks = this.cache.map(FrameworkAggregate) as Map<string, Entry<FrameworkRecord>>;
+    this.queue = new Queue({
+      store,
+      leadership,
+      cache: this.cache,
+      now,
+      ...(onTransaction ? { onTransaction } : {}),
+    });
+  }
 
   async load(): Promise<void> {
-    for (const [id, v] of await this.store.load(TaskAggregate)) this.tasks.set(id, v);
-    for (const [id, v] of await this.store.load(AgentAggregate)) this.agents.set(id, v);
-    for (const [id, v] of await this.store.load(FrameworkAggregate)) this.frameworks.set(id, v);
-    // Deleted aggregates keep their version key; read it lazily in commit on conflict.
+    for (const def of Object.values(DEFS)) await this.cache.load(this.store, def);
     this.log.info("state loaded", {
       tasks: this.tasks.size,
       agents: this.agents.size,
@@ -72,102 +92,25 @@ export class MasterState {
     return this.frameworks.get(id)?.state;
   }
 
+  /** Units waiting for a transaction (a measure of write pressure). */
+  get commitBacklog(): number {
+    return this.queue.backlog;
+  }
+
   /**
-   * Commits the changes in one fenced transaction, serialized with every other commit.
-   * `guard` runs in that serial order just before the commit, against the state as it is
-   * then (not as it was when the caller decided): if it returns false nothing is written and
-   * the result is false. Use it for every check-then-write.
+   * Commits the changes together, in a fenced transaction shared with other concurrent commits.
+   * `guard` runs in commit order just before the changes are packed, against the state as it is
+   * then (not as it was when the caller decided): if it returns false nothing is written and the
+   * result is false. Use it for every check-then-write. `_nowMs` is kept for callers; events are
+   * stamped with the time their transaction is packed.
    */
-  commit(changes: PendingChange[], nowMs: number, guard?: () => boolean): Promise<boolean> {
-    changes = changes.filter((c) => c.events.length > 0);
-    const run = async (): Promise<boolean> => {
-      if (guard && !guard()) return false;
-      if (changes.length === 0) return true;
-      for (let attempt = 0; ; attempt++) {
-        const prepared: Change<unknown, { type: string }>[] = [];
-        for (const c of changes) {
-          const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
-          let entry = map.get(c.id);
-          if (!entry || entry.stale) {
-            const def = this.defFor(c.kind);
-            const fetched = await this.store.get(def, c.id);
-            entry = { state: fetched.state, version: fetched.version };
-            map.set(c.id, entry);
-          }
-          prepared.push({
-            def: this.defFor(c.kind),
-            id: c.id,
-            expectedVersion: entry.version,
-            state: entry.state,
-            events: c.events,
-          } as Change<unknown, { type: string }>);
-        }
-        try {
-          const res = await this.store.commit(this.leadership, prepared, nowMs);
-          for (const [i, r] of res.results.entries()) {
-            const c = changes[i];
-            if (!c || c.id !== r.id) throw new Error(`commit results out of step at ${i}`);
-            const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
-            map.set(r.id, { state: r.state, version: r.version });
-          }
-          return true;
-        } catch (err) {
-          if (err instanceof ConflictError && attempt < 3) {
-            // Someone else wrote (should not happen under fencing): refresh and retry.
-            for (const c of changes) (this.mapFor(c.kind) as Map<string, Entry<unknown>>).delete(c.id);
-            continue;
-          }
-          // The store did not answer: the commit may or may not have landed. Re-read before the
-          // next commit of these aggregates (and now, so that the view catches up either way).
-          if (!(err instanceof FencedError)) this.markStale(changes);
-          throw err;
-        }
-      }
-    };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
-  }
-
-  private markStale(changes: PendingChange[]): void {
-    for (const c of changes) {
-      const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
-      const entry = map.get(c.id);
-      if (entry) entry.stale = true;
-    }
-    void this.refresh(changes).catch((err: unknown) =>
-      this.log.warn("re-reading after an unanswered commit failed; will retry at the next commit", {
-        err: errorMessage(err),
-      }),
-    );
-  }
-
-  /** Re-reads stale aggregates, in commit order (so no commit runs on a half-refreshed view). */
-  private refresh(changes: PendingChange[]): Promise<void> {
-    const run = async () => {
-      for (const c of changes) {
-        const map = this.mapFor(c.kind) as Map<string, Entry<unknown>>;
-        if (!map.get(c.id)?.stale) continue;
-        const fetched = await this.store.get(this.defFor(c.kind), c.id);
-        map.set(c.id, { state: fetched.state, version: fetched.version });
-      }
-    };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
+  commit(changes: PendingChange[], _nowMs?: number, guard?: () => boolean): Promise<boolean> {
+    const units: UnitChange[] = changes.map((c) => ({ def: DEFS[c.kind], id: c.id, events: c.events }));
+    return this.queue.commit(units, guard);
   }
 
   /** Proves, through etcd, that this process still leads (throws FencedError otherwise). */
   confirmLeader(): Promise<void> {
     return this.store.confirmLeader(this.leadership);
-  }
-
-  private mapFor(kind: PendingChange["kind"]) {
-    return kind === "task" ? this.tasks : kind === "agent" ? this.agents : this.frameworks;
-  }
-
-  // biome-ignore lint/suspicious/noExplicitAny: one of the three aggregate definitions
-  private defFor(kind: PendingChange["kind"]): AggregateDef<any, any> {
-    return kind === "task" ? TaskAggregate : kind === "agent" ? AgentAggregate : FrameworkAggregate;
   }
 }

@@ -6,7 +6,7 @@
  * under a decision between its awaits. Crash-looping apps back off.
  */
 import { randomUUID } from "node:crypto";
-import { errorMessage, type Logger } from "@drover/common";
+import { errorMessage, type Logger, UnavailableError } from "@drover/common";
 import type { SchedulerConfig } from "@drover/config";
 import {
   type AppRecord,
@@ -45,7 +45,18 @@ export interface QueueEntry {
   sinceMs: number;
   offersSeen: number;
   backoffUntilMs: number;
+  /** The master refused or failed the last launch of this app: why, and when it is tried again. */
+  launchFailure?: LaunchFailure;
 }
+
+export interface LaunchFailure {
+  message: string;
+  attempts: number;
+  retryAtMs: number;
+}
+
+/** Backoff after a failed accept: 1 s doubling to 30 s (never a tight retry loop). */
+const LAUNCH_RETRY = { initialMs: 1000, maxMs: 30_000 } as const;
 
 export interface FrameworkDeps {
   config: SchedulerConfig;
@@ -63,6 +74,8 @@ export class FrameworkDriver {
     string,
     { reasons: UnplacedReason[]; sinceMs: number; offersSeen: number }
   >();
+  /** Apps whose last launch the master failed, until their retry time (cleared by a launch that commits). */
+  private readonly launchFailures = new Map<string, LaunchFailure>();
   private fw: Framework | undefined;
   private ready = false;
   private stopped = false;
@@ -122,7 +135,9 @@ export class FrameworkDriver {
 
   /** This framework's tasks, as the master knows them (for the operator API). */
   async listTasks(appId: string, includeTerminal: boolean): Promise<Task[]> {
-    if (!this.frameworkId) return [];
+    // Never an empty list for "not known yet": during a failover the caller must retry, not believe it.
+    if (!this.frameworkId || !this.ready)
+      throw new UnavailableError("the scheduler is not subscribed to the master yet; retry");
     return this.sdk().listWireTasks({ appId, includeTerminal });
   }
 
@@ -218,6 +233,11 @@ export class FrameworkDriver {
     for (const t of this.tasks.values()) {
       if (!apps.has(t.appId) && isActive(t.state) && !t.killRequested) kills.push(t.taskId);
     }
+    for (const id of [...this.waiting.keys(), ...this.launchFailures.keys()])
+      if (!apps.has(id)) {
+        this.waiting.delete(id);
+        this.launchFailures.delete(id);
+      }
     for (const [appId, app] of apps) {
       const plan = this.plan(appId, app, now);
       if (plan.launch > 0) reviveAt = now;
@@ -257,12 +277,13 @@ export class FrameworkDriver {
     );
   }
 
-  private plan(appId: string, app: AppRecord, now: number) {
+  /** What reconcileApp says of `appId` now; `record` keeps the refreshed backoff (queries pass false). */
+  private plan(appId: string, app: AppRecord, now: number, record = true) {
     const tasks = [...this.tasks.values()].filter((t) => t.appId === appId);
     let b = this.backoff.get(appId) ?? initialBackoff();
     for (const t of tasks)
       if (t.runningSinceMs !== undefined) b = recordHealthy(b, t.runningSinceMs, now, this.policy);
-    this.backoff.set(appId, b);
+    if (record) this.backoff.set(appId, b);
     return reconcileApp({
       instances: app.spec.instances,
       tasks: tasks
@@ -286,6 +307,8 @@ export class FrameworkDriver {
     const demands = [];
     for (const [appId, app] of apps) {
       const plan = this.plan(appId, app, now);
+      const failure = this.launchFailures.get(appId);
+      if (failure && failure.retryAtMs > now) continue;
       if (plan.launch > 0)
         demands.push({
           appId,
@@ -304,9 +327,10 @@ export class FrameworkDriver {
     const result = placeInstances(offers, demands, existing);
     this.recordWaiting(demands, result, offers.length, now);
     const byOffer = new Map<string, { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[] }>();
+    const offerById = new Map(offers.map((o) => [o.offerId, o]));
     for (const p of result.placements) {
       const app = apps.get(p.appId);
-      const offer = offers.find((o) => o.offerId === p.offerId);
+      const offer = offerById.get(p.offerId);
       if (!app || !offer) continue;
       const taskId = `${p.appId}.${randomUUID()}`;
       const entry = byOffer.get(p.offerId) ?? { offer, tasks: [] };
@@ -339,8 +363,15 @@ export class FrameworkDriver {
         });
     for (const { offer, tasks } of byOffer.values()) {
       try {
-        await this.sdk().launch(offer, tasks, 1);
-        this.deps.log.info("launched", { tasks: tasks.map((t) => t.taskId), agentId: offer.agentId });
+        // An accept may launch part of its tasks (the master says which): the others leave the view.
+        const launched = new Set(await this.sdk().launch(offer, tasks, 1));
+        for (const t of tasks) if (!launched.has(t.taskId)) this.tasks.delete(t.taskId);
+        for (const appId of new Set(tasks.map((t) => t.appId))) {
+          const all = tasks.filter((t) => t.appId === appId);
+          if (all.some((t) => launched.has(t.taskId))) this.launchFailures.delete(appId);
+          else this.recordLaunchFailure(appId, "the master launched none of the tasks", now);
+        }
+        this.deps.log.info("launched", { tasks: launched.size, of: tasks.length, agentId: offer.agentId });
       } catch (err) {
         // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
         // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
@@ -348,10 +379,20 @@ export class FrameworkDriver {
           offerId: offer.offerId,
           err: errorMessage(err),
         });
+        for (const appId of new Set(tasks.map((t) => t.appId)))
+          this.recordLaunchFailure(appId, errorMessage(err), now);
         await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
     }
     if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
+  }
+
+  /** The next try of `appId`'s launch waits 1 s, doubling to 30 s while the master keeps failing it. */
+  private recordLaunchFailure(appId: string, message: string, now: number): void {
+    const attempts = (this.launchFailures.get(appId)?.attempts ?? 0) + 1;
+    const delay = Math.min(LAUNCH_RETRY.maxMs, LAUNCH_RETRY.initialMs * 2 ** (attempts - 1));
+    this.launchFailures.set(appId, { message, attempts, retryAtMs: now + delay });
+    this.scheduleRevive(now + delay);
   }
 
   /** Explicit reconciliation: tasks the master does not know (TASK_GONE) leave the view. */
@@ -391,25 +432,24 @@ export class FrameworkDriver {
   queue(now = Date.now()): QueueEntry[] {
     const out: QueueEntry[] = [];
     for (const [appId, app] of this.deps.apps()) {
-      const plan = this.plan(appId, app, now);
+      const plan = this.plan(appId, app, now, false);
       const missing =
         plan.launch > 0
           ? plan.launch
           : plan.waitingForBackoffUntilMs !== undefined
             ? this.missing(appId, app)
             : 0;
-      if (missing === 0) {
-        this.waiting.delete(appId);
-        continue;
-      }
+      if (missing === 0) continue;
       const w = this.waiting.get(appId);
+      const failure = this.launchFailures.get(appId);
       out.push({
         appId,
         waiting: missing,
-        reasons: w?.reasons ?? [{ kind: "no_offers" }],
+        reasons: w?.reasons ?? (failure ? [] : [{ kind: "no_offers" }]),
         sinceMs: w?.sinceMs ?? 0,
         offersSeen: w?.offersSeen ?? 0,
         backoffUntilMs: plan.waitingForBackoffUntilMs ?? 0,
+        ...(failure ? { launchFailure: failure } : {}),
       });
     }
     return out.sort((a, b) => a.appId.localeCompare(b.appId));

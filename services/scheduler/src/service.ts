@@ -144,6 +144,16 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
                   },
                 ]
               : []),
+            ...(q.launchFailure
+              ? [
+                  {
+                    kind: "launch_failed",
+                    agents: 0,
+                    port: 0,
+                    text: `the master failed the last launch (${q.launchFailure.attempts} in a row): ${q.launchFailure.message}; next try at ${new Date(q.launchFailure.retryAtMs).toISOString()}`,
+                  },
+                ]
+              : []),
             ...q.reasons.map(reasonToWire),
           ],
           sinceMs: q.sinceMs,

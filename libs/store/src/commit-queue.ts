@@ -1,0 +1,305 @@
+/**
+ * Group commit. Changes submitted concurrently (status updates, launches, kills, expunges) are
+ * packed into as few fenced transactions as etcd's limits allow (StoreLimits: operations and
+ * bytes), instead of one round trip each. Each submission ("unit") is one or more aggregate
+ * changes that commit together or not at all, with an optional guard.
+ *
+ * Order and consistency:
+ * - A unit's guard runs at packing time, against the state as all earlier commits left it (not
+ *   as it was when the caller decided). If it returns false, nothing of the unit is written.
+ * - Two units that touch the same aggregate never share a transaction: the later one waits for
+ *   the next, so it is prepared (and its guard evaluated) on top of the earlier one's result.
+ *   Units on other aggregates may overtake a waiting unit; units on the same one never do.
+ * - Every transaction carries the leader fence and each aggregate's version compare.
+ * - A conflict (an aggregate moved on) re-reads the aggregates of the transaction and retries its
+ *   units (3 times); any other failure rejects them, and their aggregates are re-read before
+ *   their next commit (the outcome of an unanswered commit is unknown).
+ */
+import { ConflictError, FencedError, TooLargeError } from "@drover/common";
+import type { AggregateDef } from "@drover/core";
+import type { Leadership } from "./election.js";
+import type { EventStore, PreparedChange } from "./event-store.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: heterogeneous aggregates in one cache
+type AnyDef = AggregateDef<any, any>;
+
+export interface CachedEntry {
+  state: unknown;
+  version: number;
+  /** A commit of this aggregate ended without a known outcome: re-read it before the next one. */
+  stale?: boolean;
+}
+
+/**
+ * The leader's in-memory view of its aggregates, by type. A type marked complete (loaded whole
+ * at election, and this process the only writer) treats an unknown id as new (version 0)
+ * without reading etcd; a wrong guess is caught by the version compare and re-read.
+ */
+export class AggregateCache {
+  private readonly maps = new Map<string, Map<string, CachedEntry>>();
+  private readonly complete = new Set<string>();
+
+  map(def: AnyDef): Map<string, CachedEntry> {
+    let m = this.maps.get(def.name);
+    if (!m) {
+      m = new Map();
+      this.maps.set(def.name, m);
+    }
+    return m;
+  }
+
+  /** Loads every projection of `def` from the store and marks the type complete. */
+  async load(store: EventStore, def: AnyDef): Promise<void> {
+    const m = this.map(def);
+    m.clear();
+    for (const [id, v] of await store.load(def)) m.set(id, { state: v.state, version: v.version });
+    this.complete.add(def.name);
+  }
+
+  /** The entry to commit on top of, or undefined when it must be read from the store first. */
+  usable(def: AnyDef, id: string): CachedEntry | undefined {
+    const e = this.map(def).get(id);
+    if (e && !e.stale) return e;
+    if (!e && this.complete.has(def.name)) return { state: undefined, version: 0 };
+    return undefined;
+  }
+
+  markStale(def: AnyDef, id: string): void {
+    const m = this.map(def);
+    const e = m.get(id);
+    if (e) e.stale = true;
+    else if (this.complete.has(def.name)) m.set(id, { state: undefined, version: 0, stale: true });
+  }
+}
+
+export interface UnitChange {
+  def: AnyDef;
+  id: string;
+  events: { type: string }[];
+}
+
+interface Unit {
+  changes: UnitChange[];
+  guard: (() => boolean) | undefined;
+  attempts: number;
+  resolve(committed: boolean): void;
+  reject(err: unknown): void;
+}
+
+/** What one transaction held, for metrics. */
+export interface CommitReport {
+  changes: number;
+  ops: number;
+  units: number;
+  ms: number;
+  ok: boolean;
+}
+
+export interface CommitQueueOptions {
+  store: EventStore;
+  /** Undefined only for tools and tests that write without leading. */
+  leadership: Leadership | undefined;
+  cache: AggregateCache;
+  now: () => number;
+  /** Called after each transaction (metrics). */
+  onTransaction?: (r: CommitReport) => void;
+}
+
+/** How many waiting units are looked at (and their aggregates read) per transaction. */
+const LOOKAHEAD = 1024;
+const MAX_CONFLICT_ATTEMPTS = 3;
+
+const keyOf = (c: UnitChange) => `${c.def.name}/${c.id}`;
+
+export class CommitQueue {
+  private pending: Unit[] = [];
+  private draining = false;
+
+  constructor(private readonly o: CommitQueueOptions) {}
+
+  /** Units waiting for a transaction. */
+  get backlog(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Commits `changes` together (in some transaction with other units), if `guard` (evaluated in
+   * commit order) allows. Resolves true when committed, false when the guard refused; rejects
+   * with the store's error (FencedError, UnavailableError, TooLargeError for a unit larger than
+   * one transaction, ConflictError after retries).
+   */
+  commit(changes: UnitChange[], guard?: () => boolean): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({
+        changes: changes.filter((c) => c.events.length > 0),
+        guard,
+        attempts: 0,
+        resolve,
+        reject,
+      });
+      if (!this.draining) {
+        this.draining = true;
+        void this.drain().finally(() => {
+          this.draining = false;
+        });
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      await this.readMissing();
+      const batch = this.pack();
+      if (batch.length > 0) await this.send(batch);
+    }
+  }
+
+  /** Reads from the store the aggregates of the next units that the cache cannot vouch for. */
+  private async readMissing(): Promise<void> {
+    const wanted = new Map<string, UnitChange>();
+    for (const u of this.pending.slice(0, LOOKAHEAD))
+      for (const c of u.changes) if (!this.o.cache.usable(c.def, c.id)) wanted.set(keyOf(c), c);
+    if (wanted.size === 0) return;
+    const failed = new Map<string, unknown>();
+    await Promise.all(
+      [...wanted].map(async ([key, c]) => {
+        try {
+          const got = await this.o.store.get(c.def, c.id);
+          this.o.cache.map(c.def).set(c.id, { state: got.state, version: got.version });
+        } catch (err) {
+          failed.set(key, err);
+        }
+      }),
+    );
+    if (failed.size === 0) return;
+    this.pending = this.pending.filter((u) => {
+      const err = u.changes.map((c) => failed.get(keyOf(c))).find((e) => e !== undefined);
+      if (err === undefined) return true;
+      u.reject(err);
+      return false;
+    });
+  }
+
+  /** Takes the units that fit in one transaction, in order (see the file comment). */
+  private pack(): { unit: Unit; prepared: PreparedChange[] }[] {
+    const limits = this.o.store.limits;
+    const used = new Set<string>();
+    const blocked = new Set<string>();
+    const keep: Unit[] = [];
+    const taken: { unit: Unit; prepared: PreparedChange[] }[] = [];
+    let ops = 0;
+    let compares = this.o.leadership ? 1 : 0;
+    let bytes = 0;
+    const now = this.o.now();
+    for (const [i, u] of this.pending.entries()) {
+      const keys = u.changes.map(keyOf);
+      const wait = () => {
+        for (const k of keys) blocked.add(k);
+        keep.push(u);
+      };
+      if (i >= LOOKAHEAD || keys.some((k) => used.has(k) || blocked.has(k))) {
+        wait();
+        continue;
+      }
+      const entries = u.changes.map((c) => this.o.cache.usable(c.def, c.id));
+      if (entries.some((e) => e === undefined)) {
+        wait();
+        continue;
+      }
+      let allowed: boolean;
+      try {
+        allowed = u.guard ? u.guard() : true;
+      } catch (err) {
+        u.reject(err);
+        continue;
+      }
+      if (!allowed) {
+        u.resolve(false);
+        continue;
+      }
+      if (u.changes.length === 0) {
+        u.resolve(true);
+        continue;
+      }
+      let prepared: PreparedChange[];
+      try {
+        prepared = u.changes.map((c, j) =>
+          this.o.store.prepare(
+            {
+              def: c.def,
+              id: c.id,
+              expectedVersion: entries[j]?.version ?? 0,
+              state: entries[j]?.state,
+              events: c.events,
+            },
+            now,
+          ),
+        );
+      } catch (err) {
+        u.reject(err);
+        continue;
+      }
+      const uOps = prepared.reduce((n, p) => n + p.ops.length, 0);
+      const uBytes = prepared.reduce((n, p) => n + p.bytes, 0);
+      if (uOps > limits.maxTxnOps || prepared.length + 1 > limits.maxTxnOps || uBytes > limits.maxTxnBytes) {
+        u.reject(
+          new TooLargeError(
+            `a change of ${uOps} operations and ${uBytes} bytes; one transaction takes at most ${limits.maxTxnOps} operations and ${limits.maxTxnBytes} bytes`,
+          ),
+        );
+        continue;
+      }
+      if (
+        ops + uOps > limits.maxTxnOps ||
+        compares + prepared.length > limits.maxTxnOps ||
+        bytes + uBytes > limits.maxTxnBytes
+      ) {
+        wait();
+        continue;
+      }
+      ops += uOps;
+      compares += prepared.length;
+      bytes += uBytes;
+      for (const k of keys) used.add(k);
+      taken.push({ unit: u, prepared });
+    }
+    this.pending = keep;
+    return taken;
+  }
+
+  private async send(batch: { unit: Unit; prepared: PreparedChange[] }[]): Promise<void> {
+    const started = this.o.now();
+    const prepared = batch.flatMap((b) => b.prepared);
+    const report = (ok: boolean) =>
+      this.o.onTransaction?.({
+        changes: prepared.length,
+        ops: prepared.reduce((n, p) => n + p.ops.length, 0),
+        units: batch.length,
+        ms: this.o.now() - started,
+        ok,
+      });
+    try {
+      await this.o.store.commitPrepared(this.o.leadership, prepared);
+    } catch (err) {
+      report(false);
+      for (const b of batch) for (const c of b.unit.changes) this.o.cache.markStale(c.def, c.id);
+      if (err instanceof ConflictError) {
+        const retry = batch.map((b) => b.unit).filter((u) => ++u.attempts < MAX_CONFLICT_ATTEMPTS);
+        for (const b of batch) if (b.unit.attempts >= MAX_CONFLICT_ATTEMPTS) b.unit.reject(err);
+        this.pending = [...retry, ...this.pending];
+        return;
+      }
+      if (err instanceof FencedError) for (const u of this.pending.splice(0)) u.reject(err);
+      for (const b of batch) b.unit.reject(err);
+      return;
+    }
+    report(true);
+    for (const b of batch) {
+      for (const [j, c] of b.unit.changes.entries()) {
+        const r = b.prepared[j]?.result;
+        if (r) this.o.cache.map(c.def).set(c.id, { state: r.state, version: r.version });
+      }
+      b.unit.resolve(true);
+    }
+  }
+}
