@@ -1,3 +1,31 @@
+/**
+ * Time as a seam: components that own timers take a Clock, so tests drive them with a fake one
+ * (libs/testing FakeClock) instead of waiting.
+ */
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  now(): number;
+  /** Runs `fn` after `ms` (once). */
+  setTimeout(fn: () => void, ms: number): Timer;
+  /** Runs `fn` every `ms` until cancelled. */
+  setInterval(fn: () => void, ms: number): Timer;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    return { cancel: () => clearInterval(t) };
+  },
+};
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -19,8 +47,9 @@ export function coalesce(
   fn: () => Promise<void> | void,
   windowMs: number,
   onError: (err: unknown) => void = () => {},
+  clock: Clock = systemClock,
 ): { trigger(): void; cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let running = false;
   let again = false;
   let cancelled = false;
@@ -46,13 +75,13 @@ export function coalesce(
   };
   const trigger = () => {
     if (timer || cancelled) return;
-    timer = setTimeout(() => void run(), windowMs);
+    timer = clock.setTimeout(() => void run(), windowMs);
   };
   return {
     trigger,
     cancel: () => {
       cancelled = true;
-      if (timer) clearTimeout(timer);
+      timer?.cancel();
       timer = undefined;
     },
   };

@@ -6,7 +6,17 @@
  */
 import { ConflictError, FencedError, TooLargeError } from "@drover/common";
 import type { AggregateDef, EventEnvelope } from "@drover/core";
-import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
+import {
+  CompareResult,
+  CompareTarget,
+  type Etcd3,
+  type ICompare,
+  type IRangeRequest,
+  type IRangeResponse,
+  type IRequestOp,
+  type ITxnRequest,
+  type ITxnResponse,
+} from "etcd3";
 import { z } from "zod";
 import type { Leadership } from "./election.js";
 import { storeCall } from "./etcd.js";
@@ -125,17 +135,45 @@ export function checkTxnSize(compare: ICompare[], success: IRequestOp[], limits:
     throw new TooLargeError(`a transaction of ${bytes} bytes; the store takes at most ${limits.maxTxnBytes}`);
 }
 
+/**
+ * The part of etcd's KV API the store uses: `Etcd3.kv`, or an in-memory fake with the same
+ * semantics for unit tests (libs/testing MemoryKv: revisions, compares, the operation limit).
+ */
+export interface KvApi {
+  txn(req: ITxnRequest): Promise<ITxnResponse>;
+  range(req: IRangeRequest): Promise<IRangeResponse>;
+}
+
 export class EventStore {
   /** Called for each projection that fails validation on load (it is skipped). */
   onInvalid: ((key: string, problem: string) => void) | undefined;
+  private readonly kv: KvApi;
+  private readonly client: Etcd3 | undefined;
 
+  /** `backend`: an etcd client, or a KvApi (tests). */
   constructor(
-    private readonly client: Etcd3,
+    backend: Etcd3 | KvApi,
     readonly limits: StoreLimits = DEFAULT_STORE_LIMITS,
-  ) {}
+  ) {
+    if ("kv" in backend) {
+      this.client = backend;
+      this.kv = backend.kv;
+    } else {
+      this.client = undefined;
+      this.kv = backend;
+    }
+  }
 
-  get etcd(): Etcd3 {
+  /** The etcd client (watches: the relay); undefined for an in-memory store. */
+  get etcd(): Etcd3 | undefined {
     return this.client;
+  }
+
+  /** One key's value, or null. */
+  private async value(key: string): Promise<string | null> {
+    const res = await this.kv.range({ key: Buffer.from(key) });
+    const kv = res.kvs[0];
+    return kv ? kv.value.toString() : null;
   }
 
   /**
@@ -209,7 +247,7 @@ export class EventStore {
     }
     checkTxnSize(compare, success, this.limits);
     const failure: IRequestOp[] = leadership ? [{ request_range: { key: Buffer.from(leadership.key) } }] : [];
-    const res = await storeCall("a commit", () => this.client.kv.txn({ compare, success, failure }));
+    const res = await storeCall("a commit", () => this.kv.txn({ compare, success, failure }));
     if (!res.succeeded) {
       if (leadership) {
         const kv = res.responses[0]?.response_range?.kvs[0];
@@ -255,8 +293,8 @@ export class EventStore {
   ): Promise<{ state: S | undefined; version: number }> {
     const [value, version] = await storeCall(`a read of ${def.name}/${id}`, () =>
       Promise.all([
-        this.client.get(stateKey(def.name, id)).string(),
-        this.client.get(versionKey(def.name, id)).string(),
+        this.value(stateKey(def.name, id)),
+        this.value(versionKey(def.name, id)),
       ]),
     );
     return {
@@ -268,7 +306,7 @@ export class EventStore {
   /** The store's current revision (a point in time to pin paged reads to). */
   async revision(): Promise<string> {
     const res = await storeCall("a read of the revision", () =>
-      this.client.kv.range({ key: Buffer.from(LOG_PREFIX), limit: 1, keys_only: true }),
+      this.kv.range({ key: Buffer.from(LOG_PREFIX), limit: 1, keys_only: true }),
     );
     return res.header.revision;
   }
@@ -282,7 +320,7 @@ export class EventStore {
     let from = Buffer.from(prefix);
     for (;;) {
       const res = await storeCall(`a read of ${prefix}`, () =>
-        this.client.kv.range({ key: from, range_end: end, limit: pageSize, revision }),
+        this.kv.range({ key: from, range_end: end, limit: pageSize, revision }),
       );
       if (res.kvs.length > 0) yield res.kvs;
       const last = res.kvs[res.kvs.length - 1];
@@ -317,7 +355,7 @@ export class EventStore {
   async confirmLeader(leadership: Leadership): Promise<void> {
     if (!leadership.isLeader()) throw new FencedError("not leader any more");
     const res = await storeCall("a leadership check", () =>
-      this.client.kv.txn({ compare: [leadership.fence()], success: [], failure: [] }),
+      this.kv.txn({ compare: [leadership.fence()], success: [], failure: [] }),
     );
     if (!res.succeeded) {
       await leadership.resign().catch(() => undefined);
@@ -326,14 +364,14 @@ export class EventStore {
   }
 
   async getMeta(name: string): Promise<string | undefined> {
-    return (await storeCall("a read", () => this.client.get(`${META_PREFIX}${name}`).string())) ?? undefined;
+    return (await storeCall("a read", () => this.value(`${META_PREFIX}${name}`))) ?? undefined;
   }
 
   /** A fenced write of a metadata key. */
   async putMeta(leadership: Leadership | undefined, name: string, value: string): Promise<void> {
     const compare = leadership ? [leadership.fence()] : [];
     const res = await storeCall("a metadata write", () =>
-      this.client.kv.txn({
+      this.kv.txn({
         compare,
         success: [{ request_put: { key: Buffer.from(`${META_PREFIX}${name}`), value: Buffer.from(value) } }],
         failure: [],

@@ -105,7 +105,9 @@ export class MasterLeader {
     private readonly log: Logger,
   ) {
     this.state = new MasterState(store, leadership, log);
-    this.relay = new EventRelay(store.etcd, bus, log);
+    const etcd = store.etcd;
+    if (!etcd) throw new Error("the master's relay needs an etcd-backed store");
+    this.relay = new EventRelay(etcd, bus, log);
     this.allocation = coalesce(
       () => this.allocate(),
       20,
