@@ -40,6 +40,12 @@ export const MasterConfigSchema = z.strictObject({
   agentReregisterTimeoutSeconds: z.number().min(0).max(600).default(10),
   /** An agent whose session is gone for this long has its tasks marked TASK_LOST. */
   agentLostTimeoutSeconds: z.number().min(1).max(3600).default(30),
+  /** An agent gone for this long is removed (AgentRemoved): a failover no longer waits for it. */
+  agentRemoveTimeoutSeconds: z
+    .number()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .default(600),
   offerTimeoutSeconds: z.number().min(1).max(3600).default(30),
   allocationIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(2000),
@@ -116,6 +122,7 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_OFFER_TIMEOUT_SECONDS: { key: "offerTimeoutSeconds", kind: "number" },
   DROVER_MASTER_AGENT_REREGISTER_TIMEOUT_SECONDS: { key: "agentReregisterTimeoutSeconds", kind: "number" },
   DROVER_MASTER_AGENT_LOST_TIMEOUT_SECONDS: { key: "agentLostTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_AGENT_REMOVE_TIMEOUT_SECONDS: { key: "agentRemoveTimeoutSeconds", kind: "number" },
   DROVER_MASTER_ALLOCATION_INTERVAL_MS: { key: "allocationIntervalMs", kind: "number" },
   DROVER_MASTER_TERMINAL_TASK_RETENTION_SECONDS: { key: "terminalTaskRetentionSeconds", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },

@@ -5,6 +5,7 @@ export * from "./errors.js";
 export * from "./events/index.js";
 export * from "./launch.js";
 export * from "./limits.js";
+export * from "./master-decisions.js";
 export * from "./placement.js";
 export * from "./ports.js";
 export * from "./reconcile.js";

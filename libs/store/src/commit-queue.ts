@@ -35,10 +35,31 @@ export interface CachedEntry {
  * at election, and this process the only writer) treats an unknown id as new (version 0)
  * without reading etcd; a wrong guess is caught by the version compare and re-read.
  */
+/** Told of every change of a cached aggregate's state (indexes kept incrementally). */
+export type CacheListener = (id: string, before: unknown, after: unknown) => void;
+
 export class AggregateCache {
   private readonly maps = new Map<string, Map<string, CachedEntry>>();
   private readonly complete = new Set<string>();
+  private readonly listeners = new Map<string, CacheListener[]>();
 
+  /** Calls `fn` whenever the state of an aggregate of `def` changes in the cache. */
+  listen(def: AnyDef, fn: CacheListener): void {
+    const l = this.listeners.get(def.name) ?? [];
+    l.push(fn);
+    this.listeners.set(def.name, l);
+  }
+
+  /** Sets an entry (the only way states change), telling the listeners. */
+  set(def: AnyDef, id: string, entry: CachedEntry): void {
+    const m = this.map(def);
+    const before = m.get(id)?.state;
+    m.set(id, entry);
+    if (before !== entry.state)
+      for (const fn of this.listeners.get(def.name) ?? []) fn(id, before, entry.state);
+  }
+
+  /** The entries of `def`, read-only: write with set(). */
   map(def: AnyDef): Map<string, CachedEntry> {
     let m = this.maps.get(def.name);
     if (!m) {
@@ -51,8 +72,9 @@ export class AggregateCache {
   /** Loads every projection of `def` from the store and marks the type complete. */
   async load(store: EventStore, def: AnyDef): Promise<void> {
     const m = this.map(def);
+    for (const id of [...m.keys()]) this.set(def, id, { state: undefined, version: 0 });
     m.clear();
-    for (const [id, v] of await store.load(def)) m.set(id, { state: v.state, version: v.version });
+    for (const [id, v] of await store.load(def)) this.set(def, id, { state: v.state, version: v.version });
     this.complete.add(def.name);
   }
 
@@ -65,10 +87,9 @@ export class AggregateCache {
   }
 
   markStale(def: AnyDef, id: string): void {
-    const m = this.map(def);
-    const e = m.get(id);
+    const e = this.map(def).get(id);
     if (e) e.stale = true;
-    else if (this.complete.has(def.name)) m.set(id, { state: undefined, version: 0, stale: true });
+    else if (this.complete.has(def.name)) this.set(def, id, { state: undefined, version: 0, stale: true });
   }
 }
 
@@ -165,7 +186,7 @@ export class CommitQueue {
       [...wanted].map(async ([key, c]) => {
         try {
           const got = await this.o.store.get(c.def, c.id);
-          this.o.cache.map(c.def).set(c.id, { state: got.state, version: got.version });
+          this.o.cache.set(c.def, c.id, { state: got.state, version: got.version });
         } catch (err) {
           failed.set(key, err);
         }
@@ -297,7 +318,7 @@ export class CommitQueue {
     for (const b of batch) {
       for (const [j, c] of b.unit.changes.entries()) {
         const r = b.prepared[j]?.result;
-        if (r) this.o.cache.map(c.def).set(c.id, { state: r.state, version: r.version });
+        if (r) this.o.cache.set(c.def, c.id, { state: r.state, version: r.version });
       }
       b.unit.resolve(true);
     }

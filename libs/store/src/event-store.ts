@@ -292,10 +292,7 @@ export class EventStore {
     id: string,
   ): Promise<{ state: S | undefined; version: number }> {
     const [value, version] = await storeCall(`a read of ${def.name}/${id}`, () =>
-      Promise.all([
-        this.value(stateKey(def.name, id)),
-        this.value(versionKey(def.name, id)),
-      ]),
+      Promise.all([this.value(stateKey(def.name, id)), this.value(versionKey(def.name, id))]),
     );
     return {
       state: value === null ? undefined : def.stateSchema.parse(JSON.parse(value)),

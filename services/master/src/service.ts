@@ -103,9 +103,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
           suppressed: l.isSuppressed(f.frameworkId),
           allocated: toWireResources(allocated),
           dominantShare: share,
-          activeTasks: l.state
-            .allTasks()
-            .filter((t) => t.info.frameworkId === f.frameworkId && !isTerminal(t.status.state)).length,
+          activeTasks: l.activeTasksOf(f.frameworkId),
         },
       ];
     });

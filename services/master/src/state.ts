@@ -18,6 +18,7 @@ import {
 } from "@drover/core";
 import {
   AggregateCache,
+  type CacheListener,
   type CommitQueue,
   type CommitReport,
   type EventStore,
@@ -90,6 +91,14 @@ export class MasterState {
 
   framework(id: string): FrameworkRecord | undefined {
     return this.frameworks.get(id)?.state;
+  }
+
+  /** Calls `fn` on every change of a cached aggregate of `def` (indexes). */
+  listen(
+    def: typeof TaskAggregate | typeof AgentAggregate | typeof FrameworkAggregate,
+    fn: CacheListener,
+  ): void {
+    this.cache.listen(def, fn);
   }
 
   /** Units waiting for a transaction (a measure of write pressure). */

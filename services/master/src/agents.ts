@@ -1,0 +1,181 @@
+/**
+ * The agent registry: the session of each connected agent (its connection and when it was last
+ * heard from) and, for each known agent without a session, since when it has been gone. Its
+ * timer checks liveness every second with the pure agentLiveness: silent sessions are closed,
+ * agents gone for `agentLostTimeoutSeconds` have their tasks marked lost, agents gone for
+ * `agentRemoveTimeoutSeconds` are removed (AgentRemoved), so a later failover never waits for them.
+ */
+import { errorMessage } from "@drover/common";
+import { type AgentRecord, agentLiveness, awaitingReregistration } from "@drover/core";
+import type { AgentCommand } from "@drover/proto";
+import type { MasterContext } from "./context.js";
+
+export interface AgentConn {
+  send(cmd: AgentCommand): void;
+  close(reason: string): void;
+}
+
+interface Session {
+  conn: AgentConn;
+  lastSeenMs: number;
+}
+
+export interface AgentHooks {
+  /** The agent's session ended (its offers must go). */
+  disconnected(agentId: string): void;
+  /** The agent has been gone too long: its tasks are lost. Resolves when they are marked. */
+  lost(agentId: string, awayMs: number): Promise<void>;
+}
+
+export class AgentRegistry {
+  private readonly sessions = new Map<string, Session>();
+  private readonly goneSince = new Map<string, number>();
+  /** Agents whose tasks are marked lost (not marked again until they come back). */
+  private readonly lostMarked = new Set<string>();
+  private startedAtMs = 0;
+  private timer: { cancel(): void } | undefined;
+  private checking = false;
+
+  constructor(
+    private readonly ctx: MasterContext,
+    private readonly hooks: AgentHooks,
+  ) {}
+
+  /** Every known agent counts as gone from now until it re-registers. */
+  start(): void {
+    this.startedAtMs = this.ctx.clock.now();
+    for (const [id, e] of this.ctx.state.agents) if (e.state) this.goneSince.set(id, this.startedAtMs);
+    this.timer = this.ctx.clock.setInterval(() => void this.check(), 1000);
+  }
+
+  stop(reason: string): void {
+    this.timer?.cancel();
+    for (const s of this.sessions.values()) s.conn.close(reason);
+    this.sessions.clear();
+  }
+
+  /** A session for `agentId` begins on `conn` (a previous one is closed). */
+  attach(agentId: string, conn: AgentConn): void {
+    const previous = this.sessions.get(agentId);
+    if (previous && previous.conn !== conn) previous.conn.close("replaced by a new session");
+    this.sessions.set(agentId, { conn, lastSeenMs: this.ctx.clock.now() });
+    this.goneSince.delete(agentId);
+    this.lostMarked.delete(agentId);
+  }
+
+  heartbeat(agentId: string, conn: AgentConn): void {
+    const s = this.sessions.get(agentId);
+    if (s && s.conn === conn) s.lastSeenMs = this.ctx.clock.now();
+  }
+
+  /** The session on `conn` ended; false if it was not the agent's current one. */
+  detach(agentId: string, conn: AgentConn): boolean {
+    const s = this.sessions.get(agentId);
+    if (!s || s.conn !== conn) return false;
+    this.sessions.delete(agentId);
+    this.goneSince.set(agentId, this.ctx.clock.now());
+    this.hooks.disconnected(agentId);
+    this.ctx.log.warn("agent disconnected", { agentId });
+    return true;
+  }
+
+  send(agentId: string, cmd: AgentCommand): void {
+    this.sessions.get(agentId)?.conn.send(cmd);
+  }
+
+  isConnected(agentId: string): boolean {
+    return this.sessions.has(agentId);
+  }
+
+  lastSeen(agentId: string): number {
+    return this.sessions.get(agentId)?.lastSeenMs ?? 0;
+  }
+
+  /** The registered records of the connected agents. */
+  *connected(): Iterable<AgentRecord> {
+    for (const id of this.sessions.keys()) {
+      const a = this.ctx.state.agent(id);
+      if (a) yield a;
+    }
+  }
+
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  /** After a failover: no offers until every known agent is back or the timeout has passed. */
+  awaitingReregistration(): boolean {
+    let known = 0;
+    let back = 0;
+    for (const [id, e] of this.ctx.state.agents) {
+      if (!e.state) continue;
+      known += 1;
+      if (this.sessions.has(id)) back += 1;
+    }
+    return awaitingReregistration(
+      this.startedAtMs,
+      this.ctx.clock.now(),
+      this.ctx.config.agentReregisterTimeoutSeconds * 1000,
+      known,
+      back,
+    );
+  }
+
+  /** One liveness round (the timer's; exposed for tests). Never overlaps itself. */
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      await this.checkOnce();
+    } catch (err) {
+      this.ctx.log.error("agent check failed", { err: errorMessage(err) });
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkOnce(): Promise<void> {
+    const c = this.ctx.config;
+    const now = this.ctx.clock.now();
+    const lostAfterMs = Math.max(c.agentLostTimeoutSeconds, c.agentReregisterTimeoutSeconds) * 1000;
+    const plan = agentLiveness({
+      sessions: [...this.sessions].map(([agentId, s]) => ({ agentId, lastSeenMs: s.lastSeenMs })),
+      gone: [...this.goneSince].map(([agentId, sinceMs]) => ({ agentId, sinceMs })),
+      nowMs: now,
+      heartbeatTimeoutMs: Math.max(5 * c.heartbeatIntervalMs, 10_000),
+      lostAfterMs,
+      removeAfterMs: c.agentRemoveTimeoutSeconds * 1000,
+    });
+    for (const agentId of plan.timedOut) {
+      const s = this.sessions.get(agentId);
+      if (!s) continue;
+      s.conn.close("heartbeat timeout");
+      this.detach(agentId, s.conn);
+    }
+    for (const agentId of [...plan.lost, ...plan.remove]) {
+      if (this.lostMarked.has(agentId)) continue;
+      const since = this.goneSince.get(agentId);
+      await this.hooks.lost(agentId, now - (since ?? now));
+      this.lostMarked.add(agentId);
+    }
+    for (const agentId of plan.remove) {
+      const since = this.goneSince.get(agentId);
+      if (since === undefined || this.sessions.has(agentId)) continue;
+      const removed = await this.ctx.state.commit(
+        [
+          {
+            kind: "agent",
+            id: agentId,
+            events: [{ type: "AgentRemoved", reason: `gone for ${Math.round((now - since) / 1000)} s` }],
+          },
+        ],
+        now,
+        () => !this.sessions.has(agentId) && this.ctx.state.agent(agentId) !== undefined,
+      );
+      // A removed agent that comes back registers as new.
+      if (this.goneSince.get(agentId) === since) this.goneSince.delete(agentId);
+      this.lostMarked.delete(agentId);
+      if (removed) this.ctx.log.warn("agent removed", { agentId, goneForMs: now - since });
+    }
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * The task lifecycle: launches (one commit unit per task, packed by group commit), status
+ * updates from agents (applied in state order, forwarded to the framework and resent until
+ * acknowledged), kills, reconciliation with an agent's report, lost agents' tasks, and the sweep
+ * that expunges terminal tasks. Its timers: resend unacknowledged updates (10 s) and expunge (15 s).
+ */
+import { randomUUID } from "node:crypto";
+import type { StatusMessage } from "@drover/bus";
+import { errorMessage, InvalidArgumentError, NotFoundError, quote } from "@drover/common";
+import {
+  addResources,
+  emptyResources,
+  isActive,
+  isTerminal,
+  type LaunchPlan,
+  LIMITS,
+  type Resources,
+  reconcileAgentReport,
+  shouldApplyStatus,
+  type TaskInfo,
+  type TaskRecord,
+  type TaskState,
+  type TaskStatus,
+} from "@drover/core";
+import { toWireStatus, toWireTaskInfo } from "@drover/proto";
+import type { AgentRegistry } from "./agents.js";
+import type { MasterContext } from "./context.js";
+import type { FrameworkRegistry } from "./frameworks.js";
+
+/** How often an unacknowledged update is sent again. */
+const RESEND_MS = 10_000;
+const EXPUNGE_EVERY_MS = 15_000;
+const KILL_GRACE_SECONDS = 5;
+
+export class TaskLifecycle {
+  /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
+  private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
+  /** Launches accepted whose tasks are being committed: their resources are in use already. */
+  private readonly pending = new Set<{ frameworkId: string; agentId: string; resources: Resources }>();
+  private readonly timers: { cancel(): void }[] = [];
+  private sweeping = false;
+
+  constructor(
+    private readonly ctx: MasterContext,
+    private readonly agents: AgentRegistry,
+    private readonly frameworks: FrameworkRegistry,
+    /** Resources were freed or taken: the allocator should run. */
+    private readonly changed: () => void,
+  ) {}
+
+  start(): void {
+    this.timers.push(
+      this.ctx.clock.setInterval(() => this.resendUnacked(), RESEND_MS),
+      this.ctx.clock.setInterval(() => void this.expunge(), EXPUNGE_EVERY_MS),
+    );
+  }
+
+  stop(): void {
+    for (const t of this.timers) t.cancel();
+  }
+
+  /** Resources of launches being committed, per agent and per framework (the allocator adds them). */
+  pendingOn(agentId: string): Resources {
+    let r = emptyResources();
+    for (const p of this.pending) if (p.agentId === agentId) r = addResources(r, p.resources);
+    return r;
+  }
+
+  pendingFor(frameworkId: string): Resources {
+    let r = emptyResources();
+    for (const p of this.pending) if (p.frameworkId === frameworkId) r = addResources(r, p.resources);
+    return r;
+  }
+
+  /**
+   * Commits the plan's tasks (TASK_STAGING), one unit per task, and sends each committed one to
+   * its agent. Returns the ids launched: all of them, or (if the store failed part-way) exactly
+   * those committed. Throws when none was.
+   */
+  async launch(frameworkId: string, plan: LaunchPlan): Promise<string[]> {
+    const { agentId, tasks, need } = plan;
+    const now = this.ctx.clock.now();
+    // The offers are gone and the tasks are not committed yet: until they are, their resources
+    // count as used, or an allocation in between would lend them to another framework.
+    const pending = { frameworkId, agentId, resources: need };
+    this.pending.add(pending);
+    const outcomes = await Promise.allSettled(
+      tasks.map((t) =>
+        this.ctx.state.commit(
+          [
+            {
+              kind: "task" as const,
+              id: t.taskId,
+              events: [
+                {
+                  type: "TaskLaunched" as const,
+                  info: t,
+                  status: {
+                    state: "TASK_STAGING" as TaskState,
+                    message: "launch sent to agent",
+                    timestampMs: now,
+                    uuid: randomUUID(),
+                    source: "master" as const,
+                  },
+                },
+              ],
+            },
+          ],
+          now,
+          // Re-checked in commit order: a concurrent accept may have taken the id meanwhile.
+          () => (this.ctx.state.tasks.get(t.taskId)?.version ?? 0) === 0,
+        ),
+      ),
+    ).finally(() => this.pending.delete(pending));
+    const launched = tasks.filter((_, i) => {
+      const o = outcomes[i];
+      return o?.status === "fulfilled" && o.value;
+    });
+    for (const t of launched)
+      this.agents.send(agentId, { command: { $case: "launch", value: { task: toWireTaskInfo(t) } } });
+    this.changed();
+    if (launched.length === 0) {
+      const failure = outcomes.find((o) => o.status === "rejected");
+      if (failure) throw failure.reason;
+      throw new InvalidArgumentError([
+        { path: "operations", message: "a task with one of these ids already exists" },
+      ]);
+    }
+    if (launched.length < tasks.length)
+      this.ctx.log.warn("accept launched only part of its tasks", {
+        frameworkId,
+        launched: launched.length,
+        of: tasks.length,
+      });
+    return launched.map((t) => t.taskId);
+  }
+
+  /** A status update from an agent (JetStream); resolves once persisted (then it is acknowledged). */
+  async onStatus(m: StatusMessage): Promise<void> {
+    const task = this.ctx.state.task(m.taskId);
+    if (!task) {
+      // Acknowledging drops the update for good: first prove through etcd that this process still
+      // leads (a deposed leader throws here, so the message is redelivered to the real leader).
+      await this.ctx.state.confirmLeader();
+      this.ctx.log.debug("status for unknown task ignored", { taskId: m.taskId });
+      return;
+    }
+    if (task.info.agentId !== m.agentId) {
+      this.ctx.log.warn("status from a foreign agent ignored", { taskId: m.taskId, agentId: m.agentId });
+      return;
+    }
+    if (!shouldApplyStatus(task.status.state, m.status.state)) return;
+    if (task.status.state === "TASK_KILLING" && m.status.state === "TASK_FAILED") {
+      await this.apply(task, { ...m.status, state: "TASK_KILLED" });
+      return;
+    }
+    await this.apply(task, m.status);
+  }
+
+  /** Commits a status change and forwards it to the task's framework. Idempotent by state ordering. */
+  async apply(task: TaskRecord, status: TaskStatus): Promise<void> {
+    const id = task.info.taskId;
+    const applies = () => {
+      const c = this.ctx.state.task(id);
+      return c !== undefined && shouldApplyStatus(c.status.state, status.state);
+    };
+    if (!applies()) return;
+    // The guard re-checks in commit order: a decision taken before an earlier queued commit landed
+    // (say KILLING decided while FINISHED was being written) must not overwrite it.
+    const ok = await this.ctx.state.commit(
+      [{ kind: "task", id, events: [{ type: "TaskStatusUpdated", status }] }],
+      this.ctx.clock.now(),
+      applies,
+    );
+    if (!ok) return;
+    this.forward(task.info, status);
+    if (isTerminal(status.state)) this.changed();
+  }
+
+  private forward(info: TaskInfo, status: TaskStatus): void {
+    this.unacked.set(info.taskId, {
+      frameworkId: info.frameworkId,
+      uuid: status.uuid,
+      sentAtMs: this.ctx.clock.now(),
+    });
+    this.frameworks.send(info.frameworkId, {
+      event: {
+        $case: "update",
+        value: { status: toWireStatus(info.taskId, info.agentId, status), appId: info.appId },
+      },
+    });
+  }
+
+  private resendUnacked(): void {
+    const now = this.ctx.clock.now();
+    for (const [taskId, u] of this.unacked) {
+      const t = this.ctx.state.task(taskId);
+      if (!t) {
+        this.unacked.delete(taskId);
+        continue;
+      }
+      if (now - u.sentAtMs >= RESEND_MS) this.forward(t.info, t.status);
+    }
+  }
+
+  /**
+   * The framework has seen status `uuid` of its task. Acknowledging an update that is no longer
+   * the pending one (a duplicate, an older update) is a no-op; a task that is not the
+   * framework's is NOT_FOUND.
+   */
+  acknowledge(frameworkId: string, taskId: string, uuid: string): void {
+    const t = this.ctx.state.task(taskId);
+    if (!t || t.info.frameworkId !== frameworkId) throw new NotFoundError(`task ${quote(taskId)}`);
+    if (uuid === "") throw new InvalidArgumentError([{ path: "uuid", message: "must not be empty" }]);
+    const u = this.unacked.get(taskId);
+    if (u && u.frameworkId === frameworkId && u.uuid === uuid) this.unacked.delete(taskId);
+  }
+
+  /** A framework kills its task (a finished one gets its final status again). */
+  async kill(frameworkId: string, taskId: string): Promise<void> {
+    const t = this.ctx.state.task(taskId);
+    if (!t || t.info.frameworkId !== frameworkId) throw new NotFoundError(`task ${quote(taskId)}`);
+    if (isTerminal(t.status.state)) {
+      this.forward(t.info, t.status);
+      return;
+    }
+    await this.killTask(t, "killed by its framework");
+  }
+
+  private async killTask(t: TaskRecord, why: string): Promise<void> {
+    if (t.status.state !== "TASK_KILLING") {
+      await this.apply(t, {
+        state: "TASK_KILLING",
+        message: why,
+        timestampMs: this.ctx.clock.now(),
+        uuid: randomUUID(),
+        source: "master",
+      });
+    }
+    this.agents.send(t.info.agentId, {
+      command: { $case: "kill", value: { taskId: t.info.taskId, gracePeriodSeconds: KILL_GRACE_SECONDS } },
+    });
+  }
+
+  /** Kills every active task of a framework (its failover timeout passed). */
+  async killFrameworkTasks(frameworkId: string): Promise<void> {
+    for (const id of [...this.ctx.index.tasksOfFramework(frameworkId)]) {
+      const t = this.ctx.state.task(id);
+      if (t && isActive(t.status.state)) await this.killTask(t, "framework failover timeout");
+    }
+  }
+
+  /** The latest statuses of the framework's tasks (all of them when `taskIds` is empty); unknown → GONE. */
+  reconcile(frameworkId: string, taskIds: string[]): ReturnType<typeof toWireStatus>[] {
+    if (taskIds.length > LIMITS.idsPerRequest)
+      throw new InvalidArgumentError([{ path: "taskIds", message: `at most ${LIMITS.idsPerRequest} tasks` }]);
+    const now = this.ctx.clock.now();
+    const wanted = taskIds.length > 0 ? taskIds : [...this.ctx.index.tasksOfFramework(frameworkId)];
+    const out = [];
+    for (const id of wanted) {
+      const t = this.ctx.state.task(id);
+      const status =
+        t && t.info.frameworkId === frameworkId
+          ? toWireStatus(id, t.info.agentId, t.status)
+          : toWireStatus(id, "", {
+              state: "TASK_GONE",
+              message: "unknown task",
+              timestampMs: now,
+              uuid: randomUUID(),
+              source: "reconciliation",
+            });
+      out.push(status);
+      this.frameworks.send(frameworkId, {
+        event: { $case: "update", value: { status, appId: t?.info.appId ?? "" } },
+      });
+    }
+    return out;
+  }
+
+  /** The tasks the master has on `agentId` now (taken when its session begins). */
+  expectedOn(agentId: string): TaskRecord[] {
+    return [...this.ctx.index.tasksOnAgent(agentId)].flatMap((id) => this.ctx.state.task(id) ?? []);
+  }
+
+  /** Invariant 5: the agent's report and the master's view are brought together. */
+  async reconcileAgent(
+    agentId: string,
+    reported: { taskId: string; status: TaskStatus }[],
+    expected: TaskRecord[],
+  ): Promise<void> {
+    const plan = reconcileAgentReport(agentId, reported, expected, (id) => this.ctx.state.task(id));
+    for (const taskId of plan.kill)
+      this.agents.send(agentId, {
+        command: { $case: "kill", value: { taskId, gracePeriodSeconds: KILL_GRACE_SECONDS } },
+      });
+    const now = this.ctx.clock.now();
+    await Promise.all([
+      ...plan.apply.map((a) => this.apply(a.task, a.status)),
+      ...plan.missing.map((m) =>
+        this.apply(m.task, {
+          state: m.state,
+          message: m.message,
+          timestampMs: now,
+          uuid: randomUUID(),
+          source: "reconciliation",
+        }),
+      ),
+    ]);
+  }
+
+  /** The agent is gone for too long: its active tasks are TASK_LOST. */
+  async markLost(agentId: string, awayMs: number): Promise<void> {
+    const now = this.ctx.clock.now();
+    const tasks = this.expectedOn(agentId).filter((t) => !isTerminal(t.status.state));
+    await Promise.all(
+      tasks.map((t) =>
+        this.apply(t, {
+          state: "TASK_LOST",
+          message: `agent ${agentId} did not come back within ${Math.round(awayMs / 1000)} s`,
+          timestampMs: now,
+          uuid: randomUUID(),
+          source: "master",
+        }),
+      ),
+    );
+  }
+
+  /** Expunges the tasks terminal for longer than the retention (any backlog: group commit packs them). */
+  async expunge(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const cutoff = this.ctx.clock.now() - this.ctx.config.terminalTaskRetentionSeconds * 1000;
+      const due = [...this.ctx.index.terminal].filter(([, at]) => at < cutoff).map(([id]) => id);
+      const results = await Promise.allSettled(
+        due.map((id) =>
+          this.ctx.state.commit(
+            [{ kind: "task" as const, id, events: [{ type: "TaskExpunged" as const }] }],
+            this.ctx.clock.now(),
+            () => {
+              const cur = this.ctx.state.task(id);
+              return cur !== undefined && isTerminal(cur.status.state);
+            },
+          ),
+        ),
+      );
+      for (const id of due) if (!this.ctx.state.task(id)) this.unacked.delete(id);
+      const failed = results.filter((r) => r.status === "rejected");
+      if (failed.length > 0)
+        this.ctx.log.warn("expunging terminal tasks failed; retried at the next sweep", {
+          failed: failed.length,
+          of: due.length,
+          err: errorMessage((failed[0] as PromiseRejectedResult).reason),
+        });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}
