@@ -107,12 +107,12 @@ test("agentLiveness: silent sessions time out; gone agents are lost, then remove
           lostAfterMs: lost,
           removeAfterMs: remove,
         });
-        silences.forEach((s, i) => assert.equal(plan.timedOut.includes(`s${i}`), s > hb));
-        aways.forEach((a, i) => {
+        for (const [i, s] of silences.entries()) assert.equal(plan.timedOut.includes(`s${i}`), s > hb);
+        for (const [i, a] of aways.entries()) {
           const id = `g${i}`;
           assert.equal(plan.remove.includes(id), a >= Math.max(remove, lost));
           assert.equal(plan.lost.includes(id), a >= lost && a < Math.max(remove, lost));
-        });
+        }
       },
     ),
   );
