@@ -49,6 +49,17 @@ export const MasterConfigSchema = z.strictObject({
   offerTimeoutSeconds: z.number().min(1).max(3600).default(30),
   allocationIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(2000),
+  /** Events older than this (and already published on NATS) are removed from the etcd log. */
+  logRetentionSeconds: z
+    .number()
+    .min(1)
+    .default(24 * 3600),
+  /** How often log retention runs. */
+  logRetentionIntervalSeconds: z
+    .number()
+    .min(1)
+    .max(24 * 3600)
+    .default(300),
   /** Terminal tasks stay listed this long, then are expunged. */
   terminalTaskRetentionSeconds: z.number().min(0).default(600),
   /** Offers smaller than this (an agent's leftovers) are not made. */
@@ -125,6 +136,8 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_AGENT_REMOVE_TIMEOUT_SECONDS: { key: "agentRemoveTimeoutSeconds", kind: "number" },
   DROVER_MASTER_ALLOCATION_INTERVAL_MS: { key: "allocationIntervalMs", kind: "number" },
   DROVER_MASTER_TERMINAL_TASK_RETENTION_SECONDS: { key: "terminalTaskRetentionSeconds", kind: "number" },
+  DROVER_MASTER_LOG_RETENTION_SECONDS: { key: "logRetentionSeconds", kind: "number" },
+  DROVER_MASTER_LOG_RETENTION_INTERVAL_SECONDS: { key: "logRetentionIntervalSeconds", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_MEM: { key: "minAllocatableMem", kind: "number" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },

@@ -233,6 +233,34 @@ export class EventStore {
     return { key: `${def.name}/${ch.id}`, compare, ops, bytes, result: { id: ch.id, version, state } };
   }
 
+  /**
+   * A fenced transaction of raw operations (retention's deletions and checkpoints), within the
+   * store's limits. Throws FencedError when leadership is gone, ConflictError when a compare failed.
+   */
+  async commitRaw(
+    leadership: Leadership | undefined,
+    compare: ICompare[],
+    ops: IRequestOp[],
+  ): Promise<string> {
+    const all: ICompare[] = leadership ? [leadership.fence(), ...compare] : [...compare];
+    if (leadership && !leadership.isLeader()) throw new FencedError("not leader any more");
+    checkTxnSize(all, ops, this.limits);
+    const res = await storeCall("a commit", () => this.kv.txn({ compare: all, success: ops, failure: [] }));
+    if (!res.succeeded) {
+      if (leadership) {
+        const check = await storeCall("a leadership check", () =>
+          this.kv.txn({ compare: [leadership.fence()], success: [], failure: [] }),
+        );
+        if (!check.succeeded) {
+          await leadership.resign().catch(() => undefined);
+          throw new FencedError();
+        }
+      }
+      throw new ConflictError("a raw transaction");
+    }
+    return res.header.revision;
+  }
+
   /** Sends prepared changes as ONE fenced transaction; returns its revision (see commit for errors). */
   async commitPrepared(leadership: Leadership | undefined, prepared: PreparedChange[]): Promise<string> {
     const compare: ICompare[] = [];

@@ -4,4 +4,5 @@ export * from "./election.js";
 export * from "./etcd.js";
 export * from "./event-store.js";
 export * from "./keys.js";
+export * from "./retention.js";
 export * from "./verify.js";

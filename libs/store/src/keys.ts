@@ -4,6 +4,7 @@
  *   /drover/state/<aggregate>/<id>               projections (current state, JSON)
  *   /drover/version/<aggregate>/<id>             aggregate version (optimistic concurrency)
  *   /drover/election/<service>/<lease hex>       election candidates; the lowest create revision leads
+ *   /drover/checkpoint/<aggregate>/<id>          state and version after the events removed by retention
  *   /drover/meta/...                             small process metadata (e.g. the scheduler's framework id)
  */
 export const ROOT = "/drover";
@@ -12,11 +13,14 @@ export const STATE_PREFIX = `${ROOT}/state/`;
 export const VERSION_PREFIX = `${ROOT}/version/`;
 export const ELECTION_PREFIX = `${ROOT}/election/`;
 export const META_PREFIX = `${ROOT}/meta/`;
+export const CHECKPOINT_PREFIX = `${ROOT}/checkpoint/`;
 
 export const logKey = (aggregate: string, id: string, version: number): string =>
   `${LOG_PREFIX}${aggregate}/${id}/${String(version).padStart(10, "0")}`;
 export const stateKey = (aggregate: string, id: string): string => `${STATE_PREFIX}${aggregate}/${id}`;
 export const statePrefix = (aggregate: string): string => `${STATE_PREFIX}${aggregate}/`;
+export const checkpointKey = (aggregate: string, id: string): string =>
+  `${CHECKPOINT_PREFIX}${aggregate}/${id}`;
 export const versionKey = (aggregate: string, id: string): string => `${VERSION_PREFIX}${aggregate}/${id}`;
 
 /** Parses `/drover/log/<aggregate>/<id>/<version>`; ids never contain "/". */

@@ -19,7 +19,7 @@ import { type Clock, InvalidArgumentError, type Logger, systemClock } from "@dro
 import type { MasterConfig } from "@drover/config";
 import { addResources, emptyResources, evaluateLaunch, LIMITS, TaskAggregate } from "@drover/core";
 import { fromWireResources, fromWireStatus, type fromWireTaskInfo, type RegisterAgent } from "@drover/proto";
-import type { CommitReport, EventStore, Leadership } from "@drover/store";
+import type { CommitReport, EventStore, Leadership, RetentionReport } from "@drover/store";
 import { type AgentConn, AgentRegistry } from "./agents.js";
 import { AllocationLoop, type AllocationReport } from "./allocator.js";
 import type { MasterContext } from "./context.js";
@@ -27,6 +27,7 @@ import { type FrameworkConn, FrameworkRegistry } from "./frameworks.js";
 import { OfferBook } from "./offers.js";
 import { EventRelay } from "./relay.js";
 import { parseRequest, RegisterAgentSchema } from "./requests.js";
+import { RetentionLoop } from "./retention.js";
 import { MasterState } from "./state.js";
 import { TaskIndex } from "./task-index.js";
 import { TaskLifecycle } from "./tasks.js";
@@ -39,6 +40,8 @@ export interface MasterHooks {
   onTransaction?: (r: CommitReport) => void;
   /** After each allocation cycle (metrics). */
   onAllocation?: (r: AllocationReport) => void;
+  /** After each log retention pass (metrics). */
+  onRetention?: (r: RetentionReport) => void;
 }
 
 export class MasterLeader {
@@ -50,6 +53,7 @@ export class MasterLeader {
   readonly tasks: TaskLifecycle;
   readonly allocation: AllocationLoop;
   private readonly relay: EventRelay | undefined;
+  readonly retention: RetentionLoop | undefined;
   private readonly ctx: MasterContext;
   private stopStatus: (() => Promise<void>) | undefined;
   private stopped = false;
@@ -91,7 +95,8 @@ export class MasterLeader {
     });
     this.tasks = new TaskLifecycle(ctx, this.agents, this.frameworks, () => this.allocation.trigger());
     this.allocation = new AllocationLoop(ctx, this.agents, this.frameworks, this.tasks, hooks.onAllocation);
-    this.relay = bus && store.etcd ? new EventRelay(store.etcd, bus, log) : undefined;
+    this.relay = bus && store.etcd ? new EventRelay(store.etcd, store, bus, log) : undefined;
+    this.retention = bus ? new RetentionLoop(ctx, store, leadership, bus, hooks.onRetention) : undefined;
   }
 
   async start(): Promise<void> {
@@ -101,6 +106,7 @@ export class MasterLeader {
     this.tasks.start();
     this.allocation.start();
     await this.relay?.start();
+    this.retention?.start();
     if (this.bus) this.stopStatus = await consumeStatus(this.bus, this.log, (m) => this.tasks.onStatus(m));
   }
 
@@ -108,6 +114,7 @@ export class MasterLeader {
     if (this.stopped) return;
     this.stopped = true;
     this.allocation.stop();
+    this.retention?.stop();
     this.tasks.stop();
     this.agents.stop("master lost leadership");
     this.frameworks.stop("master lost leadership");
