@@ -16,8 +16,8 @@ import {
   toWireResources,
   toWireStatus,
 } from "@drover/proto";
+import type { Executor, ExecutorEvent } from "@drover/runtime";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
-import type { Executor, ExecutorEvent } from "./executor/index.js";
 
 interface KnownTask {
   taskId: string;

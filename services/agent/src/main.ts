@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { connectBus, ensureStreams } from "@drover/bus";
 import { createLogger, installProcessGuards } from "@drover/common";
 import { loadAgentConfig, loadOrExit } from "@drover/config";
+import { DockerExecutor } from "@drover/runtime";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
-import { DockerExecutor } from "./executor/index.js";
 
 const config = loadOrExit("agent", () => loadAgentConfig());
 

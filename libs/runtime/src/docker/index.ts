@@ -3,6 +3,4 @@ export * from "./docker-errors.js";
 export * from "./docker-events.js";
 export * from "./image.js";
 export * from "./labels.js";
-export * from "./outcome.js";
 export * from "./spec.js";
-export * from "./types.js";

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { TaskLaunchSpec } from "../executor.js";
+import { validateLaunchSpec } from "../launch-spec.js";
+import { classifyExit } from "../outcome.js";
 import { dockerErrorMessage, dockerStatusCode } from "./docker-errors.js";
 import { JsonLineDecoder, parseDockerEvent } from "./docker-events.js";
 import {
@@ -13,9 +16,7 @@ import {
   LABEL_TASK_ID,
   parseDroverLabels,
 } from "./labels.js";
-import { classifyExit } from "./outcome.js";
-import { containerCmd, memoryBytes, nanoCpus, validateLaunchSpec } from "./spec.js";
-import type { TaskLaunchSpec } from "./types.js";
+import { containerCmd, memoryBytes, nanoCpus } from "./spec.js";
 
 const spec = (over: Partial<TaskLaunchSpec> = {}): TaskLaunchSpec => ({
   taskId: "web.1",

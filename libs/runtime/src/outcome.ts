@@ -1,5 +1,5 @@
 /** Pure classification of a stopped container into a terminal task state. */
-import type { ExecutorTaskState } from "./types.js";
+import type { ExecutorTerminalState } from "./executor.js";
 
 export interface ContainerExitState {
   ExitCode?: number | undefined;
@@ -8,7 +8,7 @@ export interface ContainerExitState {
 }
 
 export interface TerminalOutcome {
-  state: Extract<ExecutorTaskState, "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED">;
+  state: ExecutorTerminalState;
   message: string;
   exitCode?: number | undefined;
 }

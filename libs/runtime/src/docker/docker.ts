@@ -16,6 +16,17 @@
  */
 import Dockerode from "dockerode";
 import {
+  type Executor,
+  ExecutorClosedError,
+  type ExecutorEvent,
+  type ExecutorLogger,
+  type ExecutorState,
+  type RecoveredTask,
+  type TaskLaunchSpec,
+} from "../executor.js";
+import { validateLaunchSpec } from "../launch-spec.js";
+import { classifyExit, type TerminalOutcome } from "../outcome.js";
+import {
   dockerErrorMessage,
   dockerStatusCode,
   isConflict,
@@ -32,17 +43,7 @@ import {
   LABEL_TASK_ID,
   parseDroverLabels,
 } from "./labels.js";
-import { classifyExit, type TerminalOutcome } from "./outcome.js";
-import { containerCmd, envList, memoryBytes, nanoCpus, portBindings, validateLaunchSpec } from "./spec.js";
-import {
-  type Executor,
-  ExecutorClosedError,
-  type ExecutorEvent,
-  type ExecutorLogger,
-  type ExecutorTaskState,
-  type RecoveredTask,
-  type TaskLaunchSpec,
-} from "./types.js";
+import { containerCmd, envList, memoryBytes, nanoCpus, portBindings } from "./spec.js";
 
 export interface DockerExecutorOptions {
   agentId: string;
@@ -526,7 +527,7 @@ export class DockerExecutor implements Executor {
     return true;
   }
 
-  private emit(rec: TaskRecord, state: ExecutorTaskState, message: string, exitCode?: number): void {
+  private emit(rec: TaskRecord, state: ExecutorState, message: string, exitCode?: number): void {
     const event: ExecutorEvent = { taskId: rec.taskId, state, message, timestampMs: this.now() };
     if (exitCode !== undefined) event.exitCode = exitCode;
     if (rec.containerId !== undefined) event.containerId = rec.containerId;
@@ -599,7 +600,7 @@ function recordFromLabels(
 function recovered(
   rec: TaskRecord,
   containerId: string,
-  o: { state: ExecutorTaskState; message: string; exitCode?: number | undefined },
+  o: { state: ExecutorState; message: string; exitCode?: number | undefined },
 ): RecoveredTask {
   const r: RecoveredTask = {
     taskId: rec.taskId,

@@ -7,7 +7,7 @@
  */
 import type Dockerode from "dockerode";
 import { z } from "zod";
-import type { ExecutorLogger } from "./types.js";
+import type { ExecutorLogger } from "../executor.js";
 
 /** Splits a text stream into JSON values, one per line; malformed or oversized lines are dropped. */
 export class JsonLineDecoder {

@@ -1,0 +1,5 @@
+export * from "./clock.js";
+export * from "./fate.js";
+export * from "./host.js";
+export * from "./random.js";
+export * from "./simulated.js";

@@ -1,0 +1,1 @@
+export { Agent, type AgentIdentity, portsOf } from "./agent.js";
