@@ -186,4 +186,21 @@ test(`one accept of ${N} tasks commits whole, ${N} status updates commit in grou
   }
   const dead = [...c.masters, ...c.schedulers].filter((p) => !p.running).map((p) => p.name);
   assert.deepEqual(dead, [], c.describe(40));
+
+  // Group commit, as the master's metrics tell it: fewer transactions than changes, none over 128 operations.
+  const url = /"url":"(http:\/\/[^"]+\/metrics)"/.exec(c.masters[0]?.logs() ?? "")?.[1];
+  assert.ok(url, "the master logs its metrics URL");
+  const text = await (await fetch(url)).text();
+  const value = (name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? "NaN");
+  const txns = value('drover_master_etcd_transactions_total\\{[^}]*result="ok"[^}]*\\}');
+  const changes = value("drover_master_changes_committed_total");
+  const overLimit = value('drover_master_etcd_transaction_ops_bucket\\{[^}]*le="128"[^}]*\\}');
+  const all = value('drover_master_etcd_transaction_ops_bucket\\{[^}]*le="\\+Inf"[^}]*\\}');
+  console.log(
+    `[write-path] ${changes} changes in ${txns} transactions (${(changes / txns).toFixed(1)} per transaction)`,
+  );
+  assert.ok(changes >= 3 * N, `changes committed: ${changes}`);
+  assert.ok(txns < changes / 2, `group commit: ${txns} transactions for ${changes} changes`);
+  assert.equal(overLimit, all, "no transaction over 128 operations");
 });

@@ -173,6 +173,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     ...env,
     DROVER_LEADER_TTL_SECONDS: String(opts.leaderTtlSeconds ?? 3),
     DROVER_LOG_LEVEL: opts.logLevel ?? process.env.DROVER_LOG_LEVEL ?? "info",
+    // Several services of a kind run on one machine: each takes any free metrics port.
+    DROVER_MASTER_METRICS_LISTEN: "127.0.0.1:0",
+    DROVER_SCHEDULER_METRICS_LISTEN: "127.0.0.1:0",
+    DROVER_AGENT_METRICS_LISTEN: "127.0.0.1:0",
     ...opts.env,
   };
 

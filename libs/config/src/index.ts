@@ -35,6 +35,7 @@ const portRange = z
 export const MasterConfigSchema = z.strictObject({
   ...common,
   listen: address.default("0.0.0.0:5050"),
+  metricsListen: address.default("0.0.0.0:9105"),
   advertise: address.default("127.0.0.1:5050"),
   /** After becoming leader, wait this long for agents to re-register before offering their resources. */
   agentReregisterTimeoutSeconds: z.number().min(0).max(600).default(10),
@@ -82,6 +83,7 @@ export type MasterConfig = z.infer<typeof MasterConfigSchema>;
 export const SchedulerConfigSchema = z.strictObject({
   ...common,
   listen: address.default("0.0.0.0:5060"),
+  metricsListen: address.default("0.0.0.0:9106"),
   advertise: address.default("127.0.0.1:5060"),
   masters: addressList.default(["127.0.0.1:5050"]),
   frameworkName: z.string().min(1).default("drover-scheduler"),
@@ -99,6 +101,7 @@ export const AgentConfigSchema = z.strictObject({
   natsServers: common.natsServers,
   logLevel: common.logLevel,
   masters: addressList.default(["127.0.0.1:5050"]),
+  metricsListen: address.default("0.0.0.0:9107"),
   workDir: z.string().min(1).default("/var/lib/drover/agent"),
   /** Fixed agent id; by default one is generated once and kept in workDir/agent-id. */
   agentId: z
@@ -166,6 +169,7 @@ function envFor(
   const map = { ...ENV };
   map[`DROVER_${prefix}_LISTEN`] = { key: "listen", kind: "string" };
   map[`DROVER_${prefix}_ADVERTISE`] = { key: "advertise", kind: "string" };
+  map[`DROVER_${prefix}_METRICS_LISTEN`] = { key: "metricsListen", kind: "string" };
   return map;
 }
 

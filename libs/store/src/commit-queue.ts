@@ -5,8 +5,11 @@
  * changes that commit together or not at all, with an optional guard.
  *
  * Order and consistency:
- * - A unit's guard runs at packing time, against the state as all earlier commits left it (not
- *   as it was when the caller decided). If it returns false, nothing of the unit is written.
+ * - A unit's guard runs at packing time, against the state as all earlier transactions left it
+ *   (not as it was when the caller decided). If it returns false, nothing of the unit is written.
+ *   A guard must read only its own unit's aggregates (or the caller's memory): units on other
+ *   aggregates packed before it in the same transaction are not visible to it yet.
+ * - Changes of one unit to the same aggregate are merged into one (events in order).
  * - Two units that touch the same aggregate never share a transaction: the later one waits for
  *   the next, so it is prepared (and its guard evaluated) on top of the earlier one's result.
  *   Units on other aggregates may overtake a waiting unit; units on the same one never do.
@@ -132,6 +135,17 @@ const MAX_CONFLICT_ATTEMPTS = 3;
 
 const keyOf = (c: UnitChange) => `${c.def.name}/${c.id}`;
 
+/** One change per aggregate (events concatenated in order); changes without events dropped. */
+function mergeByAggregate(changes: UnitChange[]): UnitChange[] {
+  const byKey = new Map<string, UnitChange>();
+  for (const c of changes) {
+    if (c.events.length === 0) continue;
+    const prev = byKey.get(keyOf(c));
+    byKey.set(keyOf(c), prev ? { ...prev, events: [...prev.events, ...c.events] } : c);
+  }
+  return [...byKey.values()];
+}
+
 export class CommitQueue {
   private pending: Unit[] = [];
   private draining = false;
@@ -151,27 +165,22 @@ export class CommitQueue {
    */
   commit(changes: UnitChange[], guard?: () => boolean): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.pending.push({
-        changes: changes.filter((c) => c.events.length > 0),
-        guard,
-        attempts: 0,
-        resolve,
-        reject,
-      });
-      if (!this.draining) {
-        this.draining = true;
-        void this.drain().finally(() => {
-          this.draining = false;
-        });
-      }
+      this.pending.push({ changes: mergeByAggregate(changes), guard, attempts: 0, resolve, reject });
+      if (!this.draining) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    while (this.pending.length > 0) {
-      await this.readMissing();
-      const batch = this.pack();
-      if (batch.length > 0) await this.send(batch);
+    this.draining = true;
+    try {
+      while (this.pending.length > 0) {
+        await this.readMissing();
+        const batch = this.pack();
+        if (batch.length > 0) await this.send(batch);
+      }
+    } finally {
+      // Synchronously with the loop's last look at `pending`: a commit() after this starts a new drain.
+      this.draining = false;
     }
   }
 

@@ -395,6 +395,11 @@ export class EventStore {
   /** A fenced write of a metadata key. */
   async putMeta(leadership: Leadership | undefined, name: string, value: string): Promise<void> {
     const compare = leadership ? [leadership.fence()] : [];
+    checkTxnSize(
+      compare,
+      [{ request_put: { key: Buffer.from(`${META_PREFIX}${name}`), value: Buffer.from(value) } }],
+      this.limits,
+    );
     const res = await storeCall("a metadata write", () =>
       this.kv.txn({
         compare,

@@ -221,7 +221,33 @@ test("injected failures reject the units of that transaction only", async () => 
   kv.failNext(1, undefined, { only: "txn" });
   const first = await Promise.allSettled([queue.commit([launch("a")]), queue.commit([launch("b")])]);
   assert.ok(first.every((o) => o.status === "rejected" && o.reason instanceof UnavailableError));
-  await new Promise((r) => setImmediate(r)); // let the queue go idle
   assert.equal(await queue.commit([launch("c")]), true);
   assert.equal(await queue.commit([launch("a")]), true);
+});
+
+test("a commit submitted right after a burst settles (the queue never goes idle with work pending)", async () => {
+  const { queue } = await setup();
+  await Promise.all([queue.commit([launch("a")]), queue.commit([launch("b")])]);
+  // Submitted as the drain loop has just seen an empty queue: it must start a new drain.
+  assert.equal(await queue.commit([launch("c")]), true);
+  await Promise.allSettled([queue.commit([launch("d")])]);
+  assert.equal(await queue.commit([launch("e")]), true);
+  assert.equal(queue.backlog, 0);
+});
+
+test("one unit naming the same aggregate twice is merged, and never fails its transaction's other units", async () => {
+  const { queue, cache, store } = await setup();
+  const [both, innocent] = await Promise.allSettled([
+    queue.commit([launch("x"), update("x", "TASK_RUNNING", "u-x")]),
+    queue.commit([launch("innocent")]),
+  ]);
+  assert.deepEqual(
+    [both.status, innocent.status],
+    ["fulfilled", "fulfilled"],
+    JSON.stringify([both, innocent].map((o) => (o.status === "rejected" ? String(o.reason) : o.value))),
+  );
+  const x = cache.map(TaskAggregate).get("x");
+  assert.equal((x?.state as TaskRecord | undefined)?.status.state, "TASK_RUNNING");
+  assert.equal(x?.version, 2);
+  assert.equal((await verifyLog(store)).ok, true);
 });

@@ -35,6 +35,13 @@ import { TaskLifecycle } from "./tasks.js";
 export type { AgentConn } from "./agents.js";
 export type { FrameworkConn } from "./frameworks.js";
 
+export interface AcceptRequest {
+  frameworkId: string;
+  offerIds: string[];
+  tasks: { path: (string | number)[]; task: ReturnType<typeof fromWireTaskInfo> }[];
+  refuseSeconds: number;
+}
+
 export interface MasterHooks {
   /** After each etcd transaction (metrics). */
   onTransaction?: (r: CommitReport) => void;
@@ -42,6 +49,10 @@ export interface MasterHooks {
   onAllocation?: (r: AllocationReport) => void;
   /** After each log retention pass (metrics). */
   onRetention?: (r: RetentionReport) => void;
+  /** After each accept: launched task count, or the error. */
+  onAccept?: (launched: number, err?: unknown) => void;
+  /** For each status update received from an agent. */
+  onStatus?: () => void;
 }
 
 export class MasterLeader {
@@ -65,7 +76,7 @@ export class MasterLeader {
     config: MasterConfig,
     private readonly log: Logger,
     clock: Clock = systemClock,
-    hooks: MasterHooks = {},
+    private readonly hooks: MasterHooks = {},
   ) {
     this.state = new MasterState(store, leadership, log, () => clock.now(), hooks.onTransaction);
     this.state.listen(TaskAggregate, this.index.onChange);
@@ -107,7 +118,11 @@ export class MasterLeader {
     this.allocation.start();
     await this.relay?.start();
     this.retention?.start();
-    if (this.bus) this.stopStatus = await consumeStatus(this.bus, this.log, (m) => this.tasks.onStatus(m));
+    if (this.bus)
+      this.stopStatus = await consumeStatus(this.bus, this.log, (m) => {
+        this.hooks.onStatus?.();
+        return this.tasks.onStatus(m);
+      });
   }
 
   async stop(): Promise<void> {
@@ -190,12 +205,18 @@ export class MasterLeader {
   }
 
   /** An accept is a plan: checked by the pure evaluateLaunch, then committed. */
-  async accept(req: {
-    frameworkId: string;
-    offerIds: string[];
-    tasks: { path: (string | number)[]; task: ReturnType<typeof fromWireTaskInfo> }[];
-    refuseSeconds: number;
-  }): Promise<string[]> {
+  async accept(req: AcceptRequest): Promise<string[]> {
+    try {
+      const launched = await this.acceptPlan(req);
+      this.hooks.onAccept?.(launched.length);
+      return launched;
+    } catch (err) {
+      this.hooks.onAccept?.(0, err);
+      throw err;
+    }
+  }
+
+  private async acceptPlan(req: AcceptRequest): Promise<string[]> {
     this.frameworks.requireSubscribed(req.frameworkId);
     if (req.offerIds.length > LIMITS.idsPerRequest || req.tasks.length > LIMITS.tasksPerMessage)
       throw new InvalidArgumentError([
@@ -294,6 +315,26 @@ export class MasterLeader {
   /** Resources held by a framework: its active tasks and outstanding offers. */
   allocatedTo(frameworkId: string) {
     return addResources(this.index.usedBy(frameworkId), this.offers.offeredTo(frameworkId));
+  }
+
+  /** Tasks by state (an O(tasks) count, for metrics scrapes). */
+  tasksByState(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.state.tasks.values())
+      if (e.state) out.set(e.state.status.state, (out.get(e.state.status.state) ?? 0) + 1);
+    return out;
+  }
+
+  get connectedAgents(): number {
+    return this.agents.connectedCount;
+  }
+
+  get connectedFrameworks(): number {
+    return [...this.frameworks.connected()].length;
+  }
+
+  get commitBacklog(): number {
+    return this.state.commitBacklog;
   }
 
   activeTasksOf(frameworkId: string): number {

@@ -8,10 +8,11 @@ import {
   installProcessGuards,
 } from "@drover/common";
 import { loadMasterConfig, loadOrExit } from "@drover/config";
+import { MasterMetrics, serveMetrics } from "@drover/observability";
 import { MasterService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection } from "@drover/store";
 import { Server } from "@grpc/grpc-js";
-import { MasterLeader } from "./leader.js";
+import { type MasterHooks, MasterLeader } from "./leader.js";
 import { masterService } from "./service.js";
 
 export async function runService(): Promise<void> {
@@ -34,6 +35,9 @@ export async function runService(): Promise<void> {
   );
   const port = await bindGrpc(server, config.listen);
   log.info("master listening", { listen: config.listen, port, advertise: config.advertise });
+  const metrics = new MasterMetrics();
+  metrics.source = () => current;
+  const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
 
   const abort = new AbortController();
   const shutdown = async (signal: string) => {
@@ -44,6 +48,7 @@ export async function runService(): Promise<void> {
     await l?.stop();
     await l?.leadership.resign().catch(() => undefined);
     server.forceShutdown();
+    await metricsServer.close();
     await bus.close().catch(() => undefined);
     etcd.close();
     process.exit(0);
@@ -52,16 +57,43 @@ export async function runService(): Promise<void> {
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
   await election.serve(config.advertise, abort.signal, async (leadership) => {
-    const l = new MasterLeader(store, bus, leadership, config, log);
+    const l = new MasterLeader(store, bus, leadership, config, log, undefined, metricHooks(metrics));
     try {
       await l.start();
       current = l;
+      metrics.leader.set(1);
       log.info("leading", { advertise: config.advertise });
       await leadership.lost;
     } finally {
       current = undefined;
+      metrics.leader.set(0);
       await l.stop();
       log.warn("stepped down");
     }
   });
+}
+
+/** The leader's events as metrics. */
+function metricHooks(m: MasterMetrics): MasterHooks {
+  return {
+    onTransaction: (r) => {
+      m.transactions.inc({ result: r.ok ? "ok" : "failed" });
+      m.transactionOps.observe(r.ops);
+      m.commitLatency.observe(r.ms / 1000);
+      if (r.ok) {
+        m.changesCommitted.inc(r.changes);
+        m.etcdOps.inc(r.ops);
+      }
+    },
+    onAllocation: (r) => {
+      m.allocationCycle.observe(r.ms / 1000);
+      m.offers.inc(r.offers);
+    },
+    onRetention: (r) => m.logEventsRemoved.inc(r.events),
+    onAccept: (launched, err) => {
+      m.accepts.inc({ result: err === undefined ? "ok" : "refused" });
+      m.launches.inc(launched);
+    },
+    onStatus: () => m.statusUpdates.inc(),
+  };
 }

@@ -58,9 +58,17 @@ export interface LaunchFailure {
 /** Backoff after a failed accept: 1 s doubling to 30 s (never a tight retry loop). */
 const LAUNCH_RETRY = { initialMs: 1000, maxMs: 30_000 } as const;
 
+/** What the driver reports (metrics); every hook is optional. */
+export interface FrameworkObserver {
+  offers?(n: number): void;
+  accept?(launched: number, ok: boolean): void;
+  offerRound?(ms: number): void;
+}
+
 export interface FrameworkDeps {
   config: SchedulerConfig;
   log: Logger;
+  observer?: FrameworkObserver;
   apps(): Map<string, AppRecord>;
   loadFrameworkId(): Promise<string | undefined>;
   saveFrameworkId(id: string): Promise<void>;
@@ -295,6 +303,16 @@ export class FrameworkDriver {
   }
 
   private async onOffers(offers: FrameworkOffer[]): Promise<void> {
+    const started = performance.now();
+    this.deps.observer?.offers?.(offers.length);
+    try {
+      await this.placeOffers(offers);
+    } finally {
+      this.deps.observer?.offerRound?.(performance.now() - started);
+    }
+  }
+
+  private async placeOffers(offers: FrameworkOffer[]): Promise<void> {
     if (!this.ready || this.stopped) {
       await this.decline(
         offers.map((o) => o.offerId),
@@ -365,6 +383,7 @@ export class FrameworkDriver {
       try {
         // An accept may launch part of its tasks (the master says which): the others leave the view.
         const launched = new Set(await this.sdk().launch(offer, tasks, 1));
+        this.deps.observer?.accept?.(launched.size, true);
         for (const t of tasks) if (!launched.has(t.taskId)) this.tasks.delete(t.taskId);
         for (const appId of new Set(tasks.map((t) => t.appId))) {
           const all = tasks.filter((t) => t.appId === appId);
@@ -379,6 +398,7 @@ export class FrameworkDriver {
           offerId: offer.offerId,
           err: errorMessage(err),
         });
+        this.deps.observer?.accept?.(0, false);
         for (const appId of new Set(tasks.map((t) => t.appId)))
           this.recordLaunchFailure(appId, errorMessage(err), now);
         await this.forgetUnknown(tasks.map((t) => t.taskId));
@@ -460,6 +480,13 @@ export class FrameworkDriver {
     for (const t of this.tasks.values())
       if (t.appId === appId && isActive(t.state) && !t.killRequested) active++;
     return Math.max(0, app.spec.instances - active);
+  }
+
+  /** Tasks in the view by state (metrics). */
+  tasksByState(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.tasks.values()) out.set(t.state, (out.get(t.state) ?? 0) + 1);
+    return out;
   }
 
   counts(appId: string): { running: number; staged: number } {

@@ -15,6 +15,7 @@ import {
   installProcessGuards,
 } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
+import { SchedulerMetrics, serveMetrics } from "@drover/observability";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
 import { Server } from "@grpc/grpc-js";
@@ -42,6 +43,8 @@ server.addService(
 );
 await bindGrpc(server, config.listen);
 log.info("scheduler listening", { listen: config.listen, advertise: config.advertise });
+const metrics = new SchedulerMetrics();
+const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
 
 const abort = new AbortController();
 let stopCurrent: (() => Promise<void>) | undefined;
@@ -50,6 +53,7 @@ const shutdown = async (signal: string) => {
   abort.abort();
   await stopCurrent?.();
   server.forceShutdown();
+  await metricsServer.close();
   await bus.close().catch(() => undefined);
   etcd.close();
   process.exit(0);
@@ -68,7 +72,16 @@ async function lead(leadership: Leadership): Promise<void> {
     apps: () => apps.records(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
+    observer: {
+      offers: (n) => metrics.offersReceived.inc(n),
+      accept: (launched, ok) => {
+        metrics.accepts.inc({ result: ok ? "ok" : "failed" });
+        metrics.launches.inc(launched);
+      },
+      offerRound: (ms) => metrics.placement.observe(ms / 1000),
+    },
   });
+  metrics.source = () => ({ apps: apps.records().size, tasksByState: () => framework.tasksByState() });
   await framework.init();
   const converge = coalesce(
     () => framework.converge(),
@@ -83,6 +96,7 @@ async function lead(leadership: Leadership): Promise<void> {
   const tick = setInterval(() => converge.trigger(), 5000);
   const running = framework.run();
   current = leader;
+  metrics.leader.set(1);
   stopCurrent = async () => {
     current = undefined;
     clearInterval(tick);
@@ -99,5 +113,7 @@ async function lead(leadership: Leadership): Promise<void> {
   framework.stop();
   await running.catch(() => undefined);
   await stopEvents().catch(() => undefined);
+  metrics.leader.set(0);
+  metrics.source = () => undefined;
   log.warn("stepped down");
 }
