@@ -3,6 +3,8 @@
  * starts with the last one that answered as leader, and on UNAVAILABLE follows the
  * `drover-leader` hint or tries the next address, until the deadline.
  */
+
+import { randomUUID } from "node:crypto";
 import {
   type CallOptions,
   type Client,
@@ -12,7 +14,7 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import { NotLeaderError, UnavailableError } from "./errors.js";
-import { fromGrpcError, isUnavailable, leaderHint } from "./grpc-errors.js";
+import { fromGrpcError, isUnavailable, leaderHint, REQUEST_ID_METADATA_KEY } from "./grpc-errors.js";
 import { grpcClientOptions } from "./grpc-server.js";
 import { sleep } from "./time.js";
 
@@ -108,6 +110,8 @@ export class LeaderClient<C extends Client> {
   /**
    * Like unary, with the method picked by name: `leader.call((c) => c.listApps.bind(c), {})`.
    * The response type is inferred from the generated method; `headers` become call metadata.
+   * Every attempt carries the same `drover-request-id`, so servers can make a retry of a call
+   * whose answer was lost (DEADLINE_EXCEEDED) answer as the first attempt did.
    */
   call<Req, Res>(
     pick: (
@@ -122,9 +126,11 @@ export class LeaderClient<C extends Client> {
     timeoutMs = 15_000,
     headers: Record<string, string> = {},
   ): Promise<Res> {
+    const requestId = randomUUID();
     return this.unary<Req, Res>(
       (c, r, deadline, cb) => {
         const md = new Metadata();
+        md.set(REQUEST_ID_METADATA_KEY, requestId);
         for (const [k, v] of Object.entries(headers)) md.set(k, v);
         return pick(c)(r, md, { deadline }, cb);
       },

@@ -28,6 +28,11 @@ import { asciiJson, asciiOnly, clip, MAX_DETAILS_CHARS, MAX_ISSUES_TRAILER_BYTES
 
 export const LEADER_METADATA_KEY = "drover-leader";
 export const ISSUES_METADATA_KEY = "drover-issues";
+/**
+ * One logical call's id, the same on every retry of it: a server that carried out the first
+ * attempt (whose answer was lost) answers the retry as the first one, not with ALREADY_EXISTS.
+ */
+export const REQUEST_ID_METADATA_KEY = "drover-request-id";
 /** The framework calls' proof of the caller: the stream id of the framework's subscription. */
 export const STREAM_ID_METADATA_KEY = "drover-stream-id";
 

@@ -12,7 +12,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { DroverError, InvalidArgumentError } from "./errors.js";
-import { toGrpcError } from "./grpc-errors.js";
+import { REQUEST_ID_METADATA_KEY, toGrpcError } from "./grpc-errors.js";
 import type { Logger } from "./log.js";
 import { clip } from "./safe-text.js";
 
@@ -126,6 +126,12 @@ export function unaryHandler<Req, Res>(
       }
     }, answer);
   };
+}
+
+/** The call's `drover-request-id` (see LeaderClient.call), when it is a plausible one (1-64 of [A-Za-z0-9-]). */
+export function requestIdOf(call: { metadata: { get(key: string): unknown[] } }): string | undefined {
+  const v = call.metadata.get(REQUEST_ID_METADATA_KEY)[0];
+  return typeof v === "string" && /^[A-Za-z0-9-]{1,64}$/.test(v) ? v : undefined;
 }
 
 /** Binds an insecure listener on `listen` (host:port); resolves with the bound port. */

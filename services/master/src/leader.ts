@@ -35,6 +35,10 @@ import { TaskLifecycle } from "./tasks.js";
 export type { AgentConn } from "./agents.js";
 export type { FrameworkConn } from "./frameworks.js";
 
+/** How long, and how many, accepts are remembered for retries. */
+const ACCEPT_MEMORY_MS = 10 * 60_000;
+const ACCEPT_MEMORY_SIZE = 10_000;
+
 export interface AcceptRequest {
   frameworkId: string;
   offerIds: string[];
@@ -66,6 +70,11 @@ export class MasterLeader {
   private readonly relay: EventRelay | undefined;
   readonly retention: RetentionLoop | undefined;
   private readonly ctx: MasterContext;
+  /** Recent accepts by request id (insertion order = age), so a retry gets the same answer. */
+  private readonly recentAccepts = new Map<
+    string,
+    { frameworkId: string; result: Promise<string[]>; atMs: number }
+  >();
   private stopStatus: (() => Promise<void>) | undefined;
   private stopped = false;
 
@@ -204,8 +213,25 @@ export class MasterLeader {
     this.frameworks.authorize(frameworkId, streamId);
   }
 
-  /** An accept is a plan: checked by the pure evaluateLaunch, then committed. */
-  async accept(req: AcceptRequest): Promise<string[]> {
+  /**
+   * An accept is a plan: checked by the pure evaluateLaunch, then committed. A retry of an
+   * accept (same `requestId`, its answer lost) gets the first attempt's answer, not "offer unknown".
+   */
+  async accept(req: AcceptRequest, requestId?: string): Promise<string[]> {
+    if (!requestId) return this.acceptOnce(req);
+    const now = this.clock().now();
+    for (const [id, r] of this.recentAccepts) {
+      if (now - r.atMs < ACCEPT_MEMORY_MS && this.recentAccepts.size <= ACCEPT_MEMORY_SIZE) break;
+      this.recentAccepts.delete(id);
+    }
+    const known = this.recentAccepts.get(requestId);
+    if (known && known.frameworkId === req.frameworkId) return known.result;
+    const result = this.acceptOnce(req);
+    this.recentAccepts.set(requestId, { frameworkId: req.frameworkId, result, atMs: now });
+    return result;
+  }
+
+  private async acceptOnce(req: AcceptRequest): Promise<string[]> {
     try {
       const launched = await this.acceptPlan(req);
       this.hooks.onAccept?.(launched.length);

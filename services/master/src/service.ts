@@ -8,6 +8,7 @@ import {
   type Logger,
   logRefusal,
   NotLeaderError,
+  requestIdOf,
   SessionClosedError,
   STREAM_ID_METADATA_KEY,
   toGrpcError,
@@ -229,12 +230,15 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
             }))
           : [],
       );
-      const launchedTaskIds = await l.accept({
-        frameworkId: req.frameworkId,
-        offerIds: req.offerIds,
-        tasks: tasksIn,
-        refuseSeconds: req.filters?.refuseSeconds ?? 0,
-      });
+      const launchedTaskIds = await l.accept(
+        {
+          frameworkId: req.frameworkId,
+          offerIds: req.offerIds,
+          tasks: tasksIn,
+          refuseSeconds: req.filters?.refuseSeconds ?? 0,
+        },
+        requestIdOf(call),
+      );
       return { launchedTaskIds };
     }),
     decline: unaryHandler(log, "Decline", async (req, call) => {

@@ -38,10 +38,18 @@ export class AppStore {
     return v.value;
   }
 
-  create(spec: AppSpec) {
+  /**
+   * Creates the app. `requestId` makes a retried create (its first answer lost) answer with the
+   * app it created, not ALREADY_EXISTS.
+   */
+  create(spec: AppSpec, requestId?: string) {
     return this.serial(async () => {
-      if ((await this.entry(spec.id)).state) throw new AlreadyExistsError(`app ${spec.id}`);
-      return this.commit(spec.id, [{ type: "AppCreated", spec }]);
+      const existing = (await this.entry(spec.id)).state;
+      if (existing) {
+        if (requestId && existing.createdBy === requestId) return existing;
+        throw new AlreadyExistsError(`app ${spec.id}`);
+      }
+      return this.commit(spec.id, [{ type: "AppCreated", spec, ...(requestId ? { requestId } : {}) }]);
     });
   }
 

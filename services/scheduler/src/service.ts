@@ -1,6 +1,6 @@
 /** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
 
-import { InvalidArgumentError, type Logger, NotLeaderError, unaryHandler } from "@drover/common";
+import { InvalidArgumentError, type Logger, NotLeaderError, requestIdOf, unaryHandler } from "@drover/common";
 import { AppIdSchema, type AppRecord, type UnplacedReason, validate } from "@drover/core";
 import type { App, SchedulerServer, WaitingReason } from "@drover/proto";
 import { AppStore } from "./apps.js";
@@ -79,10 +79,10 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     if (!v.ok) throw new InvalidArgumentError(v.issues.map((i) => ({ path, message: i.message })));
   };
   return {
-    createApp: unaryHandler(log, "CreateApp", async (req) => {
+    createApp: unaryHandler(log, "CreateApp", async (req, call) => {
       const spec = AppStore.parse(req.appJson);
       const l = await leader();
-      const rec = await l.apps.create(spec);
+      const rec = await l.apps.create(spec, requestIdOf(call));
       l.changed();
       const { version } = l.apps.get(spec.id);
       return { app: rec ? toApp(l, rec, version) : undefined };
