@@ -1,7 +1,6 @@
 export * from "./allocation.js";
 export * from "./app.js";
 export * from "./backoff.js";
-export * from "./errors.js";
 export * from "./events/index.js";
 export * from "./launch.js";
 export * from "./limits.js";

@@ -3,7 +3,6 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { z } from "zod";
 import { AppSpecSchema } from "./app.js";
-import { parseOrThrow, ValidationError } from "./errors.js";
 import { formatIssues, formatPath, parseAppSpecJson, validate, validateJson } from "./validation.js";
 
 describe("formatPath and formatIssues", () => {
@@ -103,27 +102,6 @@ describe("parseAppSpecJson", () => {
       '{"id":"web","container":{"docker":{"image":"x"}},"__proto__":{"instances":5}}',
     );
     assert.deepEqual(r, { ok: false, issues: [{ path: "__proto__", message: "unknown field" }] });
-  });
-});
-
-describe("ValidationError", () => {
-  it("carries the issues and a formatted message", () => {
-    const err = new ValidationError([{ path: "instances", message: "must be >= 0" }]);
-    assert.ok(err instanceof Error);
-    assert.equal(err.name, "ValidationError");
-    assert.equal(err.message, "instances: must be >= 0");
-    assert.deepEqual(err.issues, [{ path: "instances", message: "must be >= 0" }]);
-  });
-
-  it("parseOrThrow returns the value or throws a ValidationError", () => {
-    assert.equal(
-      parseOrThrow(AppSpecSchema, { id: "a", container: { docker: { image: "x" } } }).instances,
-      1,
-    );
-    assert.throws(
-      () => parseOrThrow(AppSpecSchema, { id: "a", container: { docker: { image: "x" } }, instances: -2 }),
-      (e: unknown) => e instanceof ValidationError && e.issues[0]?.path === "instances",
-    );
   });
 });
 

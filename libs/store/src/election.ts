@@ -178,10 +178,12 @@ export class LeaderElection {
       .key(key)
       .startRevision(String(BigInt(revision) + 1n))
       .create();
+    let onAbort: (() => void) | undefined;
     try {
       await new Promise<void>((resolve) => {
         watcher.on("delete", () => resolve());
-        signal?.addEventListener("abort", () => resolve(), { once: true });
+        onAbort = () => resolve();
+        signal?.addEventListener("abort", onAbort, { once: true });
         void lost.then(() => resolve());
         // A predecessor may already be gone between our read and the watch: re-check.
         void this.client
@@ -193,6 +195,8 @@ export class LeaderElection {
           .catch(() => resolve()); // the caller re-checks
       });
     } finally {
+      // Each predecessor wait removes its listener: a long campaign does not accumulate them (D15).
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
       await watcher.cancel().catch(() => undefined);
     }
   }
