@@ -38,6 +38,7 @@ export class Agent {
   private readonly abort = new AbortController();
   private stream: ClientDuplexStream<AgentMessage, AgentCommand> | undefined;
   private heartbeatMs = 2000;
+  private sessionRegistered = false;
 
   constructor(
     private readonly id: AgentIdentity,
@@ -83,6 +84,11 @@ export class Agent {
     }
   }
 
+  /** True while a session with the master is open and registered. */
+  get registered(): boolean {
+    return this.sessionRegistered;
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
     this.stream?.cancel();
@@ -100,6 +106,7 @@ export class Agent {
       const finish = (err: unknown) => {
         if (done) return;
         done = true;
+        this.sessionRegistered = false;
         if (heartbeat) clearInterval(heartbeat);
         stream.cancel();
         resolve(err);
@@ -110,6 +117,7 @@ export class Agent {
         switch (c.$case) {
           case "registered":
             registered = true;
+            this.sessionRegistered = true;
             this.heartbeatMs = c.value.heartbeatIntervalMs || 2000;
             this.log.info("registered with master", {
               master: this.masters.address,

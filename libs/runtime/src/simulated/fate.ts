@@ -18,7 +18,8 @@
 import { z } from "zod";
 import { between, taskRandom } from "./random.js";
 
-const msRange = z
+/** A span of milliseconds, both ends included. */
+export const MsRangeSchema = z
   .strictObject({
     min: z.number().int().min(0).max(86_400_000),
     max: z.number().int().min(0).max(86_400_000),
@@ -31,9 +32,9 @@ export const SimulationProfileSchema = z.strictObject({
   /** Seed of every random draw (unsigned 32-bit). */
   seed: z.number().int().min(0).max(0xffffffff).default(1),
   /** From launch to TASK_RUNNING (and to the failure of a launch that fails). */
-  startLatencyMs: msRange.default({ min: 10, max: 100 }),
+  startLatencyMs: MsRangeSchema.default({ min: 10, max: 100 }),
   /** How long a service runs before it exits on its own; null: until killed. */
-  runMs: msRange.nullable().default(null),
+  runMs: MsRangeSchema.nullable().default(null),
   /** Of the services that exit on their own, the share that exit with a non-zero code. */
   failureRate: z.number().min(0).max(1).default(0),
   /** The non-zero codes they exit with, picked uniformly. */
@@ -41,7 +42,7 @@ export const SimulationProfileSchema = z.strictObject({
   /** The share of launches that fail before the task starts (as a failed pull does). */
   launchFailureRate: z.number().min(0).max(1).default(0),
   /** From SIGTERM to the exit of a task that does not ignore it (capped by the grace period). */
-  stopMs: msRange.default({ min: 0, max: 0 }),
+  stopMs: MsRangeSchema.default({ min: 0, max: 0 }),
 });
 export type SimulationProfile = z.infer<typeof SimulationProfileSchema>;
 export type SimulationProfileInput = z.input<typeof SimulationProfileSchema>;

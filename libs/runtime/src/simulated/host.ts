@@ -6,7 +6,7 @@
  * them with recover(). Cheap by construction: a running container is one small object, plus one timer
  * only while it has an exit ahead (a service that runs until killed has none).
  */
-import { type Clock, type ClockTimer, realClock } from "./clock.js";
+import { type Clock, systemClock, type Timer } from "@drover/common";
 
 export type SimContainerState = "running" | "exited";
 
@@ -16,9 +16,9 @@ export class SimContainer {
   /** Set once exited. */
   exitCode: number | undefined = undefined;
   /** Its own exit ahead, if any. */
-  timer: ClockTimer | undefined = undefined;
+  timer: Timer | undefined = undefined;
   /** The end of a stop under way (SIGTERM answered, or SIGKILL after the grace period). */
-  stopTimer: ClockTimer | undefined = undefined;
+  stopTimer: Timer | undefined = undefined;
   /** Resolvers of stop() calls waiting for the exit. */
   waiters: Array<() => void> | undefined = undefined;
   readonly agentId: string;
@@ -77,14 +77,20 @@ export class SimulatedHost {
   private readonly watchers = new Map<string, Set<ContainerWatcher>>();
   private seq = 0;
   private count = 0;
+  private runningCount = 0;
 
   constructor(opts: { clock?: Clock } = {}) {
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** Containers on the host (running or exited, not removed). */
   get size(): number {
     return this.count;
+  }
+
+  /** Containers running now. */
+  get running(): number {
+    return this.runningCount;
   }
 
   /** The containers of `agentId` (a snapshot). */
@@ -107,6 +113,7 @@ export class SimulatedHost {
     const c = new SimContainer(++this.seq, spec);
     containers.set(spec.taskId, c);
     this.count++;
+    this.runningCount++;
     if (runMs !== undefined) c.timer = this.clock.setTimeout(() => this.exit(c, exitCode), runMs);
     return c;
   }
@@ -141,11 +148,18 @@ export class SimulatedHost {
     return true;
   }
 
-  /** Removes an exited (or any) container; its pending exit is cancelled. */
+  /** Removes a container; a running one is killed first, without telling anyone (`docker rm -f`). */
   remove(c: SimContainer): void {
     const containers = this.byAgent.get(c.agentId);
     if (containers?.get(c.taskId) !== c) return;
     this.cancelTimers(c);
+    if (c.state === "running") {
+      c.state = "exited";
+      c.exitCode = EXIT_SIGKILL;
+      this.runningCount--;
+      for (const resolve of c.waiters ?? []) resolve();
+      c.waiters = undefined;
+    }
     containers.delete(c.taskId);
     this.count--;
     if (containers.size === 0) this.byAgent.delete(c.agentId);
@@ -178,12 +192,14 @@ export class SimulatedHost {
     }
     this.byAgent.clear();
     this.count = 0;
+    this.runningCount = 0;
   }
 
   private exit(c: SimContainer, exitCode: number): void {
     if (c.state === "exited") return;
     c.state = "exited";
     c.exitCode = exitCode;
+    this.runningCount--;
     this.cancelTimers(c);
     const waiters = c.waiters;
     c.waiters = undefined;
@@ -198,8 +214,8 @@ export class SimulatedHost {
   }
 
   private cancelTimers(c: SimContainer): void {
-    if (c.timer !== undefined) this.clock.clearTimeout(c.timer);
-    if (c.stopTimer !== undefined) this.clock.clearTimeout(c.stopTimer);
+    c.timer?.cancel();
+    c.stopTimer?.cancel();
     c.timer = undefined;
     c.stopTimer = undefined;
   }

@@ -1,4 +1,3 @@
-export * from "./clock.js";
 export * from "./fate.js";
 export * from "./host.js";
 export * from "./random.js";

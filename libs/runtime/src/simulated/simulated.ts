@@ -18,7 +18,6 @@ import {
 } from "../executor.js";
 import { validateLaunchSpec } from "../launch-spec.js";
 import { classifyExit, type TerminalOutcome } from "../outcome.js";
-import type { ClockTimer } from "./clock.js";
 import {
   type SimulationProfile,
   type SimulationProfileInput,
@@ -226,14 +225,13 @@ export class SimulatedExecutor implements Executor {
     if (ms <= 0) return Promise.resolve();
     const clock = this.host.clock;
     return new Promise((resolve) => {
-      let timer: ClockTimer | undefined;
+      const timer = clock.setTimeout(() => wake(), ms);
       const wake = () => {
         rec.wake = undefined;
-        if (timer !== undefined) clock.clearTimeout(timer);
+        timer.cancel();
         resolve();
       };
       rec.wake = wake;
-      timer = clock.setTimeout(wake, ms);
     });
   }
 
