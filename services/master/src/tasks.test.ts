@@ -1,0 +1,260 @@
+/**
+ * TaskLifecycle on the in-process master: launches of any size within etcd's 128-operation limit
+ * (D1), partial launches when the store fails part-way, the expunge sweep of any backlog (D2),
+ * and status updates (group commit, state order, KILLING + FAILED → KILLED, foreign agents).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { TaskRecord } from "@drover/core";
+import { verifyLog } from "@drover/store";
+import { anAgent, aTask, TEST_EPOCH_MS } from "@drover/testing";
+import {
+  acceptOf,
+  keepAlive,
+  type Master,
+  nextOffers,
+  registerAgent,
+  seedTasks,
+  startMaster,
+  stateOf,
+  statusOf,
+  storedTasks,
+  subscribe,
+  updateState,
+} from "./harness.test.js";
+
+const isLaunch = (c: { command?: { $case: string } | undefined }) => c.command?.$case === "launch";
+
+/** A master with agent a1 (4 cpus, 8 GiB) registered, a framework subscribed, and its first offer. */
+async function withOffer(config: Parameters<typeof startMaster>[0] = {}) {
+  const m = await startMaster(config);
+  const agent = await registerAgent(m, anAgent().id("a1"));
+  keepAlive(m, "a1", agent);
+  const fw = await subscribe(m);
+  const offers = await nextOffers(m, fw);
+  const offer = offers.find((o) => o.agentId === "a1");
+  assert.ok(offer, "a1 is offered");
+  m.kv.resetStats();
+  return { m, agent, fw, offer };
+}
+
+const smallTasks = (n: number, prefix = "web") =>
+  Array.from({ length: n }, (_, i) => aTask().id(`${prefix}.${i}`).app(prefix).on("a1").cpus(0.01).mem(16));
+
+function assertWithinEtcdLimits(m: Master): void {
+  assert.ok(m.kv.transactions.length > 0);
+  for (const t of m.kv.transactions)
+    assert.ok(
+      t.compares <= 128 && t.success <= 128 && t.failure <= 128,
+      `a transaction over 128 ops: ${JSON.stringify(t)}`,
+    );
+  assert.deepEqual(
+    m.kv.failures.filter((f) => f.why === "refused"),
+    [],
+    "etcd refused nothing",
+  );
+}
+
+test("D1: one Accept of 150 tasks on one agent commits whole, no transaction over 128 ops, every launch reaches the agent", async () => {
+  const { m, agent, fw, offer } = await withOffer();
+  const tasks = smallTasks(150);
+  const ids = tasks.map((t) => t.info().taskId);
+
+  const launched = await m.leader.accept(acceptOf(fw.frameworkId, [offer.offerId], tasks));
+
+  assert.deepEqual([...launched].sort(), [...ids].sort());
+  assertWithinEtcdLimits(m);
+  assert.ok(m.kv.transactions.every((t) => t.succeeded));
+  // Group commit: 3 operations per TaskLaunched, packed into a few transactions, not 150.
+  assert.ok(
+    m.kv.writeTxnCount >= Math.ceil((150 * 3) / 128) && m.kv.writeTxnCount <= 6,
+    `${m.kv.writeTxnCount}`,
+  );
+
+  const sent = await agent.waitForCount(150, isLaunch, { timeoutMs: 5000 });
+  assert.deepEqual(
+    sent.map((c) => (c.command?.$case === "launch" ? c.command.value.task?.taskId : "")).sort(),
+    [...ids].sort(),
+  );
+  const stored = await storedTasks(m.store);
+  assert.equal(stored.size, 150);
+  for (const t of stored.values()) assert.equal(t.status.state, "TASK_STAGING");
+  assert.equal((await verifyLog(m.store)).ok, true);
+  // What the launch took is in use on the agent.
+  assert.ok(Math.abs(m.leader.usedOn("a1").cpus - 1.5) < 1e-9);
+  assert.equal(m.leader.usedOn("a1").mem, 150 * 16);
+  await m.leader.stop();
+});
+
+test("D1: an Accept whose store fails part-way returns exactly the task ids launched; the others are nowhere", async () => {
+  const { m, agent, fw, offer } = await withOffer();
+  const tasks = smallTasks(100);
+  // The first transaction lands; the one after it fails (etcd unavailable), the rest land.
+  const off = m.kv.onWrite(() => {
+    off();
+    m.kv.failNext(1, undefined, { only: "txn" });
+  });
+
+  const launched = await m.leader.accept(acceptOf(fw.frameworkId, [offer.offerId], tasks));
+
+  assert.equal(m.kv.failures.filter((f) => f.why === "injected").length, 1);
+  assert.ok(launched.length > 0 && launched.length < 100, `partial: ${launched.length} of 100`);
+  assertWithinEtcdLimits(m);
+  const stored = await storedTasks(m.store);
+  assert.deepEqual([...stored.keys()].sort(), [...launched].sort(), "etcd holds exactly the launched tasks");
+  const sentIds = agent.launches().map((t) => t.taskId);
+  assert.deepEqual([...sentIds].sort(), [...launched].sort(), "the agent was asked to launch exactly those");
+  const launchedSet = new Set(launched);
+  for (const t of tasks) {
+    const id = t.info().taskId;
+    if (launchedSet.has(id)) assert.equal(stateOf(m, id), "TASK_STAGING");
+    else assert.equal(stateOf(m, id), undefined, `${id} is not in the leader's state`);
+  }
+  // Only the launched tasks' resources are in use.
+  assert.equal(m.leader.usedOn("a1").mem, launched.length * 16);
+  await m.leader.stop();
+});
+
+test("D1: an Accept in which every commit fails is an error, and launches nothing", async () => {
+  const { m, agent, fw, offer } = await withOffer();
+  m.kv.failNext(10, undefined, { only: "txn" });
+  await assert.rejects(
+    m.leader.accept(acceptOf(fw.frameworkId, [offer.offerId], smallTasks(50))),
+    (err: Error) => /UNAVAILABLE|unavailable/i.test(`${(err as { code?: string }).code} ${err.message}`),
+  );
+  assert.equal(agent.launches().length, 0);
+  assert.equal((await storedTasks(m.store)).size, 0);
+  await m.leader.stop();
+});
+
+test("D2: a backlog of 150 terminal tasks is expunged by one sweep once past terminalTaskRetentionSeconds", async () => {
+  const finished: TaskRecord[] = Array.from({ length: 150 }, (_, i) =>
+    aTask().id(`done.${i}`).app("done").on("a1").state("TASK_FINISHED", { exitCode: 0 }).build(),
+  );
+  const m = await startMaster({
+    config: { terminalTaskRetentionSeconds: 600 },
+    seed: (_kv, store, leadership) => seedTasks(store, leadership, finished, TEST_EPOCH_MS),
+  });
+  assert.equal(m.leader.state.tasks.size, 150);
+  assert.equal(m.leader.index.terminal.size, 150);
+
+  // Sweeps run every 15 s; until the retention has passed they leave the tasks alone.
+  await m.clock.advance(600_000);
+  assert.equal((await storedTasks(m.store)).size, 150);
+  assert.equal(m.kv.writeTxnCount, 0);
+
+  // The next sweep (at 615 s) takes all 150 at once.
+  await m.clock.advance(15_000);
+  assert.equal((await storedTasks(m.store)).size, 0, "every terminal task is expunged");
+  assert.equal(m.leader.index.terminal.size, 0);
+  for (const t of finished) assert.equal(stateOf(m, t.info.taskId), undefined);
+  assertWithinEtcdLimits(m);
+  assert.ok(m.kv.transactions.every((t) => t.succeeded));
+  assert.ok(
+    m.kv.writeTxnCount >= Math.ceil((150 * 3) / 128) && m.kv.writeTxnCount <= 6,
+    `${m.kv.writeTxnCount}`,
+  );
+  assert.deepEqual(m.kv.keys("/drover/state/task/"), []);
+  assert.equal((await verifyLog(m.store)).ok, true);
+  await m.leader.stop();
+});
+
+/** A master with `n` tasks launched on a1 (TASK_STAGING). */
+async function withTasks(n: number) {
+  const ctx = await withOffer();
+  const tasks = smallTasks(n);
+  const ids = await ctx.m.leader.accept(acceptOf(ctx.fw.frameworkId, [ctx.offer.offerId], tasks));
+  assert.equal(ids.length, n);
+  ctx.m.kv.resetStats();
+  ctx.m.reports.length = 0;
+  return { ...ctx, ids };
+}
+
+test("status updates applied concurrently share transactions (group commit)", async () => {
+  const { m, fw, ids } = await withTasks(100);
+  await Promise.all(ids.map((id) => m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_RUNNING"))));
+  for (const id of ids) assert.equal(stateOf(m, id), "TASK_RUNNING");
+  assert.ok(
+    m.kv.writeTxnCount < ids.length / 10,
+    `${m.kv.writeTxnCount} transactions for ${ids.length} updates`,
+  );
+  assert.equal(
+    m.reports.reduce((n, r) => n + r.units, 0),
+    100,
+  );
+  assertWithinEtcdLimits(m);
+  assert.equal(fw.conn.updates().filter((u) => updateState(u) === "TASK_RUNNING").length, 100);
+  await m.leader.stop();
+});
+
+test("out-of-order and duplicate status updates are harmless: state order wins, terminal is final", async () => {
+  const { m, fw, ids } = await withTasks(2);
+  const [a, b] = ids as [string, string];
+
+  // One at a time, in a bad order.
+  for (const s of [
+    "TASK_RUNNING",
+    "TASK_STARTING",
+    "TASK_RUNNING",
+    "TASK_FINISHED",
+    "TASK_RUNNING",
+    "TASK_FAILED",
+  ] as const)
+    await m.leader.tasks.onStatus(statusOf(m, "a1", a, s));
+  assert.equal(stateOf(m, a), "TASK_FINISHED");
+  assert.deepEqual(fw.conn.updatesOf(a).map(updateState), ["TASK_RUNNING", "TASK_FINISHED"]);
+  assert.equal(m.kv.keys(`/drover/log/task/${a}/`).length, 3, "launched, running, finished");
+
+  // Concurrently: all four pass the first check against STAGING; the guards in commit order keep only FINISHED.
+  await Promise.all(
+    (["TASK_FINISHED", "TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"] as const).map((s) =>
+      m.leader.tasks.onStatus(statusOf(m, "a1", b, s)),
+    ),
+  );
+  assert.equal(stateOf(m, b), "TASK_FINISHED");
+  assert.deepEqual(fw.conn.updatesOf(b).map(updateState), ["TASK_FINISHED"]);
+  assert.equal(m.kv.keys(`/drover/log/task/${b}/`).length, 2);
+  assert.equal((await verifyLog(m.store)).ok, true);
+  await m.leader.stop();
+});
+
+test("a task being killed that its agent reports FAILED is recorded KILLED", async () => {
+  const { m, agent, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  await m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_RUNNING"));
+  await m.leader.kill(fw.frameworkId, id);
+  assert.equal(stateOf(m, id), "TASK_KILLING");
+  const kill = await agent.waitForKill(id, { timeoutMs: 5000 });
+  assert.equal(kill.taskId, id);
+
+  await m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_FAILED", { exitCode: 137 }));
+  assert.equal(stateOf(m, id), "TASK_KILLED");
+  assert.equal(updateState(fw.conn.updatesOf(id).at(-1)), "TASK_KILLED");
+  assert.equal((await storedTasks(m.store)).get(id)?.status.state, "TASK_KILLED");
+  await m.leader.stop();
+});
+
+test("a status update from an agent that does not run the task is ignored", async () => {
+  const { m, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  const mark = fw.conn.mark();
+  await m.leader.tasks.onStatus(statusOf(m, "a2", id, "TASK_FINISHED"));
+  assert.equal(stateOf(m, id), "TASK_STAGING");
+  assert.equal(m.kv.writeTxnCount, 0);
+  assert.deepEqual(
+    fw.conn.where(() => true, mark),
+    [],
+  );
+  // Its own agent's update still applies.
+  await m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_FINISHED"));
+  assert.equal(stateOf(m, id), "TASK_FINISHED");
+  await m.leader.stop();
+});
+
+test("a status update for an unknown task writes nothing and is acknowledged while leading", async () => {
+  const { m } = await withTasks(1);
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "nobody.1", "TASK_RUNNING"));
+  assert.equal(m.kv.writeTxnCount, 0);
+  assert.equal(stateOf(m, "nobody.1"), undefined);
+  await m.leader.stop();
+});
