@@ -159,6 +159,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const counts = { master: opts.masters ?? 1, scheduler: opts.schedulers ?? 1, agent: opts.agents ?? 1 };
   const masterPorts = await Promise.all(Array.from({ length: counts.master }, () => freePort()));
   const schedulerPorts = await Promise.all(Array.from({ length: counts.scheduler }, () => freePort()));
+  // Each master and scheduler serves GET /metrics on a port of its own (metricsUrlOf).
+  const masterMetricsPorts = await Promise.all(Array.from({ length: counts.master }, () => freePort()));
+  const schedulerMetricsPorts = await Promise.all(Array.from({ length: counts.scheduler }, () => freePort()));
   const infra = await startInfra();
   const masterAddrs = masterPorts.map((p) => `127.0.0.1:${p}`);
   const schedulerAddrs = schedulerPorts.map((p) => `127.0.0.1:${p}`);
@@ -295,7 +298,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       masters.push(
         spawnService(
           "master",
-          { ...common, DROVER_MASTER_LISTEN: addr, DROVER_MASTER_ADVERTISE: addr },
+          {
+            ...common,
+            DROVER_MASTER_LISTEN: addr,
+            DROVER_MASTER_ADVERTISE: addr,
+            DROVER_MASTER_METRICS_LISTEN: `127.0.0.1:${masterMetricsPorts[i]}`,
+          },
           `${id}-master-${i}`,
         ),
       );
@@ -304,7 +312,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       schedulers.push(
         spawnService(
           "scheduler",
-          { ...common, DROVER_SCHEDULER_LISTEN: addr, DROVER_SCHEDULER_ADVERTISE: addr },
+          {
+            ...common,
+            DROVER_SCHEDULER_LISTEN: addr,
+            DROVER_SCHEDULER_ADVERTISE: addr,
+            DROVER_SCHEDULER_METRICS_LISTEN: `127.0.0.1:${schedulerMetricsPorts[i]}`,
+          },
           `${id}-scheduler-${i}`,
         ),
       );
@@ -334,6 +347,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 }
 
 /** Runs a test body; a failure carries the cluster processes' last log lines. */
+/** The `GET /metrics` URL of a master or scheduler started by startCluster (undefined otherwise). */
+export function metricsUrlOf(p: ServiceProcess): string | undefined {
+  const listen = p.env[`DROVER_${p.kind.toUpperCase()}_METRICS_LISTEN`];
+  return listen && !listen.endsWith(":0") ? `http://${listen}/metrics` : undefined;
+}
+
 export async function withClusterLogs(cluster: Cluster | undefined, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();

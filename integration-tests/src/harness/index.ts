@@ -3,6 +3,7 @@ export {
   type CliResult,
   type Cluster,
   type ClusterOptions,
+  metricsUrlOf,
   runCli,
   startCluster,
   withClusterLogs,

@@ -64,3 +64,14 @@ export function asciiJson(value: unknown): string {
 export function asciiOnly(text: string, max: number): string {
   return clip(text, max).replace(/[^\x20-\x7e]/g, "?");
 }
+
+/** Control characters (C0, DEL, C1), line/paragraph separators and bidi marks: never written raw to a terminal. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `text` safe for a terminal line: control and bidi characters escaped as \uXXXX (so input cannot
+ * clear the screen, change colours or reorder the line), well-formed, at most `max` characters.
+ */
+export function printable(text: string, max = MAX_DETAILS_CHARS * 4): string {
+  return clip(text, max).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}

@@ -86,3 +86,19 @@ export function coalesce(
     },
   };
 }
+
+/** Runs `fn` on every item with at most `limit` in flight; resolves when all are done (errors are fn's to handle). */
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}

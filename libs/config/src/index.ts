@@ -3,8 +3,12 @@
  * file (`--config FILE` or DROVER_CONFIG) and then by DROVER_* environment variables.
  * Validated with zod: a bad value fails at start with the field that is wrong.
  */
-import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "@drover/common";
+import { readFileSync, statSync } from "node:fs";
+
+/** The largest config file read. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+import { InvalidArgumentError, printable } from "@drover/common";
 import { z } from "zod";
 
 const address = z.string().regex(/^[^\s:]+:\d{1,5}$/, "must be host:port");
@@ -115,8 +119,23 @@ export const AgentConfigSchema = z.strictObject({
   disk: z.number().min(0).default(10_240),
   /** Host ports this agent offers, as "begin-end" ranges. */
   ports: z.array(portRange).default(["31000-32000"]),
-  attributes: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/), z.string()).default({}),
-  extraLabels: z.record(z.string(), z.string()).default({}),
+  attributes: z
+    .record(
+      z
+        .string()
+        .regex(/^[a-zA-Z0-9_.-]+$/)
+        .refine((k) => !["__proto__", "constructor", "prototype"].includes(k), { message: "reserved name" }),
+      z.string(),
+    )
+    .default({}),
+  extraLabels: z
+    .record(
+      z
+        .string()
+        .refine((k) => !["__proto__", "constructor", "prototype"].includes(k), { message: "reserved name" }),
+      z.string(),
+    )
+    .default({}),
   dockerSocket: z.string().default("/var/run/docker.sock"),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
@@ -189,15 +208,15 @@ function parseEnvValue(kind: "list" | "number" | "string" | "map" | "json", raw:
     case "number":
       return raw.trim() === "" ? raw : Number(raw);
     case "map": {
-      const out: Record<string, string> = {};
+      // Own properties only (a key "__proto__" is a key, which the schema then refuses by name).
+      const entries: [string, string][] = [];
       for (const part of raw.split(",")) {
         const p = part.trim();
         if (!p) continue;
         const i = p.search(/[:=]/);
-        if (i <= 0) out[p] = "";
-        else out[p.slice(0, i)] = p.slice(i + 1);
+        entries.push(i <= 0 ? [p, ""] : [p.slice(0, i), p.slice(i + 1)]);
       }
-      return out;
+      return Object.fromEntries(entries);
     }
     default:
       return raw;
@@ -217,6 +236,10 @@ function configFile(opts: LoadOptions): Record<string, unknown> {
   if (!path) return {};
   let text: string;
   try {
+    // A config is a small regular file: a device (/dev/zero) or a huge file is refused, not read.
+    const st = statSync(path);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > MAX_CONFIG_BYTES) throw new Error(`${st.size} bytes; at most ${MAX_CONFIG_BYTES}`);
     text = readFileSync(path, "utf8");
   } catch (err) {
     throw new InvalidArgumentError([{ path: "config", message: `cannot read ${path}: ${String(err)}` }]);
@@ -265,7 +288,7 @@ export function loadOrExit<T>(service: string, load: () => T): T {
     return load();
   } catch (err) {
     process.stderr.write(
-      `drover ${service}: invalid configuration: ${err instanceof Error ? err.message : String(err)}\n`,
+      `drover ${service}: invalid configuration: ${printable(err instanceof Error ? err.message : String(err))}\n`,
     );
     process.exit(2);
   }

@@ -72,6 +72,8 @@ export function evaluateLaunch(req: LaunchRequest, view: LaunchView): LaunchVerd
   }
   const agentIds = new Set(offers.map((o) => o.agentId));
   if (agentIds.size > 1) issues.push({ path: "offerIds", message: "offers must all be for one agent" });
+  // With an offer refused, the tasks' agent cannot be judged: say only what is wrong with the offers.
+  const offersOk = issues.length === 0;
 
   const tasks: TaskInfo[] = [];
   const paths: (string | number)[][] = [];

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { connectBus, followEvents } from "@drover/bus";
-import { createLogger, errorMessage, InvalidArgumentError, LeaderClient } from "@drover/common";
+import { createLogger, errorMessage, InvalidArgumentError, LeaderClient, printable } from "@drover/common";
 import { type CliConfig, loadCliConfig } from "@drover/config";
 import { formatIssues, parseAppSpecJson } from "@drover/core";
 import {
@@ -331,7 +331,7 @@ let config: CliConfig;
 try {
   config = loadCliConfig({ argv: [] });
 } catch (err) {
-  process.stderr.write(`drover: invalid configuration: ${errorMessage(err)}\n`);
+  process.stderr.write(`drover: invalid configuration: ${printable(errorMessage(err))}\n`);
   process.exit(2);
 }
 const argv = process.argv.slice(2);
@@ -343,12 +343,13 @@ try {
   await main(argv, config);
 } catch (err) {
   if (err instanceof UsageError) {
-    process.stderr.write(`drover: ${err.message}\n${USAGE}\n`);
+    process.stderr.write(`drover: ${printable(err.message)}\n${USAGE}\n`);
     process.exit(2);
   }
   const msg =
     err instanceof InvalidArgumentError ? `invalid input: ${formatIssues(err.issues)}` : errorMessage(err);
-  process.stderr.write(`drover: error: ${msg}\n`);
+  // One line, whatever the input held: control and bidi characters are escaped.
+  process.stderr.write(`drover: error: ${printable(msg)}\n`);
   process.exit(1);
 }
 process.exit(process.exitCode ?? 0);

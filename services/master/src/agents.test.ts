@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type AgentEvent, type EventEnvelope, TaskAggregate, type TaskRecord } from "@drover/core";
 import { logKey, verifyLog } from "@drover/store";
-import { anAgent, aTask, TEST_EPOCH_MS } from "@drover/testing";
+import { anAgent, aTask, RecordingAgentConn, TEST_EPOCH_MS } from "@drover/testing";
 import {
   acceptOf,
   keepAlive,
@@ -211,5 +211,25 @@ test("invariant 5: re-registration kills unknown, foreign, finished and killing 
     1,
     "nothing written for an agreeing report",
   );
+  await m.leader.stop();
+});
+
+test("an agent that re-registers on a new session with fewer resources voids its outstanding offers (no overcommit)", async () => {
+  const m = await startMaster();
+  const fw = await subscribe(m);
+  await registerAgent(m, anAgent().id("a1").cpus(4).mem(8192));
+  const offer = (await nextOffers(m, fw)).find((o) => o.agentId === "a1");
+  assert.ok(offer);
+  const session2 = new RecordingAgentConn("a1");
+  await m.leader.registerAgent(anAgent().id("a1").cpus(1).mem(1024).toWire(), session2);
+
+  assert.ok(fw.conn.rescinds().includes(offer.offerId), "the offer of the old resources is rescinded");
+  await assert.rejects(
+    m.leader.accept(
+      acceptOf(fw.frameworkId, [offer.offerId], [aTask().id("web.1").on("a1").cpus(3).mem(4096)]),
+    ),
+    (err: { code?: string }) => err.code === "INVALID_ARGUMENT",
+  );
+  assert.deepEqual(session2.launches(), []);
   await m.leader.stop();
 });

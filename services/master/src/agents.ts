@@ -21,8 +21,8 @@ interface Session {
 }
 
 export interface AgentHooks {
-  /** The agent's session ended (its offers must go). */
-  disconnected(agentId: string): void;
+  /** The agent's session ended or began anew: its outstanding offers must go. */
+  offersVoid(agentId: string): void;
   /** The agent has been gone too long: its tasks are lost. Resolves when they are marked. */
   lost(agentId: string, awayMs: number): Promise<void>;
 }
@@ -58,6 +58,8 @@ export class AgentRegistry {
   attach(agentId: string, conn: AgentConn): void {
     const previous = this.sessions.get(agentId);
     if (previous && previous.conn !== conn) previous.conn.close("replaced by a new session");
+    // Its resources may have changed (a resized VM, a restart): offers of the old ones are void.
+    this.hooks.offersVoid(agentId);
     this.sessions.set(agentId, { conn, lastSeenMs: this.ctx.clock.now() });
     this.goneSince.delete(agentId);
     this.lostMarked.delete(agentId);
@@ -74,7 +76,7 @@ export class AgentRegistry {
     if (!s || s.conn !== conn) return false;
     this.sessions.delete(agentId);
     this.goneSince.set(agentId, this.ctx.clock.now());
-    this.hooks.disconnected(agentId);
+    this.hooks.offersVoid(agentId);
     this.ctx.log.warn("agent disconnected", { agentId });
     return true;
   }

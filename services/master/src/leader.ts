@@ -100,7 +100,7 @@ export class MasterLeader {
     };
     this.ctx = ctx;
     this.agents = new AgentRegistry(ctx, {
-      disconnected: (agentId) => {
+      offersVoid: (agentId) => {
         for (const o of this.offers.removeOnAgent(agentId)) this.allocation.rescind(o.frameworkId, o.offerId);
       },
       lost: (agentId, awayMs) => this.tasks.markLost(agentId, awayMs),

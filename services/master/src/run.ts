@@ -29,7 +29,11 @@ export async function runService(): Promise<void> {
   server.addService(
     hardenService(MasterService),
     masterService(
-      { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
+      {
+        current: () => current,
+        self: config.advertise,
+        leaderAddress: () => election.leader().catch(() => undefined),
+      },
       log,
     ),
   );

@@ -35,6 +35,8 @@ import type { AgentConn, FrameworkConn, MasterLeader } from "./leader.js";
 export interface LeaderRef {
   current(): MasterLeader | undefined;
   leaderAddress(): Promise<string | undefined>;
+  /** This replica's advertised address. */
+  self: string;
 }
 
 /** Ends a stream with the error's status (through the one boundary); never throws. */
@@ -63,7 +65,9 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
   const leader = async (): Promise<MasterLeader> => {
     const l = ref.current();
     if (l) return l;
-    throw new NotLeaderError(await ref.leaderAddress());
+    // Elected but still starting: no hint to itself (callers back off instead of retrying at once).
+    const address = await ref.leaderAddress();
+    throw new NotLeaderError(address === ref.self ? undefined : address);
   };
 
   const agentInfo = (l: MasterLeader): AgentInfo[] =>

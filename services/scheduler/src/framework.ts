@@ -6,7 +6,13 @@
  * under a decision between its awaits. Crash-looping apps back off.
  */
 import { randomUUID } from "node:crypto";
-import { errorMessage, type Logger, UnavailableError } from "@drover/common";
+import {
+  errorMessage,
+  forEachLimit,
+  InvalidArgumentError,
+  type Logger,
+  UnavailableError,
+} from "@drover/common";
 import type { SchedulerConfig } from "@drover/config";
 import {
   type AppRecord,
@@ -53,6 +59,18 @@ export interface LaunchFailure {
   message: string;
   attempts: number;
   retryAtMs: number;
+}
+
+/** Accepts of one round of offers sent at once. */
+const ACCEPTS_IN_FLIGHT = 64;
+
+/** An accept refused only for its offers (expired, rescinded, unknown): not the app's fault. */
+function offerOnly(err: unknown): boolean {
+  return (
+    err instanceof InvalidArgumentError &&
+    err.issues.length > 0 &&
+    err.issues.every((i) => i.path.startsWith("offerIds"))
+  );
 }
 
 /** Backoff after a failed accept: 1 s doubling to 30 s (never a tight retry loop). */
@@ -379,7 +397,8 @@ export class FrameworkDriver {
           createdAtMs: now,
           killRequested: false,
         });
-    for (const { offer, tasks } of byOffer.values()) {
+    // Accepts go out together (the master commits concurrent accepts in shared transactions).
+    await forEachLimit([...byOffer.values()], ACCEPTS_IN_FLIGHT, async ({ offer, tasks }) => {
       try {
         // An accept may launch part of its tasks (the master says which): the others leave the view.
         const launched = new Set(await this.sdk().launch(offer, tasks, 1));
@@ -390,7 +409,7 @@ export class FrameworkDriver {
           if (all.some((t) => launched.has(t.taskId))) this.launchFailures.delete(appId);
           else this.recordLaunchFailure(appId, "the master launched none of the tasks", now);
         }
-        this.deps.log.info("launched", { tasks: launched.size, of: tasks.length, agentId: offer.agentId });
+        this.deps.log.debug("launched", { tasks: launched.size, of: tasks.length, agentId: offer.agentId });
       } catch (err) {
         // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
         // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
@@ -399,11 +418,14 @@ export class FrameworkDriver {
           err: errorMessage(err),
         });
         this.deps.observer?.accept?.(0, false);
-        for (const appId of new Set(tasks.map((t) => t.appId)))
-          this.recordLaunchFailure(appId, errorMessage(err), now);
+        // An offer that expired or was rescinded is nobody's fault: the tasks go back to waiting for
+        // the next offer. Anything else counts against the apps (backoff, and `app why` says it).
+        if (!offerOnly(err))
+          for (const appId of new Set(tasks.map((t) => t.appId)))
+            this.recordLaunchFailure(appId, errorMessage(err), now);
         await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
-    }
+    });
     if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
   }
 

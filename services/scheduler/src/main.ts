@@ -37,7 +37,11 @@ const server = new Server(grpcServerOptions());
 server.addService(
   hardenService(SchedulerService),
   schedulerService(
-    { current: () => current, leaderAddress: () => election.leader().catch(() => undefined) },
+    {
+      current: () => current,
+      self: config.advertise,
+      leaderAddress: () => election.leader().catch(() => undefined),
+    },
     log,
   ),
 );

@@ -15,6 +15,8 @@ export interface SchedulerLeader {
 export interface SchedulerRef {
   current(): SchedulerLeader | undefined;
   leaderAddress(): Promise<string | undefined>;
+  /** This replica's advertised address. */
+  self: string;
 }
 
 function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
@@ -70,7 +72,9 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
   const leader = async (): Promise<SchedulerLeader> => {
     const l = ref.current();
     if (l) return l;
-    throw new NotLeaderError(await ref.leaderAddress());
+    // Elected but still starting: no hint to itself (callers back off instead of retrying at once).
+    const address = await ref.leaderAddress();
+    throw new NotLeaderError(address === ref.self ? undefined : address);
   };
   /** An app id in a request: refused by its field before any lookup (NOT_FOUND is for valid ids). */
   const requireId = (id: string, path = "id") => {

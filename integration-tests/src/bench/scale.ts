@@ -1,0 +1,364 @@
+/**
+ * `npm run bench:scale`: the end-to-end benchmark at fleet size. Real etcd, NATS, two masters
+ * and a scheduler; `drover-sim` runs the simulated agents (each with its own master session);
+ * apps are created through the scheduler's gRPC API. Prints one line per figure (never asserts):
+ *
+ *   scale: P placements/s (tasks RUNNING / seconds from the first create to the last RUNNING)
+ *
+ * and the time to all RUNNING, p50/p99 of ListApps and ListTasks while it runs, master and
+ * scheduler peak RSS, etcd operations per placed task, and the master failover at full load
+ * (kill -9 of the leader until offers flow again).
+ *
+ *   --agents N (5000)  --apps A (200)  --instances I (500)  --cpus C (4)  --mem MiB (16384)
+ *   --task-cpus (0.1)  --task-mem (64)  --concurrency (8 creates in flight)  --profile (CPU profiles)
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { SchedulerClient } from "@drover/proto";
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import {
+  type Cluster,
+  metricsUrlOf,
+  repoRoot,
+  type ServiceProcess,
+  startCluster,
+  waitFor,
+} from "../harness/index.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    agents: { type: "string", default: "5000" },
+    apps: { type: "string", default: "200" },
+    instances: { type: "string", default: "500" },
+    cpus: { type: "string", default: "4" },
+    mem: { type: "string", default: "16384" },
+    "task-cpus": { type: "string", default: "0.1" },
+    "task-mem": { type: "string", default: "64" },
+    concurrency: { type: "string", default: "8" },
+    "skip-failover": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+  },
+});
+const num = (name: keyof typeof flags) => {
+  const v = Number(flags[name]);
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`bench:scale: --${name} must be a positive number`);
+    process.exit(2);
+  }
+  return v;
+};
+const AGENTS = num("agents");
+const APPS = num("apps");
+const INSTANCES = num("instances");
+const TOTAL = APPS * INSTANCES;
+
+const line = (text: string) => console.log(text);
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+/** Peak resident memory of a process (VmHWM), MiB. */
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+const metricsUrl = (p: ServiceProcess) => metricsUrlOf(p);
+
+async function scrape(url: string | undefined): Promise<string> {
+  if (!url) return "";
+  try {
+    return await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  } catch {
+    return "";
+  }
+}
+
+/** The value of a series (`name` may include a label matcher), summed over matching lines. */
+function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let found = false;
+  for (const l of text.split("\n")) {
+    if (!l.startsWith(`${name}{`) && !l.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) continue;
+    const v = Number(l.slice(l.lastIndexOf(" ") + 1));
+    if (Number.isFinite(v)) {
+      sum += v;
+      found = true;
+    }
+  }
+  return found ? sum : Number.NaN;
+}
+
+function unary<Res>(
+  client: SchedulerClient,
+  method: "createApp" | "listApps" | "listTasks",
+  req: unknown,
+  timeoutMs = 30_000,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const fn = client[method] as unknown as (
+      r: unknown,
+      md: Metadata,
+      o: { deadline: Date },
+      cb: (e: ServiceError | null, res: Res) => void,
+    ) => void;
+    fn.call(client, req, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (e, res) =>
+      e ? reject(e) : resolve(res),
+    );
+  });
+}
+
+async function leaderOf(cluster: Cluster): Promise<ServiceProcess | undefined> {
+  for (const m of cluster.masters)
+    if (m.running && metric(await scrape(metricsUrl(m)), "drover_master_leader") === 1) return m;
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  line(
+    `bench:scale: ${AGENTS} simulated agents (${flags.cpus} cpus / ${flags.mem} MiB), ${APPS} apps x ${INSTANCES} instances = ${TOTAL} tasks`,
+  );
+  const profileDir = flags.profile ? await mkdtemp(join(tmpdir(), "drover-profile-")) : undefined;
+  const cluster = await startCluster({
+    masters: 2,
+    schedulers: 1,
+    agents: 0,
+    waitReady: false,
+    logLevel: "warn",
+    env: {
+      DROVER_MASTER_OFFER_TIMEOUT_SECONDS: "10",
+      ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
+    },
+  });
+  let sim: ReturnType<typeof spawn> | undefined;
+  const scheduler = new SchedulerClient(
+    cluster.env.DROVER_SCHEDULERS?.split(",")[0] ?? "",
+    credentials.createInsecure(),
+    {
+      "grpc.max_receive_message_length": 256 * 1024 * 1024,
+    },
+  );
+  try {
+    await waitFor("the scheduler answers", async () => unary(scheduler, "listApps", {}).then(() => true), {
+      timeoutMs: 60_000,
+    });
+    // The simulated fleet.
+    const simStart = performance.now();
+    sim = spawn(
+      process.execPath,
+      [
+        join(repoRoot, "services/agent/dist/sim.js"),
+        "--agents",
+        String(AGENTS),
+        "--cpus",
+        String(flags.cpus),
+        "--mem",
+        String(flags.mem),
+        "--masters",
+        cluster.env.DROVER_MASTERS ?? "",
+        "--nats",
+        cluster.infra.natsUrl,
+        "--ramp-per-second",
+        "1000",
+        "--stats-interval-s",
+        "0",
+        "--start-latency-ms",
+        "50-500",
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let simOut = "";
+    sim.stdout?.on("data", (d: Buffer) => {
+      simOut += d.toString();
+    });
+    await waitFor("every simulated agent registered", async () => /"msg":"registered"/.test(simOut), {
+      timeoutMs: 600_000,
+      intervalMs: 500,
+    });
+    line(`agents: ${AGENTS} registered in ${((performance.now() - simStart) / 1000).toFixed(1)} s`);
+    const leader = await waitFor("a master leads", () => leaderOf(cluster), { timeoutMs: 30_000 });
+    /** The metrics of whichever master leads now (a leader change during the run is reported). */
+    let leaderNow = leader;
+    const scrapeLeader = async (): Promise<string> => {
+      const text = await scrape(metricsUrl(leaderNow));
+      if (metric(text, "drover_master_leader") === 1) return text;
+      const next = await leaderOf(cluster);
+      if (next && next !== leaderNow) {
+        line(`  (the master leader changed: ${leaderNow.name} -> ${next.name})`);
+        leaderNow = next;
+      }
+      return scrape(metricsUrl(leaderNow));
+    };
+    const before = await scrapeLeader();
+
+    // Latency of the operator queries while the cluster fills up.
+    const listApps: number[] = [];
+    const listTasks: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        let t = performance.now();
+        await unary(scheduler, "listApps", {}).catch(() => undefined);
+        listApps.push(performance.now() - t);
+        t = performance.now();
+        await unary(scheduler, "listTasks", { appId: "bench-0", includeTerminal: false }).catch(
+          () => undefined,
+        );
+        listTasks.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
+    // Create the apps.
+    const t0 = performance.now();
+    let next = 0;
+    const app = (i: number) =>
+      JSON.stringify({
+        id: `bench-${i}`,
+        container: { docker: { image: "drover/busybox:1" } },
+        cmd: "sleep 1000000",
+        instances: INSTANCES,
+        cpus: Number(flags["task-cpus"]),
+        mem: Number(flags["task-mem"]),
+      });
+    await Promise.all(
+      Array.from({ length: num("concurrency") }, async () => {
+        while (next < APPS) {
+          const i = next++;
+          await unary(scheduler, "createApp", { appJson: app(i) });
+        }
+      }),
+    );
+    const created = performance.now();
+    line(`create: ${APPS} apps created in ${((created - t0) / 1000).toFixed(1)} s`);
+    let running = 0;
+    let lastReport = performance.now();
+    await waitFor(
+      `${TOTAL} tasks RUNNING`,
+      async () => {
+        running = metric(await scrapeLeader(), "drover_master_tasks", { state: "TASK_RUNNING" });
+        if (performance.now() - lastReport > 10_000) {
+          lastReport = performance.now();
+          line(`  ... ${running} RUNNING after ${((lastReport - t0) / 1000).toFixed(0)} s`);
+        }
+        return running >= TOTAL;
+      },
+      { timeoutMs: 3_600_000, intervalMs: 250 },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    sampling = false;
+    await sampler;
+    const after = await scrapeLeader();
+    const ops =
+      metric(after, "drover_master_etcd_ops_total") - metric(before, "drover_master_etcd_ops_total");
+    const txns =
+      metric(after, "drover_master_etcd_transactions_total", { result: "ok" }) -
+      metric(before, "drover_master_etcd_transactions_total", { result: "ok" });
+    const changes =
+      metric(after, "drover_master_changes_committed_total") -
+      metric(before, "drover_master_changes_committed_total");
+    const alloc =
+      metric(after, "drover_master_allocation_cycle_seconds_sum") /
+      metric(after, "drover_master_allocation_cycle_seconds_count");
+
+    line(
+      `scale: ${(TOTAL / seconds).toFixed(0)} placements/s (${TOTAL} tasks RUNNING in ${seconds.toFixed(1)} s from the first create)`,
+    );
+    line(`time to all RUNNING: ${seconds.toFixed(1)} s`);
+    line(
+      `ListApps latency while filling: p50 ${percentile(listApps, 50).toFixed(0)} ms, p99 ${percentile(listApps, 99).toFixed(0)} ms (${listApps.length} calls)`,
+    );
+    line(
+      `ListTasks (one app, ${INSTANCES} tasks) latency while filling: p50 ${percentile(listTasks, 50).toFixed(0)} ms, p99 ${percentile(listTasks, 99).toFixed(0)} ms`,
+    );
+    let t = performance.now();
+    const all = await unary<{ tasks: unknown[] }>(
+      scheduler,
+      "listTasks",
+      { appId: "", includeTerminal: false },
+      120_000,
+    ).catch(() => undefined);
+    line(
+      `ListTasks (all ${all?.tasks.length ?? "?"} tasks) at full size: ${(performance.now() - t).toFixed(0)} ms`,
+    );
+    t = performance.now();
+    await unary(scheduler, "listApps", {});
+    line(`ListApps at full size: ${(performance.now() - t).toFixed(0)} ms`);
+    line(
+      `etcd operations per placed task: ${(ops / TOTAL).toFixed(2)} (${ops} ops in ${txns} transactions, ${changes} changes; ${(changes / txns).toFixed(1)} changes per transaction)`,
+    );
+    line(`allocation cycle: mean ${(alloc * 1000).toFixed(1)} ms`);
+    for (const p of [...cluster.masters, ...cluster.schedulers])
+      line(
+        `peak RSS ${p.name}${p === leader ? " (leader)" : ""}: ${(await peakRssMiB(p.pid)).toFixed(0)} MiB`,
+      );
+    const simRss = /"rssMiB":(\d+)/g;
+    let m: RegExpExecArray | null;
+    let simPeak = 0;
+    for (m = simRss.exec(simOut); m; m = simRss.exec(simOut)) simPeak = Math.max(simPeak, Number(m[1]));
+    if (sim.pid) line(`peak RSS drover-sim: ${(await peakRssMiB(sim.pid)).toFixed(0)} MiB`);
+
+    if (!flags["skip-failover"]) {
+      const other = cluster.masters.find((x) => x !== leaderNow);
+      const otherUrl = other ? metricsUrl(other) : undefined;
+      const offersBefore = metric(await scrape(otherUrl), "drover_master_offers_total");
+      const killedAt = performance.now();
+      leaderNow.kill("SIGKILL");
+      let electedMs = Number.NaN;
+      await waitFor(
+        "offers flow again after the master leader's kill -9",
+        async () => {
+          const text = await scrape(otherUrl);
+          if (Number.isNaN(electedMs) && metric(text, "drover_master_leader") === 1)
+            electedMs = performance.now() - killedAt;
+          const offers = metric(text, "drover_master_offers_total");
+          return offers > (Number.isNaN(offersBefore) ? 0 : offersBefore);
+        },
+        { timeoutMs: 300_000, intervalMs: 100 },
+      );
+      line(
+        `failover at full load: new leader after ${(electedMs / 1000).toFixed(1)} s, offers flow again after ${((performance.now() - killedAt) / 1000).toFixed(1)} s`,
+      );
+    }
+  } finally {
+    scheduler.close();
+    sim?.kill("SIGTERM");
+    await cluster.stop();
+    if (profileDir) await summarizeProfiles(profileDir);
+  }
+}
+
+/** The functions with the most self time in each CPU profile written by --cpu-prof. */
+async function summarizeProfiles(dir: string): Promise<void> {
+  for (const f of (await readdir(dir)).filter((x) => x.endsWith(".cpuprofile"))) {
+    const prof = JSON.parse(await readFile(join(dir, f), "utf8")) as {
+      nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+      samples: number[];
+      timeDeltas: number[];
+    };
+    const self = new Map<number, number>();
+    for (const [i, id] of prof.samples.entries())
+      self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+    const byFn = new Map<string, number>();
+    let total = 0;
+    for (const n of prof.nodes) {
+      const us = self.get(n.id) ?? 0;
+      total += us;
+      const where = `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(/^.*\/(node_modules|libs|services)\//, "$1/")}:${n.callFrame.lineNumber}`;
+      byFn.set(where, (byFn.get(where) ?? 0) + us);
+    }
+    line(`profile ${f}: ${(total / 1e6).toFixed(1)} s of samples; top self time:`);
+    for (const [fn, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 15))
+      line(`  ${((us / total) * 100).toFixed(1)}%  ${fn}`);
+  }
+}
+
+await main();
