@@ -2,7 +2,9 @@
  * `npm run bench`: figures measured on the real parts, printed, never asserted.
  *   1. time from `drover app add` of N instances to all TASK_RUNNING, next to the same N
  *      containers started directly through dockerode in parallel;
- *   2. master leader takeover after kill -9 of the leader, at the default lease TTL.
+ *   2. the same for an app of 100 instances on the one agent (BENCH_LARGE), next to 100
+ *      containers started directly through dockerode in parallel;
+ *   3. master leader takeover after kill -9 of the leader, at the default lease TTL.
  */
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { Etcd3 } from "etcd3";
 import { type Cluster, startCluster, TASK_IMAGE, waitFor } from "../harness/index.js";
 
 const N = Number(process.env.BENCH_INSTANCES ?? 10);
+const LARGE = Number(process.env.BENCH_LARGE ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const docker = new Docker({ socketPath: "/var/run/docker.sock" });
 
@@ -41,7 +44,7 @@ async function runningCount(cluster: Cluster, appId: string): Promise<number> {
 }
 let schedulers: LeaderClient<SchedulerClient> | undefined;
 
-async function appToRunning(cluster: Cluster, dir: string, round: number): Promise<void> {
+async function appToRunning(cluster: Cluster, dir: string, round: number, n = N): Promise<void> {
   const id = `bench${round}`;
   const file = join(dir, `${id}.json`);
   await writeFile(
@@ -50,38 +53,38 @@ async function appToRunning(cluster: Cluster, dir: string, round: number): Promi
       id,
       container: { docker: { image: TASK_IMAGE } },
       cmd: "sleep 100000",
-      instances: N,
-      cpus: 0.1,
+      instances: n,
+      cpus: n > N ? 0.01 : 0.1,
       mem: 16,
     }),
   );
   const t0 = performance.now();
   const add = await cluster.cli(["app", "add", file]);
   if (add.code !== 0) throw new Error(add.stderr);
-  await waitFor(`${N} running`, async () => (await runningCount(cluster, id)) === N, {
-    timeoutMs: 120_000,
+  await waitFor(`${n} running`, async () => (await runningCount(cluster, id)) === n, {
+    timeoutMs: 600_000,
     intervalMs: 50,
   });
-  record(`drover: app add of ${N} instances → all TASK_RUNNING`, performance.now() - t0);
+  record(`drover: app add of ${n} instances → all TASK_RUNNING`, performance.now() - t0);
   await cluster.cli(["app", "remove", id]);
   await waitFor(
     "bench app gone",
     async () => (await docker.listContainers({ filters: { label: [`drover.app_id=${id}`] } })).length === 0,
-    { timeoutMs: 60_000 },
+    { timeoutMs: 300_000 },
   );
 }
 
-async function dockerodeBaseline(round: number): Promise<void> {
+async function dockerodeBaseline(round: number, n = N): Promise<void> {
   const t0 = performance.now();
   const made = await Promise.all(
-    Array.from({ length: N }, async (_, i) => {
+    Array.from({ length: n }, async (_, i) => {
       const c = await docker.createContainer({
         name: `drover-bench-${process.pid}-${round}-${i}`,
         Image: TASK_IMAGE,
         Cmd: ["/bin/sh", "-c", "sleep 100000"],
         Labels: { "drover.test": "bench" },
         HostConfig: {
-          NanoCpus: 100_000_000,
+          NanoCpus: n > N ? 10_000_000 : 100_000_000,
           Memory: 16 * 1024 * 1024,
           MemorySwap: 16 * 1024 * 1024,
           Init: true,
@@ -91,7 +94,7 @@ async function dockerodeBaseline(round: number): Promise<void> {
       return c;
     }),
   );
-  record(`dockerode: ${N} containers created and started in parallel`, performance.now() - t0);
+  record(`dockerode: ${n} containers created and started in parallel`, performance.now() - t0);
   await Promise.all(made.map((c) => c.remove({ force: true })));
 }
 
@@ -196,6 +199,11 @@ try {
     console.log(`round ${r + 1}`);
     await appToRunning(cluster, dir, r);
     await dockerodeBaseline(r);
+  }
+  if (LARGE > 0) {
+    console.log(`${LARGE} instances on the one agent`);
+    await appToRunning(cluster, dir, ROUNDS, LARGE);
+    await dockerodeBaseline(ROUNDS, LARGE);
   }
   console.log("framework accept → running");
   await acceptToRunning(cluster, ROUNDS * 2);
