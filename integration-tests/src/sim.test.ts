@@ -5,7 +5,8 @@
  * SIGTERM stops the simulation; a bad flag exits 2 naming it.
  *
  * With DROVER_SIM_SCALE=1000,5000 it also measures drover-sim at those sizes (registration time, RSS,
- * TCP connections to the master), printed as test diagnostics.
+ * TCP connections to the master), printed as test diagnostics; DROVER_SIM_RAMP sets its
+ * --ramp-per-second (default 200).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -350,6 +351,7 @@ describe("drover-sim: 50 simulated agents on a real master", () => {
   });
 });
 
+const ramp = process.env.DROVER_SIM_RAMP ?? "200";
 const scale = (process.env.DROVER_SIM_SCALE ?? "")
   .split(",")
   .map((s) => Number(s.trim()))
@@ -362,7 +364,10 @@ describe("drover-sim at scale (DROVER_SIM_SCALE)", {
     test(`${n} agents register; memory and connections`, { timeout: 30 * 60_000 }, async (t) => {
       await withClusterLogs(cluster, async () => {
         const before = (await listAgents()).length;
-        const s = startSim(["--agents", String(n), "--id-prefix", `scale${n}`, "--stats-interval-s", "5"]);
+        const s = startSim([
+          ...["--agents", String(n), "--id-prefix", `scale${n}`, "--stats-interval-s", "5"],
+          ...["--ramp-per-second", ramp],
+        ]);
         const started = await s.line("started", (l) => l.msg === "started");
         const registered = await s.line(
           `all ${n} agents registered`,
@@ -384,7 +389,7 @@ describe("drover-sim at scale (DROVER_SIM_SCALE)", {
         const connections = connectionsTo(s.pid, port);
         const rss = rssMiB(s.pid);
         t.diagnostic(
-          `${n} agents: registered in ${registered.ms} ms (ramp 200/s), RSS ${rss} MiB ` +
+          `${n} agents: registered in ${registered.ms} ms (ramp ${ramp}/s), RSS ${rss} MiB ` +
             `(${started.rssMiB} MiB before the first agent; ${(((rss - Number(started.rssMiB)) * 1024) / n).toFixed(1)} KiB per agent), ` +
             `heap ${registered.heapMiB} MiB at registration, ${connections} TCP connection(s) to the master, ` +
             `master lists ${agents.length - before} more agents`,

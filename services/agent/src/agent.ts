@@ -31,6 +31,14 @@ export interface AgentIdentity {
   attributes: Record<string, string>;
 }
 
+export interface AgentOptions {
+  /**
+   * A random delay of up to this many ms added before each reconnection (default 0: none), so that
+   * many agents whose master went away do not all re-register in the same instant.
+   */
+  reconnectJitterMs?: number;
+}
+
 export class Agent {
   private readonly masters: LeaderClient<MasterClient>;
   private readonly tasks = new Map<string, KnownTask>();
@@ -46,6 +54,7 @@ export class Agent {
     private readonly executor: Executor,
     private readonly bus: Bus,
     private readonly log: Logger,
+    private readonly options: AgentOptions = {},
   ) {
     this.masters = new LeaderClient(MasterClient, config.masters);
     executor.onEvent((e) => this.onExecutorEvent(e));
@@ -80,7 +89,8 @@ export class Agent {
         err: errorMessage(err),
         next: this.masters.address,
       });
-      await sleep(hint ? 100 : 500, this.abort.signal);
+      const jitter = Math.random() * (this.options.reconnectJitterMs ?? 0);
+      await sleep((hint ? 100 : 500) + jitter, this.abort.signal);
     }
   }
 

@@ -1,1 +1,1 @@
-export { Agent, type AgentIdentity, portsOf } from "./agent.js";
+export { Agent, type AgentIdentity, type AgentOptions, portsOf } from "./agent.js";

@@ -27,6 +27,8 @@ agent id (<prefix>-<i>), resources and attributes (rack=r<i%10>, zone=z<i%3>); t
   --failure-rate P            share of those runs that exit non-zero (default 0)
   --launch-failure-rate P     share of launches that fail (default 0)
   --ramp-per-second R         agents started per second (default 200)
+  --reconnect-spread-ms MS    after a lost session, each agent waits a random part of MS before it
+                              registers again (default agents/ramp seconds, at most 20000)
   --stats-interval-s S        a stats line every S seconds, 0 for none (default 10)
   --masters HOST:PORT,...     default $DROVER_MASTERS or 127.0.0.1:5050
   --nats URL,...              default $DROVER_NATS_SERVERS or nats://127.0.0.1:4222
@@ -106,12 +108,20 @@ const SimArgsSchema = z.strictObject({
   failureRate: number(0, 1).default(0),
   launchFailureRate: number(0, 1).default(0),
   rampPerSecond: number(0.1, 100_000).default(200),
+  reconnectSpreadMs: integer(0, 600_000).optional(),
   statsIntervalS: number(0, 86_400).default(10),
   masters: list(z.string().regex(/^[^\s:]+:\d{1,5}$/, "must be host:port")).default(["127.0.0.1:5050"]),
   nats: list(z.string().min(1)).default(["nats://127.0.0.1:4222"]),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("warn"),
 });
 export type SimConfig = z.output<typeof SimArgsSchema>;
+
+/** How long re-registrations are spread after a master failover: as long as the ramp, at most 20 s. */
+export function reconnectSpreadMs(config: SimConfig): number {
+  return (
+    config.reconnectSpreadMs ?? Math.min(20_000, Math.round((config.agents * 1000) / config.rampPerSecond))
+  );
+}
 
 /** Environment variables that stand in for a flag that is not given. */
 const ENV_FLAGS: Record<string, string> = {

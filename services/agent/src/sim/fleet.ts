@@ -3,7 +3,8 @@
  * registration, heartbeats, launches, kills, status updates) over its own SimulatedExecutor; all
  * share one SimulatedHost (their containers), one NATS connection and, through grpc-js's global
  * subchannel pool, one HTTP/2 connection per master address. Agents start `rampPerSecond` at a time,
- * so thousands of registrations do not reach the master at once.
+ * and re-register after a lost session within a random delay of up to `reconnectSpreadMs`, so
+ * thousands of registrations do not reach the master at once.
  */
 import type { Bus } from "@drover/bus";
 import { errorMessage, type Logger, sleep } from "@drover/common";
@@ -15,7 +16,7 @@ import {
   SimulationProfileSchema,
 } from "@drover/runtime";
 import { Agent, type AgentIdentity } from "../agent.js";
-import type { SimConfig } from "./config.js";
+import { reconnectSpreadMs, type SimConfig } from "./config.js";
 
 export interface FleetStats {
   started: number;
@@ -101,7 +102,9 @@ export class SimFleet {
       attributes: { rack: `r${index % 10}`, zone: `z${index % 3}`, ...this.config.attributes },
     };
     const executor = new SimulatedExecutor({ agentId, host: this.host, profile: this.profile });
-    const agent = new Agent(identity, this.agentConfig, executor, this.bus, this.log.child({ agentId }));
+    const agent = new Agent(identity, this.agentConfig, executor, this.bus, this.log.child({ agentId }), {
+      reconnectJitterMs: reconnectSpreadMs(this.config),
+    });
     this.executors.push(executor);
     this.agents.push(agent);
     this.runs.push(
