@@ -66,6 +66,7 @@ export function asciiOnly(text: string, max: number): string {
 }
 
 /** Control characters (C0, DEL, C1), line/paragraph separators and bidi marks: never written raw to a terminal. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**

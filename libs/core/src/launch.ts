@@ -103,7 +103,7 @@ export function evaluateLaunch(req: LaunchRequest, view: LaunchView): LaunchVerd
       issues.push({ path: at(...path, "taskId"), message: `task ${t.taskId} is listed twice` });
     else if (view.taskExists(t.taskId))
       issues.push({ path: at(...path, "taskId"), message: `task ${t.taskId} already exists` });
-    if (!agentIds.has(t.agentId))
+    if (offersOk && !agentIds.has(t.agentId))
       issues.push({ path: at(...path, "agentId"), message: "not the agent of the offers" });
     if (!(t.resources.cpus > 0) || !(t.resources.mem > 0))
       issues.push({ path: at(...path, "resources"), message: "cpus and mem must be > 0" });
