@@ -227,11 +227,7 @@ export function describeExecutor(name: string, factory: ExecutorFactory, options
       assert.deepEqual(other.rec.states(s.taskId), ["TASK_STARTING", "TASK_RUNNING"]);
       assert.equal(other.rec.of(s.taskId)[1]?.containerId, containerId, "the second executor adopted it");
       await other.ex.close();
-      assert.deepEqual(
-        [...(await ex.running()).keys()].filter((id) => id === s.taskId),
-        [s.taskId],
-      );
-      assert.equal((await ex.running()).get(s.taskId), containerId, "still one container");
+      assert.equal((await ex.running()).get(s.taskId), containerId, "the same container runs");
 
       await ex.kill(s.taskId, 0);
       await rec.terminal(s.taskId);
