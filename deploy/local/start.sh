@@ -344,6 +344,9 @@ export DROVER_MASTER_LISTEN=${DROVER_MASTER_LISTEN:-0.0.0.0:5050}
 export DROVER_MASTER_ADVERTISE=${DROVER_MASTER_ADVERTISE:-127.0.0.1:5050}
 export DROVER_SCHEDULER_LISTEN=${DROVER_SCHEDULER_LISTEN:-0.0.0.0:5060}
 export DROVER_SCHEDULER_ADVERTISE=${DROVER_SCHEDULER_ADVERTISE:-127.0.0.1:5060}
+export DROVER_MASTER_METRICS_LISTEN=${DROVER_MASTER_METRICS_LISTEN:-127.0.0.1:9105}
+export DROVER_SCHEDULER_METRICS_LISTEN=${DROVER_SCHEDULER_METRICS_LISTEN:-127.0.0.1:9106}
+export DROVER_AGENT_METRICS_LISTEN=${DROVER_AGENT_METRICS_LISTEN:-127.0.0.1:9107}
 export DROVER_MASTERS=${DROVER_MASTERS:-$DROVER_MASTER_ADVERTISE}
 export DROVER_SCHEDULERS=${DROVER_SCHEDULERS:-$DROVER_SCHEDULER_ADVERTISE}
 export DROVER_AGENT_WORK_DIR=$DIR/agent
@@ -437,6 +440,9 @@ drover: NATS       127.0.0.1:$NATS_PORT   data $DIR/nats (JetStream)
 drover: master     $DROVER_MASTER_ADVERTISE   (listening on $DROVER_MASTER_LISTEN)
 drover: scheduler  $DROVER_SCHEDULER_ADVERTISE   (listening on $DROVER_SCHEDULER_LISTEN)
 drover: agent      work dir $DROVER_AGENT_WORK_DIR
+drover: metrics    http://$DROVER_MASTER_METRICS_LISTEN/metrics (master)
+                   http://$DROVER_SCHEDULER_METRICS_LISTEN/metrics (scheduler)
+                   http://$DROVER_AGENT_METRICS_LISTEN/metrics (agent)
 drover: logs       $LOGS   pid files $RUN
 drover: cluster ready — try: npx drover app add deploy/config/example-app.json
 drover: Ctrl-C stops the cluster (task containers are left to the agent)
