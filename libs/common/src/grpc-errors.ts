@@ -21,6 +21,7 @@ import {
   NotFoundError,
   NotLeaderError,
   PermissionDeniedError,
+  SessionClosedError,
   TooLargeError,
   UnavailableError,
 } from "./errors.js";
@@ -33,6 +34,8 @@ export const ISSUES_METADATA_KEY = "drover-issues";
  * attempt (whose answer was lost) answers the retry as the first one, not with ALREADY_EXISTS.
  */
 export const REQUEST_ID_METADATA_KEY = "drover-request-id";
+/** Set when the leader itself closed a session (heartbeat timeout, replaced): reconnect to it, not elsewhere. */
+export const SESSION_CLOSED_METADATA_KEY = "drover-session-closed";
 /** The framework calls' proof of the caller: the stream id of the framework's subscription. */
 export const STREAM_ID_METADATA_KEY = "drover-stream-id";
 
@@ -63,6 +66,8 @@ export function toGrpcError(err: unknown): GrpcErrorPayload {
     if (err instanceof NotLeaderError && err.leader)
       metadata.set(LEADER_METADATA_KEY, asciiOnly(err.leader, 256));
     if (err instanceof InvalidArgumentError) metadata.set(ISSUES_METADATA_KEY, issuesTrailer(err.issues));
+    if (err instanceof SessionClosedError)
+      metadata.set(SESSION_CLOSED_METADATA_KEY, asciiOnly(err.reason, 200));
     return { code: ERROR_STATUS[err.code].grpc as status, details, metadata };
   }
   return {
@@ -89,6 +94,15 @@ export function leaderHint(err: unknown): string | undefined {
   if (!isServiceError(err) || !(err.metadata instanceof Metadata)) return undefined;
   const v = err.metadata.get(LEADER_METADATA_KEY)[0];
   return typeof v === "string" && v.length > 0 ? v : undefined;
+}
+
+/** Whether the leader itself closed the session (see SESSION_CLOSED_METADATA_KEY). */
+export function closedByLeader(err: unknown): boolean {
+  return (
+    isServiceError(err) &&
+    err.metadata instanceof Metadata &&
+    err.metadata.get(SESSION_CLOSED_METADATA_KEY).length > 0
+  );
 }
 
 const IssuesSchema = z.array(z.object({ path: z.string(), message: z.string() }));

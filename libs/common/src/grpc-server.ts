@@ -143,8 +143,17 @@ export function bindGrpc(server: Server, listen: string): Promise<number> {
   );
 }
 
+/** A step of a service's start failed: it says which and why, and exits 1 (a named reason). */
+export function startupFailed(log: Logger, step: string, err: unknown): never {
+  const reason = err instanceof Error ? err.message : String(err);
+  log.error(`cannot start: ${step}`, { err: reason });
+  process.stderr.write(`drover: cannot start: ${step}: ${reason}\n`);
+  process.exit(1);
+}
+
 /**
- * The last resort: an unhandled rejection or an uncaught exception is a bug, logged with its
+ * The last resort (installed once a service has started; a failure while starting exits, see
+ * startupFailed): an unhandled rejection or an uncaught exception is a bug, logged with its
  * stack, and the process keeps serving. A Drover process exits only for a reason it names
  * (bad configuration, a signal), never because one request went wrong.
  */

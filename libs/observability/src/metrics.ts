@@ -177,12 +177,21 @@ export class SchedulerMetrics {
   });
 }
 
+/** What the agent's gauges read at scrape time. */
+export interface AgentGaugeSource {
+  readonly connected: boolean;
+  tasksByState(): Map<string, number>;
+}
+
 export class AgentMetrics {
   readonly registry = registry("agent");
-  readonly connected = new Gauge({
+  /** Set by the service: where the gauges read from. */
+  source: () => AgentGaugeSource | undefined = () => undefined;
+  readonly connected: Gauge = new Gauge({
     name: "drover_agent_session_connected",
-    help: "1 while the agent holds a session with the master leader",
+    help: "1 while the agent holds a registered session with the master leader",
     registers: [this.registry],
+    collect: () => this.connected.set(this.source()?.connected ? 1 : 0),
   });
   readonly launches = new Counter({
     name: "drover_agent_tasks_launched_total",
@@ -194,10 +203,14 @@ export class AgentMetrics {
     help: "status updates published",
     registers: [this.registry],
   });
-  readonly tasks = new Gauge({
+  readonly tasks: Gauge<"state"> = new Gauge({
     name: "drover_agent_tasks",
     help: "tasks on this agent, by state",
     labelNames: ["state"] as const,
     registers: [this.registry],
+    collect: () => {
+      this.tasks.reset();
+      for (const [state, n] of this.source()?.tasksByState() ?? []) this.tasks.set({ state }, n);
+    },
   });
 }

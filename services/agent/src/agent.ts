@@ -5,12 +5,20 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Bus, publishStatus } from "@drover/bus";
-import { errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@drover/common";
+import { closedByLeader, errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@drover/common";
 import type { AgentConfig } from "@drover/config";
-import { isTerminal, type Resources, type TaskStatus } from "@drover/core";
+import {
+  formatIssues,
+  isTerminal,
+  type Resources,
+  TaskInfoSchema,
+  type TaskStatus,
+  validate,
+} from "@drover/core";
 import {
   type AgentCommand,
   type AgentMessage,
+  fromWireTaskInfo,
   MasterClient,
   type TaskInfo,
   toWireResources,
@@ -37,6 +45,9 @@ export interface AgentOptions {
    * many agents whose master went away do not all re-register in the same instant.
    */
   reconnectJitterMs?: number;
+  /** Told of each launch command carried out and each status update published (metrics). */
+  onLaunch?: () => void;
+  onStatusPublished?: () => void;
 }
 
 export class Agent {
@@ -84,7 +95,8 @@ export class Agent {
       if (this.abort.signal.aborted) break;
       const hint = leaderHint(err);
       if (hint) this.masters.follow(hint);
-      else this.masters.rotate();
+      // The leader closed this session itself (heartbeat timeout, a newer session): come back to it (D12).
+      else if (!closedByLeader(err)) this.masters.rotate();
       this.log.info("master session ended; reconnecting", {
         err: errorMessage(err),
         next: this.masters.address,
@@ -179,7 +191,26 @@ export class Agent {
       uuid: randomUUID(),
       source: "agent",
     });
-    const r = task.resources;
+    // A command is a boundary too (invariant 7): a launch that is not a valid task fails by its
+    // field instead of running with made-up resources (D13).
+    const checked = validate(TaskInfoSchema, fromWireTaskInfo(task));
+    const problem = !checked.ok
+      ? formatIssues(checked.issues)
+      : checked.value.agentId !== this.id.agentId
+        ? "agentId: not this agent"
+        : !(checked.value.resources.cpus > 0 && checked.value.resources.mem > 0)
+          ? "resources: cpus and mem must be > 0"
+          : undefined;
+    if (problem !== undefined || !checked.ok) {
+      this.onExecutorEvent({
+        taskId: task.taskId,
+        state: "TASK_FAILED",
+        message: `invalid launch from the master: ${problem}`,
+        timestampMs: Date.now(),
+      });
+      return;
+    }
+    this.options.onLaunch?.();
     const ports = portsOf(task);
     const env: Record<string, string> = { ...task.env };
     // Mesos/Marathon convention: the task learns its host ports from PORT0…PORTn and PORT.
@@ -193,8 +224,8 @@ export class Agent {
         agentId: this.id.agentId,
         image: task.container?.image ?? "",
         cmd: task.container?.cmd || undefined,
-        cpus: r?.cpus ?? 0.1,
-        mem: r?.mem ?? 32,
+        cpus: checked.value.resources.cpus,
+        mem: checked.value.resources.mem,
         env,
         labels: task.labels,
         ports,
@@ -230,12 +261,24 @@ export class Agent {
   }
 
   /** Records the status and sends it (in order per task) until JetStream has stored it. */
+  /** The agent's tasks by state (metrics). */
+  tasksByState(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.tasks.values()) out.set(t.status.state, (out.get(t.status.state) ?? 0) + 1);
+    return out;
+  }
+
   private setStatus(taskId: string, status: TaskStatus): void {
     this.tasks.set(taskId, { taskId, status });
     const prev = this.statusChains.get(taskId) ?? Promise.resolve();
     const next = prev
       .then(() =>
-        publishStatus(this.bus, { agentId: this.id.agentId, taskId, status }, this.log, this.abort.signal),
+        publishStatus(
+          this.bus,
+          { agentId: this.id.agentId, taskId, status },
+          this.log,
+          this.abort.signal,
+        ).then(() => this.options.onStatusPublished?.()),
       )
       .catch((err: unknown) => this.log.error("status update dropped", { taskId, err: errorMessage(err) }));
     this.statusChains.set(taskId, next);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { connectBus, ensureStreams } from "@drover/bus";
 import { createLogger, installProcessGuards } from "@drover/common";
 import { loadAgentConfig, loadOrExit } from "@drover/config";
+import { AgentMetrics, serveMetrics } from "@drover/observability";
 import { DockerExecutor } from "@drover/runtime";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
@@ -29,7 +30,6 @@ function agentId(): string {
 
 const id = agentId();
 const log = createLogger("agent", config.logLevel, { agentId: id });
-installProcessGuards(log);
 const ports = config.ports.map((r) => {
   const [b, e] = r.split("-").map(Number);
   return { begin: b ?? 0, end: e ?? 0 };
@@ -52,7 +52,13 @@ const executor = new DockerExecutor({
   docker: new Dockerode({ socketPath: config.dockerSocket }),
   extraLabels: config.extraLabels,
 });
-const agent = new Agent(identity, config, executor, bus, log);
+const metrics = new AgentMetrics();
+const agent = new Agent(identity, config, executor, bus, log, {
+  onLaunch: () => metrics.launches.inc(),
+  onStatusPublished: () => metrics.statusUpdates.inc(),
+});
+metrics.source = () => ({ connected: agent.registered, tasksByState: () => agent.tasksByState() });
+const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
 log.info("agent starting", {
   resources: identity.resources,
   attributes: identity.attributes,
@@ -64,8 +70,10 @@ const shutdown = async (signal: string) => {
   await agent.stop();
   await executor.close().catch(() => undefined);
   await bus.close().catch(() => undefined);
+  await metricsServer.close();
   process.exit(0);
 };
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
+installProcessGuards(log);
 await agent.run();

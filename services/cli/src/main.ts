@@ -327,29 +327,41 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
   );
 }
 
-let config: CliConfig;
-try {
-  config = loadCliConfig({ argv: [] });
-} catch (err) {
-  process.stderr.write(`drover: invalid configuration: ${printable(errorMessage(err))}\n`);
-  process.exit(2);
+/**
+ * Exits once stdout and stderr have been written out: `process.exit` right after a large write to
+ * a pipe would drop what the reader has not taken yet (beyond 64 KiB).
+ */
+async function exit(code: number): Promise<never> {
+  const flushed = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => stream.write("", () => resolve()));
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
 }
+
+const config: CliConfig = await (async () => {
+  try {
+    return loadCliConfig({ argv: [] });
+  } catch (err) {
+    process.stderr.write(`drover: invalid configuration: ${printable(errorMessage(err))}\n`);
+    return exit(2);
+  }
+})();
 const argv = process.argv.slice(2);
 if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
   process.stdout.write(`${USAGE}\n`);
-  process.exit(argv.length === 0 ? 2 : 0);
+  await exit(argv.length === 0 ? 2 : 0);
 }
 try {
   await main(argv, config);
 } catch (err) {
   if (err instanceof UsageError) {
     process.stderr.write(`drover: ${printable(err.message)}\n${USAGE}\n`);
-    process.exit(2);
+    await exit(2);
   }
   const msg =
     err instanceof InvalidArgumentError ? `invalid input: ${formatIssues(err.issues)}` : errorMessage(err);
   // One line, whatever the input held: control and bidi characters are escaped.
   process.stderr.write(`drover: error: ${printable(msg)}\n`);
-  process.exit(1);
+  await exit(1);
 }
-process.exit(process.exitCode ?? 0);
+await exit(typeof process.exitCode === "number" ? process.exitCode : 0);

@@ -6,6 +6,7 @@ import {
   grpcServerOptions,
   hardenService,
   installProcessGuards,
+  startupFailed,
 } from "@drover/common";
 import { loadMasterConfig, loadOrExit } from "@drover/config";
 import { MasterMetrics, serveMetrics } from "@drover/observability";
@@ -18,7 +19,6 @@ import { masterService } from "./service.js";
 export async function runService(): Promise<void> {
   const config = loadOrExit("master", () => loadMasterConfig());
   const log = createLogger("master", config.logLevel, { node: config.advertise, host: hostname() });
-  installProcessGuards(log);
   const etcd = connectEtcd(config.etcdEndpoints, { timeoutMs: config.storeTimeoutMs });
   const bus = await connectBus(config.natsServers, `master-${config.advertise}`, log);
   await ensureStreams(bus);
@@ -37,11 +37,14 @@ export async function runService(): Promise<void> {
       log,
     ),
   );
-  const port = await bindGrpc(server, config.listen);
+  const port = await bindGrpc(server, config.listen).catch((err: unknown) =>
+    startupFailed(log, `listen on ${config.listen}`, err),
+  );
   log.info("master listening", { listen: config.listen, port, advertise: config.advertise });
   const metrics = new MasterMetrics();
   metrics.source = () => current;
   const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
+  installProcessGuards(log);
 
   const abort = new AbortController();
   const shutdown = async (signal: string) => {

@@ -35,8 +35,9 @@ const KILL_GRACE_SECONDS = 5;
 export class TaskLifecycle {
   /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
   private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
-  /** Launches accepted whose tasks are being committed: their resources are in use already. */
-  private readonly pending = new Set<{ frameworkId: string; agentId: string; resources: Resources }>();
+  /** Launches accepted whose tasks are being committed: their resources are in use already (by agent, by framework). */
+  private readonly pendingByAgent = new Map<string, Resources[]>();
+  private readonly pendingByFramework = new Map<string, Resources[]>();
   private readonly timers: { cancel(): void }[] = [];
   private sweeping = false;
 
@@ -61,15 +62,11 @@ export class TaskLifecycle {
 
   /** Resources of launches being committed, per agent and per framework (the allocator adds them). */
   pendingOn(agentId: string): Resources {
-    let r = emptyResources();
-    for (const p of this.pending) if (p.agentId === agentId) r = addResources(r, p.resources);
-    return r;
+    return sum(this.pendingByAgent.get(agentId));
   }
 
   pendingFor(frameworkId: string): Resources {
-    let r = emptyResources();
-    for (const p of this.pending) if (p.frameworkId === frameworkId) r = addResources(r, p.resources);
-    return r;
+    return sum(this.pendingByFramework.get(frameworkId));
   }
 
   /**
@@ -82,8 +79,9 @@ export class TaskLifecycle {
     const now = this.ctx.clock.now();
     // The offers are gone and the tasks are not committed yet: until they are, their resources
     // count as used, or an allocation in between would lend them to another framework.
-    const pending = { frameworkId, agentId, resources: need };
-    this.pending.add(pending);
+    const pending = need;
+    push(this.pendingByAgent, agentId, pending);
+    push(this.pendingByFramework, frameworkId, pending);
     const outcomes = await Promise.allSettled(
       tasks.map((t) =>
         this.ctx.state.commit(
@@ -111,7 +109,10 @@ export class TaskLifecycle {
           () => (this.ctx.state.tasks.get(t.taskId)?.version ?? 0) === 0,
         ),
       ),
-    ).finally(() => this.pending.delete(pending));
+    ).finally(() => {
+      pull(this.pendingByAgent, agentId, pending);
+      pull(this.pendingByFramework, frameworkId, pending);
+    });
     const launched = tasks.filter((_, i) => {
       const o = outcomes[i];
       return o?.status === "fulfilled" && o.value;
@@ -356,4 +357,24 @@ export class TaskLifecycle {
       this.sweeping = false;
     }
   }
+}
+
+function sum(list: Resources[] | undefined): Resources {
+  let r = emptyResources();
+  for (const x of list ?? []) r = addResources(r, x);
+  return r;
+}
+
+function push(m: Map<string, Resources[]>, key: string, r: Resources): void {
+  const l = m.get(key);
+  if (l) l.push(r);
+  else m.set(key, [r]);
+}
+
+function pull(m: Map<string, Resources[]>, key: string, r: Resources): void {
+  const l = m.get(key);
+  if (!l) return;
+  const i = l.indexOf(r);
+  if (i >= 0) l.splice(i, 1);
+  if (l.length === 0) m.delete(key);
 }

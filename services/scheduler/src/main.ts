@@ -13,6 +13,7 @@ import {
   grpcServerOptions,
   hardenService,
   installProcessGuards,
+  startupFailed,
 } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
 import { SchedulerMetrics, serveMetrics } from "@drover/observability";
@@ -25,7 +26,6 @@ import { type SchedulerLeader, schedulerService } from "./service.js";
 
 const config = loadOrExit("scheduler", () => loadSchedulerConfig());
 const log = createLogger("scheduler", config.logLevel, { node: config.advertise, host: hostname() });
-installProcessGuards(log);
 const etcd = connectEtcd(config.etcdEndpoints, { timeoutMs: config.storeTimeoutMs });
 const bus = await connectBus(config.natsServers, `scheduler-${config.advertise}`, log);
 await ensureStreams(bus);
@@ -45,10 +45,13 @@ server.addService(
     log,
   ),
 );
-await bindGrpc(server, config.listen);
+await bindGrpc(server, config.listen).catch((err: unknown) =>
+  startupFailed(log, `listen on ${config.listen}`, err),
+);
 log.info("scheduler listening", { listen: config.listen, advertise: config.advertise });
 const metrics = new SchedulerMetrics();
 const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
+installProcessGuards(log);
 
 const abort = new AbortController();
 let stopCurrent: (() => Promise<void>) | undefined;
