@@ -40,12 +40,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs `fn` at most once per `windowMs`, coalescing calls made while waiting or running.
+ * Runs `fn` at most once per `windowMs` (a number, or read at each trigger), coalescing calls made
+ * while waiting or running.
  * An error of `fn` goes to `onError` (never an unhandled rejection); after cancel() nothing runs.
  */
 export function coalesce(
   fn: () => Promise<void> | void,
-  windowMs: number,
+  windowMs: number | (() => number),
   onError: (err: unknown) => void = () => {},
   clock: Clock = systemClock,
 ): { trigger(): void; cancel(): void } {
@@ -75,7 +76,7 @@ export function coalesce(
   };
   const trigger = () => {
     if (timer || cancelled) return;
-    timer = clock.setTimeout(() => void run(), windowMs);
+    timer = clock.setTimeout(() => void run(), typeof windowMs === "number" ? windowMs : windowMs());
   };
   return {
     trigger,

@@ -220,14 +220,20 @@ export class CommitQueue {
     let ops = 0;
     let compares = this.o.leadership ? 1 : 0;
     let bytes = 0;
+    // Once a unit does not fit, the transaction is full: the rest wait unprepared (preparing them
+    // only to put them back would cost the whole backlog on every transaction).
+    let full = false;
     const now = this.o.now();
-    for (const [i, u] of this.pending.entries()) {
+    // Only a window of the backlog is looked at; the rest keeps its order behind it.
+    const window = this.pending.length > LOOKAHEAD ? this.pending.slice(0, LOOKAHEAD) : this.pending;
+    const rest = this.pending.length > LOOKAHEAD ? this.pending.slice(LOOKAHEAD) : [];
+    for (const u of window) {
       const keys = u.changes.map(keyOf);
       const wait = () => {
         for (const k of keys) blocked.add(k);
         keep.push(u);
       };
-      if (i >= LOOKAHEAD || keys.some((k) => used.has(k) || blocked.has(k))) {
+      if (full || keys.some((k) => used.has(k) || blocked.has(k))) {
         wait();
         continue;
       }
@@ -284,6 +290,7 @@ export class CommitQueue {
         compares + prepared.length > limits.maxTxnOps ||
         bytes + uBytes > limits.maxTxnBytes
       ) {
+        full = true;
         wait();
         continue;
       }
@@ -293,7 +300,7 @@ export class CommitQueue {
       for (const k of keys) used.add(k);
       taken.push({ unit: u, prepared });
     }
-    this.pending = keep;
+    this.pending = rest.length > 0 ? keep.concat(rest) : keep;
     return taken;
   }
 
