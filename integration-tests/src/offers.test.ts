@@ -337,13 +337,13 @@ async function badAccepts(fa: Probe, b: Probe): Promise<void> {
   const foreign = await refused("accepting another framework's offer", () =>
     other.fw.launch(rec.offer, [spec]),
   );
-  assert.equal(foreign[0]?.path, "offerIds.0", JSON.stringify(foreign));
+  assert.equal(foreign[0]?.path, "offerIds[0]", JSON.stringify(foreign));
   assert.match(foreign[0]?.message ?? "", /another framework/);
 
   const unknown = await refused("accepting an unknown offer id", () =>
     holder.fw.launch({ ...rec.offer, offerId: "o-no-such-offer" }, [spec]),
   );
-  assert.equal(unknown[0]?.path, "offerIds.0", JSON.stringify(unknown));
+  assert.equal(unknown[0]?.path, "offerIds[0]", JSON.stringify(unknown));
   assert.match(unknown[0]?.message ?? "", /o-no-such-offer/);
   assert.match(unknown[0]?.message ?? "", /unknown/);
 
