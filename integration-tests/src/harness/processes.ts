@@ -82,7 +82,10 @@ export function spawnService(
     else mergedEnv[key] = value;
   }
   const script = join(repoRoot, "services", kind, "dist", "main.js");
-  const child = spawn(process.execPath, [script], {
+  // DROVER_TEST_NODE_ARGS: extra node flags for the services (the benchmark's --cpu-prof, which
+  // NODE_OPTIONS does not allow).
+  const nodeArgs = (process.env.DROVER_TEST_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     cwd: repoRoot,
     env: mergedEnv,
     stdio: ["ignore", "pipe", "pipe"],

@@ -284,7 +284,9 @@ export class Framework {
             .call(
               (c) => c.acknowledge.bind(c),
               { frameworkId: this.id, taskId: s.taskId, uuid: s.uuid },
-              5000,
+              // Short: an acknowledgement that does not arrive is harmless (the master resends the
+              // update until one does), and long retries pile up during a master failover.
+              1000,
               this.streamHeaders(),
             )
             .catch(() => undefined);

@@ -66,6 +66,11 @@ log.info("agent starting", {
 });
 
 const shutdown = async (signal: string) => {
+  // A stop that hangs (a store or a bus that does not answer) must not keep the process: 10 s at most.
+  setTimeout(() => {
+    log.error("shutdown did not finish within 10 s; exiting");
+    process.exit(1);
+  }, 10_000).unref();
   log.info("shutting down (containers keep running)", { signal });
   await agent.stop();
   await executor.close().catch(() => undefined);

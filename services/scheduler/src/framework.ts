@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  coalesce,
   errorMessage,
   forEachLimit,
   InvalidArgumentError,
@@ -92,8 +93,46 @@ export interface FrameworkDeps {
   saveFrameworkId(id: string): Promise<void>;
 }
 
+/** The view of the framework's tasks, indexed by app (no scan of every task per app). */
+export class TaskView extends Map<string, TaskEntry> {
+  private readonly byApp = new Map<string, Map<string, TaskEntry>>();
+
+  override set(taskId: string, t: TaskEntry): this {
+    const prev = super.get(taskId);
+    if (prev && prev.appId !== t.appId) this.byApp.get(prev.appId)?.delete(taskId);
+    super.set(taskId, t);
+    let m = this.byApp.get(t.appId);
+    if (!m) {
+      m = new Map();
+      this.byApp.set(t.appId, m);
+    }
+    m.set(taskId, t);
+    return this;
+  }
+
+  override delete(taskId: string): boolean {
+    const prev = super.get(taskId);
+    if (prev) {
+      const m = this.byApp.get(prev.appId);
+      m?.delete(taskId);
+      if (m?.size === 0) this.byApp.delete(prev.appId);
+    }
+    return super.delete(taskId);
+  }
+
+  override clear(): void {
+    this.byApp.clear();
+    super.clear();
+  }
+
+  /** The tasks of one app. */
+  ofApp(appId: string): Iterable<TaskEntry> {
+    return this.byApp.get(appId)?.values() ?? [];
+  }
+}
+
 export class FrameworkDriver {
-  readonly tasks = new Map<string, TaskEntry>();
+  readonly tasks = new TaskView();
   readonly backoff = new Map<string, BackoffState>();
   /** Why each app's waiting instances were not placed, from the last offers seen. */
   private readonly waiting = new Map<
@@ -109,8 +148,14 @@ export class FrameworkDriver {
   private reviveTimer: NodeJS.Timeout | undefined;
   private reviveAtMs = Number.POSITIVE_INFINITY;
   private queueTail: Promise<unknown> = Promise.resolve();
+  private readonly convergeSoon: { trigger(): void; cancel(): void };
 
   constructor(private readonly deps: FrameworkDeps) {
+    this.convergeSoon = coalesce(
+      () => this.converge(),
+      50,
+      (err) => deps.log.error("converge failed", { err: errorMessage(err) }),
+    );
     this.policy = {
       initialMs: deps.config.backoffInitialMs,
       factor: 2,
@@ -154,6 +199,7 @@ export class FrameworkDriver {
 
   stop(): void {
     this.stopped = true;
+    this.convergeSoon.cancel();
     this.ready = false;
     if (this.reviveTimer) clearTimeout(this.reviveTimer);
     this.fw?.stop();
@@ -247,7 +293,8 @@ export class FrameworkDriver {
         killRequested: false,
       });
     }
-    await this.convergeNow();
+    // Updates arrive in floods at scale: converge once per burst, not once per update.
+    this.convergeSoon.trigger();
   }
 
   private async convergeNow(): Promise<void> {
@@ -305,7 +352,7 @@ export class FrameworkDriver {
 
   /** What reconcileApp says of `appId` now; `record` keeps the refreshed backoff (queries pass false). */
   private plan(appId: string, app: AppRecord, now: number, record = true) {
-    const tasks = [...this.tasks.values()].filter((t) => t.appId === appId);
+    const tasks = [...this.tasks.ofApp(appId)];
     let b = this.backoff.get(appId) ?? initialBackoff();
     for (const t of tasks)
       if (t.runningSinceMs !== undefined) b = recordHealthy(b, t.runningSinceMs, now, this.policy);
@@ -420,9 +467,13 @@ export class FrameworkDriver {
         this.deps.observer?.accept?.(0, false);
         // An offer that expired or was rescinded is nobody's fault: the tasks go back to waiting for
         // the next offer. Anything else counts against the apps (backoff, and `app why` says it).
-        if (!offerOnly(err))
-          for (const appId of new Set(tasks.map((t) => t.appId)))
-            this.recordLaunchFailure(appId, errorMessage(err), now);
+        if (offerOnly(err)) {
+          // Refused for its offer: certainly nothing was launched, no need to ask the master.
+          for (const t of tasks) this.tasks.delete(t.taskId);
+          return;
+        }
+        for (const appId of new Set(tasks.map((t) => t.appId)))
+          this.recordLaunchFailure(appId, errorMessage(err), now);
         await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
     });
@@ -499,8 +550,7 @@ export class FrameworkDriver {
 
   private missing(appId: string, app: AppRecord): number {
     let active = 0;
-    for (const t of this.tasks.values())
-      if (t.appId === appId && isActive(t.state) && !t.killRequested) active++;
+    for (const t of this.tasks.ofApp(appId)) if (isActive(t.state) && !t.killRequested) active++;
     return Math.max(0, app.spec.instances - active);
   }
 
@@ -514,8 +564,8 @@ export class FrameworkDriver {
   counts(appId: string): { running: number; staged: number } {
     let running = 0;
     let staged = 0;
-    for (const t of this.tasks.values()) {
-      if (t.appId !== appId || t.killRequested) continue;
+    for (const t of this.tasks.ofApp(appId)) {
+      if (t.killRequested) continue;
       if (t.state === "TASK_RUNNING") running++;
       else if (isActive(t.state)) staged++;
     }

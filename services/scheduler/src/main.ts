@@ -56,6 +56,11 @@ installProcessGuards(log);
 const abort = new AbortController();
 let stopCurrent: (() => Promise<void>) | undefined;
 const shutdown = async (signal: string) => {
+  // A stop that hangs (a store or a bus that does not answer) must not keep the process: 10 s at most.
+  setTimeout(() => {
+    log.error("shutdown did not finish within 10 s; exiting");
+    process.exit(1);
+  }, 10_000).unref();
   log.info("shutting down", { signal });
   abort.abort();
   await stopCurrent?.();
