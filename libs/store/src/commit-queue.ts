@@ -10,8 +10,9 @@
  *   A guard must read only its own unit's aggregates (or the caller's memory): units on other
  *   aggregates packed before it in the same transaction are not visible to it yet.
  * - Changes of one unit to the same aggregate are merged into one (events in order).
- * - Two units that touch the same aggregate never share a transaction: the later one waits for
- *   the next, so it is prepared (and its guard evaluated) on top of the earlier one's result.
+ * - Two units that touch the same aggregate never share a transaction, nor overlap in flight (up
+ *   to 4 transactions are in flight at once, on disjoint aggregates): the later one waits, so it is
+ *   prepared (and its guard evaluated) on top of the earlier one's result.
  *   Units on other aggregates may overtake a waiting unit; units on the same one never do.
  * - Every transaction carries the leader fence and each aggregate's version compare.
  * - A conflict (an aggregate moved on) re-reads the aggregates of the transaction and retries its
@@ -132,6 +133,8 @@ export interface CommitQueueOptions {
 /** How many waiting units are looked at (and their aggregates read) per transaction. */
 const LOOKAHEAD = 1024;
 const MAX_CONFLICT_ATTEMPTS = 3;
+/** Transactions in flight at once. */
+const MAX_TXNS_IN_FLIGHT = 4;
 
 const keyOf = (c: UnitChange) => `${c.def.name}/${c.id}`;
 
@@ -149,6 +152,9 @@ function mergeByAggregate(changes: UnitChange[]): UnitChange[] {
 export class CommitQueue {
   private pending: Unit[] = [];
   private draining = false;
+  /** Transactions sent and not answered yet, and the aggregates they hold. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlightKeys = new Set<string>();
 
   constructor(private readonly o: CommitQueueOptions) {}
 
@@ -166,17 +172,41 @@ export class CommitQueue {
   commit(changes: UnitChange[], guard?: () => boolean): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.pending.push({ changes: mergeByAggregate(changes), guard, attempts: 0, resolve, reject });
-      if (!this.draining) void this.drain();
+      this.kick();
     });
+  }
+
+  /** Starts draining unless a drain runs (after a commit, and after a transaction completes). */
+  private kick(): void {
+    if (!this.draining && this.pending.length > 0) void this.drain();
   }
 
   private async drain(): Promise<void> {
     this.draining = true;
     try {
       while (this.pending.length > 0) {
+        // Several transactions in flight (on disjoint aggregates): etcd batches concurrent
+        // proposals into one disk write, so the commit rate is not bounded by one round trip.
+        if (this.inFlight.size >= MAX_TXNS_IN_FLIGHT) {
+          await Promise.race(this.inFlight);
+          continue;
+        }
         await this.readMissing();
         const batch = this.pack();
-        if (batch.length > 0) await this.send(batch);
+        if (batch.length === 0) {
+          // Everything left waits for an aggregate of a transaction in flight.
+          if (this.inFlight.size > 0) await Promise.race(this.inFlight);
+          continue;
+        }
+        const keys = batch.flatMap((b) => b.unit.changes.map(keyOf));
+        for (const k of keys) this.inFlightKeys.add(k);
+        const sent: Promise<void> = this.send(batch).finally(() => {
+          for (const k of keys) this.inFlightKeys.delete(k);
+          this.inFlight.delete(sent);
+          // A retried (conflict) or a waiting unit may be pending with no drain running.
+          this.kick();
+        });
+        this.inFlight.add(sent);
       }
     } finally {
       // Synchronously with the loop's last look at `pending`: a commit() after this starts a new drain.
@@ -233,7 +263,7 @@ export class CommitQueue {
         for (const k of keys) blocked.add(k);
         keep.push(u);
       };
-      if (full || keys.some((k) => used.has(k) || blocked.has(k))) {
+      if (full || keys.some((k) => used.has(k) || blocked.has(k) || this.inFlightKeys.has(k))) {
         wait();
         continue;
       }
