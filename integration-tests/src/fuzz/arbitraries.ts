@@ -18,6 +18,7 @@ import {
   MasterConfigSchema,
   SchedulerConfigSchema,
 } from "@drover/config";
+import { TASK_STATES } from "@drover/core";
 import fc from "fast-check";
 
 // ------------------------------------------------------------------ references to live things
@@ -1285,19 +1286,6 @@ export const rawBody: fc.Arbitrary<{ how: RawHow; bytes: Uint8Array }> = fc.oneo
 
 // ------------------------------------------------------------------ NATS status messages
 
-const STATE_NAMES = [
-  "TASK_STAGING",
-  "TASK_STARTING",
-  "TASK_RUNNING",
-  "TASK_KILLING",
-  "TASK_FINISHED",
-  "TASK_FAILED",
-  "TASK_KILLED",
-  "TASK_LOST",
-  "TASK_UNREACHABLE",
-  "TASK_GONE",
-];
-
 const refNode = (...names: RefName[]): fc.Arbitrary<Json> =>
   ref(...names).map((r) => ({ k: "ref" as const, ref: r }));
 
@@ -1309,7 +1297,7 @@ const statusShaped: fc.Arbitrary<Json> = mutated(
   fc.record({
     agentId: refNode("fakeAgentId", "otherAgentId"),
     taskId: refNode(...TASK_REFS),
-    state: fc.constantFrom(...STATE_NAMES).map(str),
+    state: fc.constantFrom(...TASK_STATES).map(str),
     message: fc.oneof(fc.constant(str("fuzz")), stringNode(hostileString(0))),
     exitCode: fc.option(fc.integer({ min: -1, max: 255 }).map(num), { nil: undefined }),
     timestampMs: fc.constant(num(1_700_000_000_000)),
