@@ -62,6 +62,9 @@ export interface LaunchFailure {
   retryAtMs: number;
 }
 
+/** Tasks placed on one round of offers (the rest wait for the next round). */
+const MAX_LAUNCHES_PER_ROUND = 4000;
+
 /** Accepts of one round of offers sent at once. */
 const ACCEPTS_IN_FLIGHT = 64;
 
@@ -407,8 +410,17 @@ export class FrameworkDriver {
       m.set(t.agentId, (m.get(t.agentId) ?? 0) + 1);
       existing.set(t.appId, m);
     }
-    const result = placeInstances(offers, demands, existing);
-    this.recordWaiting(demands, result, offers.length, now);
+    // At most a round's worth of launches: a round that takes longer than the offer timeout to
+    // accept fails on expired offers (Marathon's launch tokens play the same part). The rest of
+    // the demand waits for the next offers, a second later.
+    let budget = MAX_LAUNCHES_PER_ROUND;
+    const capped = demands.flatMap((d) => {
+      const count = Math.min(d.count, budget);
+      budget -= count;
+      return count > 0 ? [{ ...d, count }] : [];
+    });
+    const result = placeInstances(offers, capped, existing);
+    this.recordWaiting(capped, result, offers.length, now);
     const byOffer = new Map<string, { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[] }>();
     const offerById = new Map(offers.map((o) => [o.offerId, o]));
     for (const p of result.placements) {
