@@ -20,7 +20,7 @@
 import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DroverError, InvalidArgumentError, printable } from "@drover/common";
+import { clip, DroverError, InvalidArgumentError, printable } from "@drover/common";
 import {
   AgentConfigSchema,
   CliConfigSchema,
@@ -982,7 +982,15 @@ export function judgeCliRefusal(
       local.issues.some(
         (i) =>
           // As the CLI prints a path: on one line, control and bidi characters escaped.
-          (i.path !== "" && line.includes(printable(i.path.replace(/\s*\n\s*/g, " ").trim()))) ||
+          // (a path over 200 characters is cut with a marker first, as every error bounds its issues).
+          (i.path !== "" &&
+            line.includes(
+              printable(
+                clip(i.path, 200)
+                  .replace(/\s*\n\s*/g, " ")
+                  .trim(),
+              ),
+            )) ||
           (i.path === "" && line.includes(i.message.slice(0, 40))),
       );
     if (!named)
