@@ -667,6 +667,27 @@ describe("allocate properties", () => {
     );
   });
 
+  it("(e) regression: a guarantee's remainder below the minimum in one dimension is still served in the other", () => {
+    // fast-check seed 770713711: 4.005 cpus / 1029.12 MiB guaranteed; one agent of 4 cpus / 1024 MiB
+    // left 0.005 cpus (below the minimum) and 5.12 MiB unmet, and the quota role got no more.
+    const agents = [agent("a0", res(4, 1024)), agent("a1", res(1, 1024)), agent("a2", res(4, 1024))];
+    const guarantee = { cpus: 4.005, mem: 1029.12 };
+    const grants = allocate(
+      agents,
+      [framework("q1", { role: "quota" }), framework("n0", { role: "*" })],
+      [],
+      NOW,
+      {
+        roles: [{ role: "quota", guarantee }],
+      },
+    );
+    const quota = grants
+      .filter((g) => g.frameworkId === "q1")
+      .reduce((t, g) => addResources(t, g.resources), emptyResources());
+    assert.ok(quota.cpus >= guarantee.cpus - MIN.cpus - EPS, `quota got ${quota.cpus} cpus`);
+    assert.ok(quota.mem >= guarantee.mem - MIN.mem - EPS, `quota got ${quota.mem} MiB`);
+  });
+
   it("(e) a role gets its guarantee before other roles get more than the surplus", () => {
     let guaranteed = 0;
     fc.assert(

@@ -231,7 +231,9 @@ class Cycle {
     for (const d of ["cpus", "mem"] as const) {
       let c: number;
       if (stage === 2) c = Math.max(0, s[d] + u[d]);
-      else if (u[d] > RESOURCE_EPSILON) c = u[d];
+      // At least the minimum allocatable: a remainder below it (0.005 cpus of a guarantee) would
+      // make the whole grant unallocatable and leave the other dimension's remainder unserved.
+      else if (u[d] > RESOURCE_EPSILON) c = Math.max(u[d], this.min[d]);
       else if (g !== undefined && g[d] > 0)
         c = Math.min(Math.max(0, s[d]), Math.max(this.min[d], fraction * g[d]));
       else c = Math.max(0, s[d]);
