@@ -384,7 +384,8 @@ describe("allocate properties", () => {
           }
         },
       ),
-      { numRuns: 400 },
+      // A fixed seed: the coverage checks below count what the generator produced, which varies by seed.
+      { numRuns: 400, seed: 20261129 },
     );
     assert.ok(granted > 200, `the generator should produce grants (got ${granted})`);
     assert.ok(capped > 20, `the generator should produce capped grants (got ${capped})`);
