@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     schedulers: 1,
     agents: 0,
     waitReady: false,
-    logLevel: "warn",
+    logLevel: process.env.BENCH_LOG_LEVEL ?? "warn",
     // A 3 s lease (the default) is lost under this load when etcd's applies fall behind (a lease
     // renewal waits for them): the benchmark uses 10 s, as a fleet of this size would.
     leaderTtlSeconds: Number(process.env.BENCH_LEADER_TTL ?? 10),

@@ -66,7 +66,7 @@ export interface LaunchFailure {
 const MAX_LAUNCHES_PER_ROUND = 4000;
 
 /** Accepts of one round of offers sent at once. */
-const ACCEPTS_IN_FLIGHT = 64;
+const ACCEPTS_IN_FLIGHT = 512;
 
 /** An accept refused only for its offers (expired, rescinded, unknown): not the app's fault. */
 function offerOnly(err: unknown): boolean {
@@ -456,6 +456,8 @@ export class FrameworkDriver {
           createdAtMs: now,
           killRequested: false,
         });
+    // What this round does not use goes back first, so the master can offer it again meanwhile.
+    if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
     // Accepts go out together (the master commits concurrent accepts in shared transactions).
     await forEachLimit([...byOffer.values()], ACCEPTS_IN_FLIGHT, async ({ offer, tasks }) => {
       try {
@@ -489,7 +491,6 @@ export class FrameworkDriver {
         await this.forgetUnknown(tasks.map((t) => t.taskId));
       }
     });
-    if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
   }
 
   /** The next try of `appId`'s launch waits 1 s, doubling to 30 s while the master keeps failing it. */
