@@ -20,12 +20,8 @@
  *   their next commit (the outcome of an unanswered commit is unknown).
  */
 import { ConflictError, FencedError, TooLargeError } from "@drover/common";
-import type { AggregateDef } from "@drover/core";
 import type { Leadership } from "./election.js";
-import type { EventStore, PreparedChange } from "./event-store.js";
-
-// biome-ignore lint/suspicious/noExplicitAny: heterogeneous aggregates in one cache
-type AnyDef = AggregateDef<any, any>;
+import type { AnyDef, EventStore, PreparedChange } from "./event-store.js";
 
 export interface CachedEntry {
   state: unknown;

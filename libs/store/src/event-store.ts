@@ -32,8 +32,9 @@ import {
   versionKey,
 } from "./keys.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: heterogeneous aggregates in one transaction
-type AnyDef = AggregateDef<any, any>;
+/** Any aggregate definition: the store handles heterogeneous aggregates in one transaction. */
+// biome-ignore lint/suspicious/noExplicitAny: heterogeneous aggregates (the one place this is declared)
+export type AnyDef = AggregateDef<any, any>;
 
 export interface Change<S = unknown, E extends { type: string } = { type: string }> {
   def: AggregateDef<S, E>;

@@ -9,16 +9,12 @@
  * Every write is fenced and packed within the store's limits; a run can stop anywhere and the
  * next one continues (each aggregate's removal and checkpoint are one atomic step).
  */
-import type { AggregateDef } from "@drover/core";
 import { AGGREGATES } from "@drover/core";
 import { CompareResult, CompareTarget, type ICompare, type IRequestOp } from "etcd3";
 import { z } from "zod";
 import type { Leadership } from "./election.js";
-import { type EventStore, parseEnvelope } from "./event-store.js";
+import { type AnyDef, type EventStore, parseEnvelope } from "./event-store.js";
 import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, parseLogKey, versionKey } from "./keys.js";
-
-// biome-ignore lint/suspicious/noExplicitAny: any aggregate type
-type AnyDef = AggregateDef<any, any>;
 
 export const CheckpointSchema = z.strictObject({
   /** The version of the last event folded into `state`. */
