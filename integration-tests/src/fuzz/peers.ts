@@ -233,7 +233,7 @@ export class FuzzFramework {
         const st = e.value.status;
         if (st)
           this.client.acknowledge(
-            { frameworkId: this.frameworkId, taskId: st.taskId, uuid: st.uuid },
+            { frameworkId: this.frameworkId, taskId: st.taskId, uuid: st.uuid, acks: [] },
             this.metadata(),
             { deadline: new Date(Date.now() + 5_000) },
             () => undefined,

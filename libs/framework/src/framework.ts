@@ -30,6 +30,7 @@ export class Framework {
   private stopped = false;
   private cancel: (() => void) | undefined;
   private readonly offers = new Map<string, FrameworkOffer>();
+  private readonly acks: AckBatcher;
 
   constructor(
     private readonly options: FrameworkOptions,
@@ -37,6 +38,18 @@ export class Framework {
   ) {
     this.masters = new LeaderClient(MasterClient, options.masters);
     this.id = options.frameworkId;
+    this.acks = new AckBatcher((frameworkId, acks) =>
+      this.masters
+        .call(
+          (c) => c.acknowledge.bind(c),
+          { frameworkId, taskId: "", uuid: "", acks },
+          // Short: an acknowledgement that does not arrive is harmless (the master sends the
+          // update again, later each time), and long retries pile up during a master failover.
+          2000,
+          this.streamHeaders(),
+        )
+        .then(() => undefined),
+    );
   }
 
   get frameworkId(): string | undefined {
@@ -59,6 +72,7 @@ export class Framework {
 
   stop(): void {
     this.stopped = true;
+    this.acks.stop();
     this.cancel?.();
     this.masters.close();
   }
@@ -279,23 +293,74 @@ export class Framework {
           timestampMs: s.timestampMs,
         };
         await this.handlers.update?.(update);
-        if (this.id && s.uuid) {
-          await this.masters
-            .call(
-              (c) => c.acknowledge.bind(c),
-              { frameworkId: this.id, taskId: s.taskId, uuid: s.uuid },
-              // Short: an acknowledgement that does not arrive is harmless (the master resends the
-              // update until one does), and long retries pile up during a master failover.
-              1000,
-              this.streamHeaders(),
-            )
-            .catch(() => undefined);
-        }
+        // Acknowledged once handled, in batches and off the event path: at scale one round trip
+        // per update, awaited in order, holds every later event (offers expire in the queue).
+        if (this.id && s.uuid) this.acks.add(this.id, s.taskId, s.uuid);
         return;
       }
       case "heartbeat":
       case "error":
         return;
+    }
+  }
+}
+
+/** Acknowledgements per call, and the wait that lets a burst of updates share one call. */
+const ACK_BATCH = 2000;
+const ACK_DELAY_MS = 20;
+
+/**
+ * Collects acknowledgements and sends them in batches, one call at a time: the next batch
+ * waits for the answer to the previous one. A batch that fails is dropped; the master sends
+ * those updates again and they are acknowledged then.
+ */
+export class AckBatcher {
+  private pending: { frameworkId: string; taskId: string; uuid: string }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending = false;
+  private stopped = false;
+
+  constructor(
+    private readonly send: (frameworkId: string, acks: { taskId: string; uuid: string }[]) => Promise<void>,
+    private readonly delayMs = ACK_DELAY_MS,
+  ) {}
+
+  add(frameworkId: string, taskId: string, uuid: string): void {
+    if (this.stopped) return;
+    this.pending.push({ frameworkId, taskId, uuid });
+    if (this.pending.length >= ACK_BATCH) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.delayMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.pending = [];
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Sends what is pending (resolves when nothing is left or the batcher stopped). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.pending.length > 0 && !this.stopped) {
+        const first = this.pending[0];
+        if (!first) break;
+        // One framework id per call (it changes only when the framework is re-registered).
+        let n = 0;
+        while (n < this.pending.length && n < ACK_BATCH && this.pending[n]?.frameworkId === first.frameworkId)
+          n++;
+        const batch = this.pending.splice(0, n);
+        await this.send(
+          first.frameworkId,
+          batch.map(({ taskId, uuid }) => ({ taskId, uuid })),
+        ).catch(() => undefined);
+      }
+    } finally {
+      this.sending = false;
     }
   }
 }

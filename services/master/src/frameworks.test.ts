@@ -1,7 +1,7 @@
 /**
  * FrameworkRegistry and the framework calls on the in-process master: every call proves its
  * subscription (stream id), a framework gone past its failover timeout loses its tasks and is
- * removed, and Acknowledge stops the 10 s resend of a status update.
+ * removed, and Acknowledge stops the resend of a status update (10 s, doubling to 10 min).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -119,7 +119,7 @@ test("a framework that re-subscribes within its failover timeout keeps its tasks
   await m.leader.stop();
 });
 
-test("a status update is resent every 10 s until acknowledged with its uuid", async () => {
+test("a status update is resent until acknowledged with its uuid", async () => {
   const m = await startMaster();
   const agent = await registerAgent(m, anAgent().id("a1"));
   keepAlive(m, "a1", agent);
@@ -163,5 +163,61 @@ test("a status update is resent every 10 s until acknowledged with its uuid", as
 
   assert.throws(() => m.leader.acknowledge(fw.frameworkId, "nobody.1", "u"), code("NOT_FOUND"));
   assert.throws(() => m.leader.acknowledge(fw.frameworkId, "web.1", ""), code("INVALID_ARGUMENT"));
+  await m.leader.stop();
+});
+
+test("an unacknowledged update is resent after 10 s, then twice as late each time (no flood of the same update)", async () => {
+  const m = await startMaster();
+  const agent = await registerAgent(m, anAgent().id("a1"));
+  keepAlive(m, "a1", agent);
+  const fw = await subscribe(m);
+  const offer = (await nextOffers(m, fw)).find((o) => o.agentId === "a1");
+  assert.ok(offer);
+  await m.leader.accept(acceptOf(fw.frameworkId, [offer.offerId], [aTask().id("web.1").on("a1")]));
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "web.1", "TASK_RUNNING"));
+  const isWeb1 = (e: FrameworkEvent) =>
+    e.event?.$case === "update" && e.event.value.status?.taskId === "web.1";
+  const mark = fw.conn.mark();
+  // Sent again at about 10, 30, 70 and 150 s: 4 times in 160 s (a fixed 10 s would be 16).
+  for (let i = 0; i < 32; i++) await m.clock.advance(5_000);
+  const resent = fw.conn.where(isWeb1, mark).length;
+  assert.ok(resent >= 3 && resent <= 5, `resent ${resent} times in 160 s`);
+  await m.leader.stop();
+});
+
+test("acknowledgements in one batch: known ones apply, unknown or foreign tasks are returned, a bad uuid names its index", async () => {
+  const m = await startMaster();
+  const agent = await registerAgent(m, anAgent().id("a1"));
+  keepAlive(m, "a1", agent);
+  const fw = await subscribe(m);
+  const offer = (await nextOffers(m, fw)).find((o) => o.agentId === "a1");
+  assert.ok(offer);
+  await m.leader.accept(
+    acceptOf(fw.frameworkId, [offer.offerId], [aTask().id("web.1").on("a1"), aTask().id("web.2").on("a1")]),
+  );
+  const r1 = statusOf(m, "a1", "web.1", "TASK_RUNNING");
+  const r2 = statusOf(m, "a1", "web.2", "TASK_RUNNING");
+  await m.leader.tasks.onStatus(r1);
+  await m.leader.tasks.onStatus(r2);
+  assert.equal(m.leader.tasks.unacknowledged, 2);
+  const unknown = m.leader.acknowledgeMany(fw.frameworkId, [
+    { taskId: "web.1", uuid: r1.status.uuid },
+    { taskId: "nobody.1", uuid: "u" },
+    { taskId: "web.2", uuid: r2.status.uuid },
+  ]);
+  assert.deepEqual(unknown, ["nobody.1"]);
+  assert.equal(m.leader.tasks.unacknowledged, 0);
+  const isWeb = (e: FrameworkEvent) => e.event?.$case === "update";
+  const mark = fw.conn.mark();
+  await m.clock.advance(30_000);
+  assert.deepEqual(fw.conn.where(isWeb, mark), []);
+  assert.throws(
+    () => m.leader.acknowledgeMany(fw.frameworkId, [{ taskId: "web.1", uuid: "" }]),
+    (err: unknown) => {
+      assert.equal((err as DroverError).code, "INVALID_ARGUMENT");
+      assert.match(String(err), /acks\[0\]\.uuid/);
+      return true;
+    },
+  );
   await m.leader.stop();
 });

@@ -311,6 +311,11 @@ export class MasterLeader {
     this.tasks.acknowledge(frameworkId, taskId, uuid);
   }
 
+  acknowledgeMany(frameworkId: string, acks: { taskId: string; uuid: string }[]): string[] {
+    this.frameworks.requireSubscribed(frameworkId);
+    return this.tasks.acknowledgeMany(frameworkId, acks);
+  }
+
   reconcile(frameworkId: string, taskIds: string[]) {
     this.frameworks.requireSubscribed(frameworkId);
     return this.tasks.reconcile(frameworkId, taskIds);

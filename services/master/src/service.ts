@@ -279,8 +279,8 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
     acknowledge: unaryHandler(log, "Acknowledge", async (req, call) => {
       const l = await leader();
       l.authorizeFramework(req.frameworkId, streamIdOf(call));
-      l.acknowledge(req.frameworkId, req.taskId, req.uuid);
-      return {};
+      if (req.taskId !== "" || req.acks.length === 0) l.acknowledge(req.frameworkId, req.taskId, req.uuid);
+      return { unknownTaskIds: l.acknowledgeMany(req.frameworkId, req.acks) };
     }),
     reconcile: unaryHandler(log, "Reconcile", async (req, call) => {
       const l = await leader();

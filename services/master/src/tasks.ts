@@ -27,14 +27,24 @@ import type { AgentRegistry } from "./agents.js";
 import type { MasterContext } from "./context.js";
 import type { FrameworkRegistry } from "./frameworks.js";
 
-/** How often an unacknowledged update is sent again. */
-const RESEND_MS = 10_000;
+/**
+ * An unacknowledged update is sent again after 10 s, then after twice as long each time up to
+ * 10 minutes (Mesos's status update retry): a framework that is slow to acknowledge at scale is
+ * not flooded with the same updates again, which would slow it further.
+ */
+const RESEND_MIN_MS = 10_000;
+const RESEND_MAX_MS = 600_000;
+/** How often the unacknowledged updates are checked for one due again. */
+const RESEND_CHECK_MS = 5_000;
 const EXPUNGE_EVERY_MS = 15_000;
 const KILL_GRACE_SECONDS = 5;
 
 export class TaskLifecycle {
   /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
-  private readonly unacked = new Map<string, { frameworkId: string; uuid: string; sentAtMs: number }>();
+  private readonly unacked = new Map<
+    string,
+    { frameworkId: string; uuid: string; attempts: number; nextAtMs: number }
+  >();
   /** Launches accepted whose tasks are being committed: their resources are in use already (by agent, by framework). */
   private readonly pendingByAgent = new Map<string, Resources[]>();
   private readonly pendingByFramework = new Map<string, Resources[]>();
@@ -51,7 +61,7 @@ export class TaskLifecycle {
 
   start(): void {
     this.timers.push(
-      this.ctx.clock.setInterval(() => this.resendUnacked(), RESEND_MS),
+      this.ctx.clock.setInterval(() => this.resendUnacked(), RESEND_CHECK_MS),
       this.ctx.clock.setInterval(() => void this.expunge(), EXPUNGE_EVERY_MS),
     );
   }
@@ -179,10 +189,14 @@ export class TaskLifecycle {
   }
 
   private forward(info: TaskInfo, status: TaskStatus): void {
+    // The same update sent again backs off; a new update starts again at the minimum.
+    const prev = this.unacked.get(info.taskId);
+    const attempts = prev && prev.uuid === status.uuid ? prev.attempts + 1 : 0;
     this.unacked.set(info.taskId, {
       frameworkId: info.frameworkId,
       uuid: status.uuid,
-      sentAtMs: this.ctx.clock.now(),
+      attempts,
+      nextAtMs: this.ctx.clock.now() + Math.min(RESEND_MAX_MS, RESEND_MIN_MS * 2 ** attempts),
     });
     this.frameworks.send(info.frameworkId, {
       event: {
@@ -200,7 +214,7 @@ export class TaskLifecycle {
         this.unacked.delete(taskId);
         continue;
       }
-      if (now - u.sentAtMs >= RESEND_MS) this.forward(t.info, t.status);
+      if (now >= u.nextAtMs) this.forward(t.info, t.status);
     }
   }
 
@@ -215,6 +229,37 @@ export class TaskLifecycle {
     if (uuid === "") throw new InvalidArgumentError([{ path: "uuid", message: "must not be empty" }]);
     const u = this.unacked.get(taskId);
     if (u && u.frameworkId === frameworkId && u.uuid === uuid) this.unacked.delete(taskId);
+  }
+
+  /**
+   * Several acknowledgements in one call. A task the master does not know as the framework's is
+   * not an error here (it may have been expunged meanwhile): it is returned, the others apply.
+   */
+  acknowledgeMany(frameworkId: string, acks: { taskId: string; uuid: string }[]): string[] {
+    if (acks.length > LIMITS.idsPerRequest)
+      throw new InvalidArgumentError([
+        { path: "acks", message: `at most ${LIMITS.idsPerRequest} acknowledgements per call` },
+      ]);
+    acks.forEach((a, i) => {
+      if (a.uuid === "")
+        throw new InvalidArgumentError([{ path: `acks[${i}].uuid`, message: "must not be empty" }]);
+    });
+    const unknown: string[] = [];
+    for (const { taskId, uuid } of acks) {
+      const t = this.ctx.state.task(taskId);
+      if (!t || t.info.frameworkId !== frameworkId) {
+        unknown.push(taskId);
+        continue;
+      }
+      const u = this.unacked.get(taskId);
+      if (u && u.frameworkId === frameworkId && u.uuid === uuid) this.unacked.delete(taskId);
+    }
+    return unknown;
+  }
+
+  /** Updates sent and not yet acknowledged (metrics, tests). */
+  get unacknowledged(): number {
+    return this.unacked.size;
   }
 
   /** A framework kills its task (a finished one gets its final status again). */

@@ -152,6 +152,8 @@ export class FrameworkDriver {
   private reviveAtMs = Number.POSITIVE_INFINITY;
   private queueTail: Promise<unknown> = Promise.resolve();
   private readonly convergeSoon: { trigger(): void; cancel(): void };
+  /** Tasks in accepts sent or queued and not answered yet. */
+  private accepting = 0;
 
   constructor(private readonly deps: FrameworkDeps) {
     this.convergeSoon = coalesce(
@@ -382,7 +384,7 @@ export class FrameworkDriver {
 
   private async placeOffers(offers: FrameworkOffer[]): Promise<void> {
     if (!this.ready || this.stopped) {
-      await this.decline(
+      this.decline(
         offers.map((o) => o.offerId),
         1,
       );
@@ -413,7 +415,16 @@ export class FrameworkDriver {
     // At most a round's worth of launches: a round that takes longer than the offer timeout to
     // accept fails on expired offers (Marathon's launch tokens play the same part). The rest of
     // the demand waits for the next offers, a second later.
-    let budget = MAX_LAUNCHES_PER_ROUND;
+    // Tasks of earlier rounds still being accepted count against this round (backpressure when
+    // the master is slower than the offers: the offers go back, to come again a second later).
+    let budget = MAX_LAUNCHES_PER_ROUND - this.accepting;
+    if (budget <= 0 && demands.length > 0) {
+      this.decline(
+        offers.map((o) => o.offerId),
+        1,
+      );
+      return;
+    }
     const capped = demands.flatMap((d) => {
       const count = Math.min(d.count, budget);
       budget -= count;
@@ -457,40 +468,54 @@ export class FrameworkDriver {
           killRequested: false,
         });
     // What this round does not use goes back first, so the master can offer it again meanwhile.
-    if (unused.length > 0) await this.decline(unused, demands.length > 0 ? 1 : 30);
-    // Accepts go out together (the master commits concurrent accepts in shared transactions).
-    await forEachLimit([...byOffer.values()], ACCEPTS_IN_FLIGHT, async ({ offer, tasks }) => {
-      try {
-        // An accept may launch part of its tasks (the master says which): the others leave the view.
-        const launched = new Set(await this.sdk().launch(offer, tasks, 1));
-        this.deps.observer?.accept?.(launched.size, true);
-        for (const t of tasks) if (!launched.has(t.taskId)) this.tasks.delete(t.taskId);
-        for (const appId of new Set(tasks.map((t) => t.appId))) {
-          const all = tasks.filter((t) => t.appId === appId);
-          if (all.some((t) => launched.has(t.taskId))) this.launchFailures.delete(appId);
-          else this.recordLaunchFailure(appId, "the master launched none of the tasks", now);
-        }
-        this.deps.log.debug("launched", { tasks: launched.size, of: tasks.length, agentId: offer.agentId });
-      } catch (err) {
-        // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
-        // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
-        this.deps.log.warn("accept failed; reconciling its tasks", {
-          offerId: offer.offerId,
-          err: errorMessage(err),
-        });
-        this.deps.observer?.accept?.(0, false);
-        // An offer that expired or was rescinded is nobody's fault: the tasks go back to waiting for
-        // the next offer. Anything else counts against the apps (backoff, and `app why` says it).
-        if (offerOnly(err)) {
-          // Refused for its offer: certainly nothing was launched, no need to ask the master.
-          for (const t of tasks) this.tasks.delete(t.taskId);
-          return;
-        }
-        for (const appId of new Set(tasks.map((t) => t.appId)))
-          this.recordLaunchFailure(appId, errorMessage(err), now);
-        await this.forgetUnknown(tasks.map((t) => t.taskId));
-      }
+    if (unused.length > 0) this.decline(unused, demands.length > 0 ? 1 : 30);
+    // Accepts go out together (the master commits concurrent accepts in shared transactions), and
+    // the round does not wait for them: status updates and the next offers are handled meanwhile
+    // (the view already holds every planned task, and each answer applies to it at once).
+    const accepts = [...byOffer.values()];
+    const count = accepts.reduce((n, a) => n + a.tasks.length, 0);
+    this.accepting += count;
+    void forEachLimit(accepts, ACCEPTS_IN_FLIGHT, (a) => this.accept(a.offer, a.tasks, now)).finally(() => {
+      this.accepting -= count;
     });
+  }
+
+  /** One accept of a round, and what its answer means for the view. */
+  private async accept(
+    offer: FrameworkOffer,
+    tasks: (TaskSpec & { appId: string })[],
+    now: number,
+  ): Promise<void> {
+    try {
+      // An accept may launch part of its tasks (the master says which): the others leave the view.
+      const launched = new Set(await this.sdk().launch(offer, tasks, 1));
+      this.deps.observer?.accept?.(launched.size, true);
+      for (const t of tasks) if (!launched.has(t.taskId)) this.tasks.delete(t.taskId);
+      for (const appId of new Set(tasks.map((t) => t.appId))) {
+        const all = tasks.filter((t) => t.appId === appId);
+        if (all.some((t) => launched.has(t.taskId))) this.launchFailures.delete(appId);
+        else this.recordLaunchFailure(appId, "the master launched none of the tasks", now);
+      }
+      this.deps.log.debug("launched", { tasks: launched.size, of: tasks.length, agentId: offer.agentId });
+    } catch (err) {
+      // Ambiguous: the master may have committed the launch before the answer was lost (a retry then
+      // finds the offer gone). Ask the master what it knows of these tasks instead of guessing.
+      this.deps.log.warn("accept failed; reconciling its tasks", {
+        offerId: offer.offerId,
+        err: errorMessage(err),
+      });
+      this.deps.observer?.accept?.(0, false);
+      // An offer that expired or was rescinded is nobody's fault: the tasks go back to waiting for
+      // the next offer. Anything else counts against the apps (backoff, and `app why` says it).
+      if (offerOnly(err)) {
+        // Refused for its offer: certainly nothing was launched, no need to ask the master.
+        for (const t of tasks) this.tasks.delete(t.taskId);
+        return;
+      }
+      for (const appId of new Set(tasks.map((t) => t.appId)))
+        this.recordLaunchFailure(appId, errorMessage(err), now);
+      await this.forgetUnknown(tasks.map((t) => t.taskId));
+    }
   }
 
   /** The next try of `appId`'s launch waits 1 s, doubling to 30 s while the master keeps failing it. */
@@ -513,9 +538,10 @@ export class FrameworkDriver {
     }
   }
 
-  private async decline(offerIds: string[], refuseSeconds: number): Promise<void> {
+  /** Gives offers back (not awaited: an offer not declined expires at the master anyway). */
+  private decline(offerIds: string[], refuseSeconds: number): void {
     if (offerIds.length === 0) return;
-    await this.sdk()
+    this.sdk()
       .decline(offerIds, refuseSeconds)
       .catch((err: unknown) => this.deps.log.debug("decline failed", { err: errorMessage(err) }));
   }

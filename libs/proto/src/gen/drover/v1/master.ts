@@ -192,11 +192,21 @@ export interface KillResponse {
 
 export interface AcknowledgeRequest {
   frameworkId: string;
+  /** One acknowledgement (task_id and uuid), or several in `acks` (or both). */
+  taskId: string;
+  uuid: string;
+  /** Several acknowledgements in one call (a framework acknowledges updates in batches at scale). */
+  acks: TaskAck[];
+}
+
+export interface TaskAck {
   taskId: string;
   uuid: string;
 }
 
 export interface AcknowledgeResponse {
+  /** Tasks of `acks` the master does not know as this framework's (expunged, or never its own). */
+  unknownTaskIds: string[];
 }
 
 export interface ReconcileRequest {
@@ -2916,7 +2926,7 @@ export const KillResponse: MessageFns<KillResponse> = {
 };
 
 function createBaseAcknowledgeRequest(): AcknowledgeRequest {
-  return { frameworkId: "", taskId: "", uuid: "" };
+  return { frameworkId: "", taskId: "", uuid: "", acks: [] };
 }
 
 export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
@@ -2929,6 +2939,9 @@ export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
     }
     if (message.uuid !== "") {
       writer.uint32(26).string(message.uuid);
+    }
+    for (const v of message.acks) {
+      TaskAck.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2970,6 +2983,14 @@ export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
             message.uuid = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.acks.push(TaskAck.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2995,6 +3016,7 @@ export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
         ? globalThis.String(object.task_id)
         : "",
       uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+      acks: globalThis.Array.isArray(object?.acks) ? object.acks.map((e: any) => TaskAck.fromJSON(e)) : [],
     };
   },
 
@@ -3009,6 +3031,9 @@ export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
     if (message.uuid !== "") {
       obj.uuid = message.uuid;
     }
+    if (message.acks?.length) {
+      obj.acks = message.acks.map((e) => TaskAck.toJSON(e));
+    }
     return obj;
   },
 
@@ -3020,16 +3045,109 @@ export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
     message.frameworkId = object.frameworkId ?? "";
     message.taskId = object.taskId ?? "";
     message.uuid = object.uuid ?? "";
+    message.acks = object.acks?.map((e) => TaskAck.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTaskAck(): TaskAck {
+  return { taskId: "", uuid: "" };
+}
+
+export const TaskAck: MessageFns<TaskAck> = {
+  encode(message: TaskAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.uuid !== "") {
+      writer.uint32(18).string(message.uuid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.uuid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskAck {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+    };
+  },
+
+  toJSON(message: TaskAck): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.uuid !== "") {
+      obj.uuid = message.uuid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskAck>, I>>(base?: I): TaskAck {
+    return TaskAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskAck>, I>>(object: I): TaskAck {
+    const message = createBaseTaskAck();
+    message.taskId = object.taskId ?? "";
+    message.uuid = object.uuid ?? "";
     return message;
   },
 };
 
 function createBaseAcknowledgeResponse(): AcknowledgeResponse {
-  return {};
+  return { unknownTaskIds: [] };
 }
 
 export const AcknowledgeResponse: MessageFns<AcknowledgeResponse> = {
-  encode(_: AcknowledgeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: AcknowledgeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.unknownTaskIds) {
+      writer.uint32(10).string(v!);
+    }
     return writer;
   },
 
@@ -3046,6 +3164,14 @@ export const AcknowledgeResponse: MessageFns<AcknowledgeResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.unknownTaskIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3058,20 +3184,30 @@ export const AcknowledgeResponse: MessageFns<AcknowledgeResponse> = {
     }
   },
 
-  fromJSON(_: any): AcknowledgeResponse {
-    return {};
+  fromJSON(object: any): AcknowledgeResponse {
+    return {
+      unknownTaskIds: globalThis.Array.isArray(object?.unknownTaskIds)
+        ? object.unknownTaskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unknown_task_ids)
+        ? object.unknown_task_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
   },
 
-  toJSON(_: AcknowledgeResponse): unknown {
+  toJSON(message: AcknowledgeResponse): unknown {
     const obj: any = {};
+    if (message.unknownTaskIds?.length) {
+      obj.unknownTaskIds = message.unknownTaskIds;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<AcknowledgeResponse>, I>>(base?: I): AcknowledgeResponse {
     return AcknowledgeResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<AcknowledgeResponse>, I>>(_: I): AcknowledgeResponse {
+  fromPartial<I extends Exact<DeepPartial<AcknowledgeResponse>, I>>(object: I): AcknowledgeResponse {
     const message = createBaseAcknowledgeResponse();
+    message.unknownTaskIds = object.unknownTaskIds?.map((e) => e) || [];
     return message;
   },
 };
