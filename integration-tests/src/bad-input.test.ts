@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { AppAggregate } from "@drover/core";
 import { SchedulerClient } from "@drover/proto";
-import { ELECTION_PREFIX, ROOT, stateKey, versionKey } from "@drover/store";
+import { ELECTION_PREFIX, ROOT, stateKey } from "@drover/store";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { Etcd3 } from "etcd3";
 import { type CliResult, type Cluster, type ServiceProcess, startCluster, waitFor } from "./harness/index.js";
@@ -132,13 +132,10 @@ async function droverKeys(): Promise<string[]> {
   return keys.filter((k) => !k.startsWith(ELECTION_PREFIX)).sort();
 }
 
-/** Key → value of the app's projection and version keys (a refused command must not change them). */
+/** The app's projection (state and version) and its mod revision: a refused command changes neither. */
 async function appKeys(id: string): Promise<Record<string, string | null>> {
-  const c = etcdClient();
-  return {
-    state: await c.get(stateKey(AppAggregate.name, id)).string(),
-    version: await c.get(versionKey(AppAggregate.name, id)).string(),
-  };
+  const kv = (await etcdClient().kv.range({ key: Buffer.from(stateKey(AppAggregate.name, id)) })).kvs[0];
+  return { state: kv ? kv.value.toString() : null, modRevision: kv ? kv.mod_revision : null };
 }
 
 async function writeAppFile(name: string, text: string): Promise<string> {

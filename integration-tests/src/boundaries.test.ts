@@ -387,6 +387,7 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
     };
     let state: unknown;
     let version = 0;
+    let modRevision = "0";
     // 16 events of ~370 KB: a ~6 MB log, above gRPC's default 4 MiB message.
     for (let i = 0; i < 16; i++) {
       const events: AppEvent[] = [
@@ -394,10 +395,20 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
       ];
       const res = await store.commit(
         undefined,
-        [{ def: AppAggregate, id: spec.id, expectedVersion: version, state, events }],
+        [
+          {
+            def: AppAggregate,
+            id: spec.id,
+            expectedVersion: version,
+            expectedModRevision: modRevision,
+            state,
+            events,
+          },
+        ],
         Date.now(),
       );
       version = res.results[0]?.version ?? 0;
+      modRevision = res.results[0]?.modRevision ?? "0";
       state = res.results[0]?.state;
     }
     const report = await verifyLog(store);
@@ -408,7 +419,16 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
     assert.match(cli.stdout, /log verified/);
     await store.commit(
       undefined,
-      [{ def: AppAggregate, id: spec.id, expectedVersion: version, state, events: [{ type: "AppDeleted" }] }],
+      [
+        {
+          def: AppAggregate,
+          id: spec.id,
+          expectedVersion: version,
+          expectedModRevision: modRevision,
+          state,
+          events: [{ type: "AppDeleted" }],
+        },
+      ],
       Date.now(),
     );
   } finally {

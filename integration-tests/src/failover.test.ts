@@ -455,6 +455,7 @@ test("fencing: a deposed leader's commit is rejected by etcd, the new leader's c
       def: AppAggregate,
       id: appId,
       expectedVersion: 0,
+      expectedModRevision: "0",
       state: undefined,
       events: [{ type: "AppCreated" as const, spec }],
     });

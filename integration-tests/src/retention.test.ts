@@ -51,17 +51,26 @@ test("retention removes published events past retention, keeps checkpoints, and 
   try {
     const store = new EventStore(etcd);
     const longAgo = Date.now() - 3 * 3600_000;
-    const versions = new Map<string, { version: number; state: unknown }>();
+    const versions = new Map<string, { version: number; modRevision: string; state: unknown }>();
     const commit = async (id: string, events: AppEvent[], atMs: number) => {
-      const cur = versions.get(id) ?? { version: 0, state: undefined };
+      const cur = versions.get(id) ?? { version: 0, modRevision: "0", state: undefined };
       const res = await store.commit(
         undefined,
-        [{ def: AppAggregate, id, expectedVersion: cur.version, state: cur.state, events }],
+        [
+          {
+            def: AppAggregate,
+            id,
+            expectedVersion: cur.version,
+            expectedModRevision: cur.modRevision,
+            state: cur.state,
+            events,
+          },
+        ],
         atMs,
       );
       const r = res.results[0];
       assert.ok(r);
-      versions.set(id, { version: r.version, state: r.state });
+      versions.set(id, { version: r.version, modRevision: r.modRevision, state: r.state });
     };
     // "kept": old history, still alive. "gone": created and deleted long ago. "fresh": recent.
     await commit("ret-kept", [{ type: "AppCreated", spec: spec("ret-kept") }], longAgo);
@@ -97,9 +106,9 @@ test("retention removes published events past retention, keeps checkpoints, and 
     );
     assert.equal(await etcd.get(`${CHECKPOINT_PREFIX}app/ret-gone`).string(), null);
     assert.equal(
-      await etcd.get("/drover/version/app/ret-gone").string(),
+      await etcd.get("/drover/state/app/ret-gone").string(),
       null,
-      "a deleted aggregate vanishes",
+      "a deleted aggregate vanishes (its tombstone too)",
     );
     assert.ok(report.events >= 4 && report.checkpointed >= 1 && report.removed >= 1, JSON.stringify(report));
 

@@ -14,7 +14,8 @@
  *   to 4 transactions are in flight at once, on disjoint aggregates): the later one waits, so it is
  *   prepared (and its guard evaluated) on top of the earlier one's result.
  *   Units on other aggregates may overtake a waiting unit; units on the same one never do.
- * - Every transaction carries the leader fence and each aggregate's version compare.
+ * - Every transaction carries the leader fence and, per aggregate, a compare of its projection
+ *   key's mod revision with the one the cache holds (from the read, or from the last commit).
  * - A conflict (an aggregate moved on) re-reads the aggregates of the transaction and retries its
  *   units (3 times); any other failure rejects them, and their aggregates are re-read before
  *   their next commit (the outcome of an unanswered commit is unknown).
@@ -26,6 +27,10 @@ import type { AnyDef, EventStore, PreparedChange } from "./event-store.js";
 export interface CachedEntry {
   state: unknown;
   version: number;
+  /** The projection key's mod revision ("0": none), compared by the next commit. */
+  modRevision: string;
+  /** Read in the previous format: the next commit converts it (Change.legacy). */
+  legacy?: boolean;
   /** A commit of this aggregate ended without a known outcome: re-read it before the next one. */
   stale?: boolean;
 }
@@ -33,7 +38,8 @@ export interface CachedEntry {
 /**
  * The leader's in-memory view of its aggregates, by type. A type marked complete (loaded whole
  * at election, and this process the only writer) treats an unknown id as new (version 0)
- * without reading etcd; a wrong guess is caught by the version compare and re-read.
+ * without reading etcd; a wrong guess (a deleted aggregate's tombstone) is caught by the
+ * compare and re-read.
  */
 /** Told of every change of a cached aggregate's state (indexes kept incrementally). */
 export type CacheListener = (id: string, before: unknown, after: unknown) => void;
@@ -72,9 +78,9 @@ export class AggregateCache {
   /** Loads every projection of `def` from the store and marks the type complete. */
   async load(store: EventStore, def: AnyDef): Promise<void> {
     const m = this.map(def);
-    for (const id of [...m.keys()]) this.set(def, id, { state: undefined, version: 0 });
+    for (const id of [...m.keys()]) this.set(def, id, { state: undefined, version: 0, modRevision: "0" });
     m.clear();
-    for (const [id, v] of await store.load(def)) this.set(def, id, { state: v.state, version: v.version });
+    for (const [id, v] of await store.load(def)) this.set(def, id, { ...v });
     this.complete.add(def.name);
   }
 
@@ -82,14 +88,15 @@ export class AggregateCache {
   usable(def: AnyDef, id: string): CachedEntry | undefined {
     const e = this.map(def).get(id);
     if (e && !e.stale) return e;
-    if (!e && this.complete.has(def.name)) return { state: undefined, version: 0 };
+    if (!e && this.complete.has(def.name)) return { state: undefined, version: 0, modRevision: "0" };
     return undefined;
   }
 
   markStale(def: AnyDef, id: string): void {
     const e = this.map(def).get(id);
     if (e) e.stale = true;
-    else if (this.complete.has(def.name)) this.set(def, id, { state: undefined, version: 0, stale: true });
+    else if (this.complete.has(def.name))
+      this.set(def, id, { state: undefined, version: 0, modRevision: "0", stale: true });
   }
 }
 
@@ -220,8 +227,7 @@ export class CommitQueue {
     await Promise.all(
       [...wanted].map(async ([key, c]) => {
         try {
-          const got = await this.o.store.get(c.def, c.id);
-          this.o.cache.set(c.def, c.id, { state: got.state, version: got.version });
+          this.o.cache.set(c.def, c.id, { ...(await this.o.store.get(c.def, c.id)) });
         } catch (err) {
           failed.set(key, err);
         }
@@ -244,7 +250,8 @@ export class CommitQueue {
     const keep: Unit[] = [];
     const taken: { unit: Unit; prepared: PreparedChange[] }[] = [];
     let ops = 0;
-    let compares = this.o.leadership ? 1 : 0;
+    const fence = this.o.leadership ? 1 : 0;
+    let compares = fence;
     let bytes = 0;
     // Once a unit does not fit, the transaction is full: the rest wait unprepared (preparing them
     // only to put them back would cost the whole backlog on every transaction).
@@ -285,25 +292,29 @@ export class CommitQueue {
       }
       let prepared: PreparedChange[];
       try {
-        prepared = u.changes.map((c, j) =>
-          this.o.store.prepare(
+        prepared = u.changes.map((c, j) => {
+          const e = entries[j];
+          return this.o.store.prepare(
             {
               def: c.def,
               id: c.id,
-              expectedVersion: entries[j]?.version ?? 0,
-              state: entries[j]?.state,
+              expectedVersion: e?.version ?? 0,
+              expectedModRevision: e?.modRevision ?? "0",
+              legacy: e?.legacy ?? false,
+              state: e?.state,
               events: c.events,
             },
             now,
-          ),
-        );
+          );
+        });
       } catch (err) {
         u.reject(err);
         continue;
       }
       const uOps = prepared.reduce((n, p) => n + p.ops.length, 0);
+      const uCompares = prepared.reduce((n, p) => n + p.compares.length, 0);
       const uBytes = prepared.reduce((n, p) => n + p.bytes, 0);
-      if (uOps > limits.maxTxnOps || prepared.length + 1 > limits.maxTxnOps || uBytes > limits.maxTxnBytes) {
+      if (uOps > limits.maxTxnOps || fence + uCompares > limits.maxTxnOps || uBytes > limits.maxTxnBytes) {
         u.reject(
           new TooLargeError(
             `a change of ${uOps} operations and ${uBytes} bytes; one transaction takes at most ${limits.maxTxnOps} operations and ${limits.maxTxnBytes} bytes`,
@@ -313,7 +324,7 @@ export class CommitQueue {
       }
       if (
         ops + uOps > limits.maxTxnOps ||
-        compares + prepared.length > limits.maxTxnOps ||
+        compares + uCompares > limits.maxTxnOps ||
         bytes + uBytes > limits.maxTxnBytes
       ) {
         full = true;
@@ -321,7 +332,7 @@ export class CommitQueue {
         continue;
       }
       ops += uOps;
-      compares += prepared.length;
+      compares += uCompares;
       bytes += uBytes;
       for (const k of keys) used.add(k);
       taken.push({ unit: u, prepared });
@@ -341,8 +352,9 @@ export class CommitQueue {
         ms: this.o.now() - started,
         ok,
       });
+    let revision: string;
     try {
-      await this.o.store.commitPrepared(this.o.leadership, prepared);
+      revision = await this.o.store.commitPrepared(this.o.leadership, prepared);
     } catch (err) {
       report(false);
       for (const b of batch) for (const c of b.unit.changes) this.o.cache.markStale(c.def, c.id);
@@ -360,7 +372,7 @@ export class CommitQueue {
     for (const b of batch) {
       for (const [j, c] of b.unit.changes.entries()) {
         const r = b.prepared[j]?.result;
-        if (r) this.o.cache.set(c.def, c.id, { state: r.state, version: r.version });
+        if (r) this.o.cache.set(c.def, c.id, { state: r.state, version: r.version, modRevision: revision });
       }
       b.unit.resolve(true);
     }

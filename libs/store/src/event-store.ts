@@ -1,8 +1,11 @@
 /**
  * The event-sourced store on etcd. `commit` appends events and updates the projections
- * they change in ONE transaction that (1) compares each aggregate's version (optimistic
- * concurrency) and (2) compares the leader key's create revision (fencing). Events and
- * projections are validated with zod on the way in and out: etcd is a boundary too.
+ * they change in ONE transaction that (1) compares each projection key's mod revision with the
+ * one the caller read (optimistic concurrency) and (2) compares the leader key's create revision
+ * (fencing). A projection carries its aggregate's version (`{"v":N,"s":state}`), and a deleted
+ * aggregate leaves a tombstone (`{"v":N,"d":true}`), so a change of one event costs two
+ * operations. Events and projections are validated with zod on the way in and out: etcd is a
+ * boundary too.
  */
 import { ConflictError, FencedError, TooLargeError } from "@drover/common";
 import type { AggregateDef, EventEnvelope } from "@drover/core";
@@ -11,6 +14,7 @@ import {
   CompareTarget,
   type Etcd3,
   type ICompare,
+  type IKeyValue,
   type IRangeRequest,
   type IRangeResponse,
   type IRequestOp,
@@ -30,17 +34,42 @@ import {
   statePrefix,
   VERSION_PREFIX,
   versionKey,
+  versionPrefix,
 } from "./keys.js";
 
 /** Any aggregate definition: the store handles heterogeneous aggregates in one transaction. */
 // biome-ignore lint/suspicious/noExplicitAny: heterogeneous aggregates (the one place this is declared)
 export type AnyDef = AggregateDef<any, any>;
 
-export interface Change<S = unknown, E extends { type: string } = { type: string }> {
+/**
+ * A change of one aggregate, on top of what the caller read. A change at a version > 0 must say
+ * which mod revision of the projection key it read (the type requires it).
+ */
+export type Change<S = unknown, E extends { type: string } = { type: string }> = ChangeOf<S, E> &
+  (
+    | { expectedVersion: 0; expectedModRevision?: string }
+    | {
+        expectedVersion: number;
+        /**
+         * The mod revision of the projection key the caller read (`AggregateRead.modRevision`),
+         * or the revision of the caller's last commit of the aggregate
+         * (`CommitResult.results[].modRevision`): the transaction fails with ConflictError if
+         * the key changed since. "0" (the default for a new aggregate) when there was none.
+         */
+        expectedModRevision: string;
+      }
+  );
+
+interface ChangeOf<S, E extends { type: string }> {
   def: AggregateDef<S, E>;
   id: string;
   /** Version the caller read; 0 for a new aggregate. */
   expectedVersion: number;
+  /**
+   * The aggregate was read in the previous format (`AggregateRead.legacy`: a bare state and a
+   * `/drover/version/...` key): this commit converts it and deletes the version key.
+   */
+  legacy?: boolean;
   /** The state the caller read at expectedVersion. */
   state: S | undefined;
   events: E[];
@@ -50,21 +79,65 @@ export interface Change<S = unknown, E extends { type: string } = { type: string
 export interface PreparedChange {
   /** `<aggregate>/<id>` */
   key: string;
-  compare: ICompare;
+  /** The projection's mod revision (and, for the previous format, its version key). */
+  compares: ICompare[];
   ops: IRequestOp[];
   /** Estimated bytes on the wire (keys, values, framing). */
   bytes: number;
+  /** What the change leads to; its mod revision is the revision of the transaction that commits it. */
   result: { id: string; version: number; state: unknown };
 }
 
 export interface CommitResult {
   revision: string;
-  results: { id: string; version: number; state: unknown }[];
+  /** `modRevision`: the projection key's mod revision now (the transaction's revision). */
+  results: { id: string; version: number; state: unknown; modRevision: string }[];
 }
 
-export interface Loaded<S> {
-  state: S;
+/** One aggregate as read from the store: what a commit on top of it needs (see Change). */
+export interface AggregateRead<S> {
+  /** Undefined: it does not exist (never did, or deleted: then version > 0). */
+  state: S | undefined;
   version: number;
+  /** The projection key's mod revision; "0" when there is none. */
+  modRevision: string;
+  /** Stored in the previous format (see Change.legacy). */
+  legacy?: boolean;
+}
+
+export interface Loaded<S> extends AggregateRead<S> {
+  state: S;
+}
+
+/**
+ * A projection as stored: `{"v":N,"s":state}`, the tombstone `{"v":N,"d":true}`, or, in the
+ * previous format, the bare state (its version in `/drover/version/...`). A value that is not
+ * exactly one of the first two shapes is taken for the previous format (no state has only the
+ * fields `v` and `s` or `d`).
+ */
+export type StoredProjection =
+  | { kind: "state"; version: number; state: unknown }
+  | { kind: "deleted"; version: number }
+  | { kind: "legacy"; state: unknown };
+
+/** The value of a projection key: the state with its version, or a tombstone (state undefined). */
+export function projectionValue(version: number, state: unknown): string {
+  return state === undefined
+    ? JSON.stringify({ v: version, d: true })
+    : JSON.stringify({ v: version, s: state });
+}
+
+export function parseProjection(text: string): StoredProjection {
+  const json = safeJson(text);
+  if (typeof json === "object" && json !== null && !Array.isArray(json)) {
+    const o = json as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 2 && typeof o.v === "number" && Number.isInteger(o.v) && o.v >= 1) {
+      if ("s" in o && o.s !== null) return { kind: "state", version: o.v, state: o.s };
+      if (o.d === true) return { kind: "deleted", version: o.v };
+    }
+  }
+  return { kind: "legacy", state: json };
 }
 
 const EnvelopeSchema = z.object({
@@ -150,6 +223,11 @@ export class EventStore {
   onInvalid: ((key: string, problem: string) => void) | undefined;
   private readonly kv: KvApi;
   private readonly client: Etcd3 | undefined;
+  /**
+   * Aggregate types in which `load` found no version key of the previous format (none is ever
+   * written again): their creates need no compare on it, and their reads no look-up of it.
+   */
+  private readonly legacyFree = new Set<string>();
 
   /** `backend`: an etcd client, or a KvApi (tests). */
   constructor(
@@ -190,26 +268,41 @@ export class EventStore {
     const prepared = changes.filter((c) => c.events.length > 0).map((c) => this.prepare(c, nowMs));
     if (prepared.length === 0) return { revision: "0", results: [] };
     const revision = await this.commitPrepared(leadership, prepared);
-    return { revision, results: prepared.map((p) => p.result) };
+    return { revision, results: prepared.map((p) => ({ ...p.result, modRevision: revision })) };
   }
 
   /**
-   * One change as the parts of a transaction: its version compare, its operations (events,
-   * projection, version) and the state it leads to. Pure: nothing is sent. The events are
-   * validated with the aggregate's schema (a failure is a bug of the caller).
+   * One change as the parts of a transaction: its compares (the projection key's mod revision),
+   * its operations (one per event, one for the projection) and the state it leads to. Pure:
+   * nothing is sent. The events are validated with the aggregate's schema (a failure is a bug of
+   * the caller).
    */
   prepare(ch: Change<unknown, { type: string }>, nowMs: number): PreparedChange {
     const def = ch.def as AnyDef;
+    if (ch.expectedVersion > 0 && ch.expectedModRevision === undefined)
+      throw new Error(
+        `a change of ${def.name}/${ch.id} at version ${ch.expectedVersion} without its mod revision`,
+      );
+    const sKey = Buffer.from(stateKey(def.name, ch.id));
     const vKey = Buffer.from(versionKey(def.name, ch.id));
-    const compare: ICompare =
-      ch.expectedVersion === 0
-        ? { key: vKey, target: CompareTarget.Version, result: CompareResult.Equal, version: 0 }
-        : {
-            key: vKey,
-            target: CompareTarget.Value,
-            result: CompareResult.Equal,
-            value: Buffer.from(String(ch.expectedVersion)),
-          };
+    const compares: ICompare[] = [
+      {
+        key: sKey,
+        target: CompareTarget.Mod,
+        result: CompareResult.Equal,
+        mod_revision: ch.expectedModRevision ?? "0",
+      },
+    ];
+    if (ch.legacy && ch.expectedVersion > 0)
+      compares.push({
+        key: vKey,
+        target: CompareTarget.Value,
+        result: CompareResult.Equal,
+        value: Buffer.from(String(ch.expectedVersion)),
+      });
+    else if (ch.legacy || (ch.expectedVersion === 0 && !this.legacyFree.has(def.name)))
+      // A create: no aggregate of the previous format was deleted under this id either.
+      compares.push({ key: vKey, target: CompareTarget.Version, result: CompareResult.Equal, version: 0 });
     const ops: IRequestOp[] = [];
     let state = ch.state;
     let version = ch.expectedVersion;
@@ -225,13 +318,13 @@ export class EventStore {
         },
       });
     }
-    const sKey = Buffer.from(stateKey(def.name, ch.id));
-    if (state === undefined) ops.push({ request_delete_range: { key: sKey } });
-    else ops.push({ request_put: { key: sKey, value: Buffer.from(JSON.stringify(state)) } });
-    ops.push({ request_put: { key: vKey, value: Buffer.from(String(version)) } });
-    let bytes = compareBytes(compare);
+    // A deleted aggregate leaves a tombstone: its version goes on while its events exist.
+    ops.push({ request_put: { key: sKey, value: Buffer.from(projectionValue(version, state)) } });
+    if (ch.legacy) ops.push({ request_delete_range: { key: vKey } });
+    let bytes = 0;
+    for (const c of compares) bytes += compareBytes(c);
     for (const op of ops) bytes += opBytes(op);
-    return { key: `${def.name}/${ch.id}`, compare, ops, bytes, result: { id: ch.id, version, state } };
+    return { key: `${def.name}/${ch.id}`, compares, ops, bytes, result: { id: ch.id, version, state } };
   }
 
   /**
@@ -271,7 +364,7 @@ export class EventStore {
     }
     const success: IRequestOp[] = [];
     for (const p of prepared) {
-      compare.push(p.compare);
+      compare.push(...p.compares);
       success.push(...p.ops);
     }
     checkTxnSize(compare, success, this.limits);
@@ -290,43 +383,87 @@ export class EventStore {
     return res.header.revision;
   }
 
-  /** Reads every projection of an aggregate type with its version. */
+  /**
+   * Reads every projection of an aggregate type with its version and mod revision; tombstones
+   * (deleted aggregates) are left out.
+   */
   async load<S, E extends { type: string }>(def: AggregateDef<S, E>): Promise<Map<string, Loaded<S>>> {
     const revision = await this.revision();
-    const versions = new Map<string, string>();
-    for await (const page of this.scan(`${VERSION_PREFIX}${def.name}/`, revision))
-      for (const kv of page) versions.set(kv.key.toString(), kv.value.toString());
+    // Version keys of the previous format (none once every aggregate of the type was converted).
+    const versions = await this.legacyVersions(revision, versionPrefix(def.name));
     const out = new Map<string, Loaded<S>>();
-    const states: [string, string][] = [];
+    const states: [string, string, string][] = [];
     for await (const page of this.scan(statePrefix(def.name), revision))
-      for (const kv of page) states.push([kv.key.toString(), kv.value.toString()]);
-    for (const [key, value] of states) {
+      for (const kv of page) states.push([kv.key.toString(), kv.value.toString(), kv.mod_revision]);
+    for (const [key, value, modRevision] of states) {
       const id = key.slice(statePrefix(def.name).length);
-      const version = Number(versions.get(versionKey(def.name, id)) ?? "0");
-      const parsed = safeJson(value);
-      const checked = def.stateSchema.safeParse(parsed);
+      const stored = parseProjection(value);
+      if (stored.kind === "deleted") continue;
+      const checked = def.stateSchema.safeParse(stored.state);
       if (!checked.success) {
         // One corrupt value must not stop every replica from leading (invariant 7): skip it, loudly.
         this.onInvalid?.(`${def.name}/${id}`, checked.error.message);
         continue;
       }
-      out.set(id, { state: checked.data, version });
+      out.set(
+        id,
+        stored.kind === "state"
+          ? { state: checked.data, version: stored.version, modRevision }
+          : {
+              state: checked.data,
+              version: versions.get(`${def.name}/${id}`) ?? 0,
+              modRevision,
+              legacy: true,
+            },
+      );
     }
+    if (versions.size === 0) this.legacyFree.add(def.name);
     return out;
   }
 
-  /** One aggregate's projection and version (version > 0 with no state: it was deleted). */
-  async get<S, E extends { type: string }>(
-    def: AggregateDef<S, E>,
-    id: string,
-  ): Promise<{ state: S | undefined; version: number }> {
-    const [value, version] = await storeCall(`a read of ${def.name}/${id}`, () =>
-      Promise.all([this.value(stateKey(def.name, id)), this.value(versionKey(def.name, id))]),
-    );
-    return {
-      state: value === null ? undefined : def.stateSchema.parse(JSON.parse(value)),
-      version: version === null ? 0 : Number(version),
-    };
+  /**
+   * One aggregate's state, version and mod revision (version > 0 with no state: it was deleted).
+   * Reads the previous format's version key only when the projection is not in the current one.
+   */
+  async get<S, E extends { type: string }>(def: AggregateDef<S, E>, id: string): Promise<AggregateRead<S>> {
+    return storeCall(`a read of ${def.name}/${id}`, async () => {
+      const res = await this.kv.range({ key: Buffer.from(stateKey(def.name, id)) });
+      const kv = res.kvs[0];
+      const stored = kv ? parseProjection(kv.value.toString()) : undefined;
+      if (kv && stored?.kind === "state")
+        return {
+          state: def.stateSchema.parse(stored.state),
+          version: stored.version,
+          modRevision: kv.mod_revision,
+        };
+      if (kv && stored?.kind === "deleted")
+        return { state: undefined, version: stored.version, modRevision: kv.mod_revision };
+      if (!kv && this.legacyFree.has(def.name)) return { state: undefined, version: 0, modRevision: "0" };
+      // The previous format (a bare state, or none), read at the same revision as the state key.
+      const old = await this.kv.range({
+        key: Buffer.from(versionKey(def.name, id)),
+        revision: res.header.revision,
+      });
+      const version = old.kvs[0] ? Number(old.kvs[0].value.toString()) : 0;
+      const state = stored?.kind === "legacy" ? def.stateSchema.parse(stored.state) : undefined;
+      if (!kv && version === 0) return { state: undefined, version: 0, modRevision: "0" };
+      return { state, version, modRevision: kv ? kv.mod_revision : "0", legacy: true };
+    });
+  }
+
+  /** One key as of `revision` (value and revisions), or undefined. */
+  async readAt(key: Buffer, revision: string): Promise<IKeyValue | undefined> {
+    const res = await storeCall("a read", () => this.kv.range({ key, revision }));
+    return res.kvs[0];
+  }
+
+  /** The previous format's version keys under `prefix` as of `revision`, by `<aggregate>/<id>`. */
+  async legacyVersions(revision: string, prefix = VERSION_PREFIX): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for await (const page of this.scan(prefix, revision))
+      for (const kv of page)
+        out.set(kv.key.toString().slice(VERSION_PREFIX.length), Number(kv.value.toString()));
+    return out;
   }
 
   /** The store's current revision (a point in time to pin paged reads to). */
@@ -371,10 +508,16 @@ export class EventStore {
     }
   }
 
-  /** The projections as of `revision`, a page at a time, as raw JSON by `<aggregate>/<id>`. */
-  async *projectionPages(revision: string): AsyncGenerator<[string, unknown][]> {
+  /**
+   * The projections as of `revision`, a page at a time, by `<aggregate>/<id>`, tombstones
+   * included (kind "deleted"); a state is raw JSON (not validated).
+   */
+  async *projectionPages(revision: string): AsyncGenerator<[string, StoredProjection][]> {
     for await (const page of this.scan(STATE_PREFIX, revision))
-      yield page.map((kv) => [kv.key.toString().slice(STATE_PREFIX.length), safeJson(kv.value.toString())]);
+      yield page.map((kv) => [
+        kv.key.toString().slice(STATE_PREFIX.length),
+        parseProjection(kv.value.toString()),
+      ]);
   }
 
   /** A fenced no-op transaction: resolves only if `leadership` still holds in etcd. */

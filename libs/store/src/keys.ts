@@ -1,11 +1,15 @@
 /**
  * The etcd key space of Drover (one name for one thing):
  *   /drover/log/<aggregate>/<id>/<version:010>   immutable events (the log)
- *   /drover/state/<aggregate>/<id>               projections (current state, JSON)
- *   /drover/version/<aggregate>/<id>             aggregate version (optimistic concurrency)
+ *   /drover/state/<aggregate>/<id>               projections: {"v":<version>,"s":<state>}, or the
+ *                                                tombstone {"v":<version>,"d":true} of a deleted aggregate
+ *                                                (its mod revision is the optimistic concurrency check)
  *   /drover/election/<service>/<lease hex>       election candidates; the lowest create revision leads
  *   /drover/checkpoint/<aggregate>/<id>          state and version after the events removed by retention
  *   /drover/meta/...                             small process metadata (e.g. the scheduler's framework id)
+ *   /drover/version/<aggregate>/<id>             the previous format's aggregate version (next to a bare
+ *                                                state): only read; the first commit of such an aggregate
+ *                                                deletes it
  */
 export const ROOT = "/drover";
 export const LOG_PREFIX = `${ROOT}/log/`;
@@ -21,7 +25,9 @@ export const stateKey = (aggregate: string, id: string): string => `${STATE_PREF
 export const statePrefix = (aggregate: string): string => `${STATE_PREFIX}${aggregate}/`;
 export const checkpointKey = (aggregate: string, id: string): string =>
   `${CHECKPOINT_PREFIX}${aggregate}/${id}`;
+/** The previous format's version key (see the file comment). */
 export const versionKey = (aggregate: string, id: string): string => `${VERSION_PREFIX}${aggregate}/${id}`;
+export const versionPrefix = (aggregate: string): string => `${VERSION_PREFIX}${aggregate}/`;
 
 /** Parses `/drover/log/<aggregate>/<id>/<version>`; ids never contain "/". */
 export function parseLogKey(key: string): { aggregate: string; id: string; version: number } | undefined {

@@ -4,7 +4,8 @@
  * kept as a checkpoint per aggregate (`/drover/checkpoint/<aggregate>/<id>`: the state and
  * version after the last removed event), so verify-log replays the retained window from it. An
  * aggregate that no longer exists (deleted) and whose every event is past retention disappears
- * entirely: events, checkpoint and version key (its id may then start again at version 1).
+ * entirely: events, checkpoint and tombstone (or the previous format's version key), guarded by
+ * the tombstone's mod revision; its id may then start again at version 1.
  *
  * Every write is fenced and packed within the store's limits; a run can stop anywhere and the
  * next one continues (each aggregate's removal and checkpoint are one atomic step).
@@ -13,8 +14,16 @@ import { AGGREGATES } from "@drover/core";
 import { CompareResult, CompareTarget, type ICompare, type IRequestOp } from "etcd3";
 import { z } from "zod";
 import type { Leadership } from "./election.js";
-import { type AnyDef, type EventStore, parseEnvelope } from "./event-store.js";
-import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, parseLogKey, versionKey } from "./keys.js";
+import { type AnyDef, type EventStore, parseEnvelope, parseProjection } from "./event-store.js";
+import {
+  CHECKPOINT_PREFIX,
+  checkpointKey,
+  LOG_PREFIX,
+  logKey,
+  parseLogKey,
+  stateKey,
+  versionKey,
+} from "./keys.js";
 
 export const CheckpointSchema = z.strictObject({
   /** The version of the last event folded into `state`. */
@@ -50,6 +59,11 @@ interface Group {
   events: { version: number; atMs: number; event: unknown; revision: bigint }[];
 }
 
+type Step = { compare: ICompare[]; ops: IRequestOp[]; tally: () => void };
+
+/** Deleted aggregates whose removal waits for the read of their tombstones (read together). */
+const TOMBSTONE_READS = 64;
+
 /** Removes the events past retention (see the file comment). */
 export async function pruneLog(
   store: EventStore,
@@ -60,7 +74,7 @@ export async function pruneLog(
   const revision = await store.revision();
   const checkpoints = await readCheckpoints(store, revision);
   const cutoff = o.nowMs - o.retentionMs;
-  let batch: { compare: ICompare[]; ops: IRequestOp[]; tally: () => void }[] = [];
+  let batch: Step[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     await store.commitRaw(
@@ -71,6 +85,36 @@ export async function pruneLog(
     for (const b of batch) b.tally();
     report.transactions += 1;
     batch = [];
+  };
+  const add = async (step: Step) => {
+    const ops = batch.reduce((n, b) => n + b.ops.length, 0);
+    const compares = batch.reduce((n, b) => n + b.compare.length, 0) + 1;
+    if (
+      ops + step.ops.length > store.limits.maxTxnOps ||
+      compares + step.compare.length > store.limits.maxTxnOps
+    )
+      await flush();
+    batch.push(step);
+  };
+  // Deleted aggregates whose every event goes: their tombstones are read (at `revision`, as the
+  // log) so that the removal compares the tombstone's mod revision.
+  let gone: { g: Group; last: number; logRange: IRequestOp; cpKey: Buffer }[] = [];
+  const removeGone = async () => {
+    const reads = gone;
+    gone = [];
+    const steps = await Promise.all(reads.map((r) => goneStep(store, revision, r.g, r.last)));
+    for (const [i, found] of steps.entries()) {
+      const r = reads[i];
+      if (!found || !r) continue; // the projection is not what the log left: verify-log reports it
+      await add({
+        compare: found.compare,
+        ops: [r.logRange, { request_delete_range: { key: r.cpKey } }, ...found.ops],
+        tally: () => {
+          report.events += r.g.events.length;
+          report.removed += 1;
+        },
+      });
+    }
   };
   const handle = async (g: Group) => {
     const def = AGGREGATES[g.aggregate] as AnyDef | undefined;
@@ -98,51 +142,28 @@ export async function pruneLog(
       },
     };
     const cpKey = Buffer.from(checkpointKey(g.aggregate, g.id));
-    const vKey = Buffer.from(versionKey(g.aggregate, g.id));
-    const whole = k === g.events.length && state === undefined;
-    const step = whole
-      ? {
-          // Gone for good: nothing of it remains (if nothing was written to it meanwhile).
-          compare: [
-            {
-              key: vKey,
-              target: CompareTarget.Value,
-              result: CompareResult.Equal,
-              value: Buffer.from(String(last)),
-            },
-          ] as ICompare[],
-          ops: [logRange, { request_delete_range: { key: cpKey } }, { request_delete_range: { key: vKey } }],
-          tally: () => {
-            report.events += k;
-            report.removed += 1;
+    if (k === g.events.length && state === undefined) {
+      // Gone for good: nothing of it remains (if nothing was written to it meanwhile).
+      gone.push({ g, last, logRange, cpKey });
+      if (gone.length >= TOMBSTONE_READS) await removeGone();
+      return;
+    }
+    await add({
+      compare: [] as ICompare[],
+      ops: [
+        logRange,
+        {
+          request_put: {
+            key: cpKey,
+            value: Buffer.from(JSON.stringify({ version: last, state, atMs: o.nowMs } satisfies Checkpoint)),
           },
-        }
-      : {
-          compare: [] as ICompare[],
-          ops: [
-            logRange,
-            {
-              request_put: {
-                key: cpKey,
-                value: Buffer.from(
-                  JSON.stringify({ version: last, state, atMs: o.nowMs } satisfies Checkpoint),
-                ),
-              },
-            },
-          ],
-          tally: () => {
-            report.events += k;
-            report.checkpointed += 1;
-          },
-        };
-    const ops = batch.reduce((n, b) => n + b.ops.length, 0);
-    const compares = batch.reduce((n, b) => n + b.compare.length, 0) + 1;
-    if (
-      ops + step.ops.length > store.limits.maxTxnOps ||
-      compares + step.compare.length > store.limits.maxTxnOps
-    )
-      await flush();
-    batch.push(step);
+        },
+      ],
+      tally: () => {
+        report.events += k;
+        report.checkpointed += 1;
+      },
+    });
   };
 
   let current: Group | undefined;
@@ -165,8 +186,55 @@ export async function pruneLog(
     }
   }
   if (current) await handle(current);
+  await removeGone();
   await flush();
   return report;
+}
+
+/**
+ * How to remove what is left of a deleted aggregate besides its events, whose last one is
+ * `last`: its tombstone (compared on its mod revision), or, in the previous format, its version
+ * key (compared on its value, with no projection). Undefined when the projection at `revision`
+ * is neither (it disagrees with the log: nothing is removed).
+ */
+async function goneStep(
+  store: EventStore,
+  revision: string,
+  g: Group,
+  last: number,
+): Promise<{ compare: ICompare[]; ops: IRequestOp[] } | undefined> {
+  const sKey = Buffer.from(stateKey(g.aggregate, g.id));
+  const projection = await store.readAt(sKey, revision);
+  if (projection) {
+    const stored = parseProjection(projection.value.toString());
+    if (stored.kind !== "deleted" || stored.version !== last) return undefined;
+    return {
+      compare: [
+        {
+          key: sKey,
+          target: CompareTarget.Mod,
+          result: CompareResult.Equal,
+          mod_revision: projection.mod_revision,
+        },
+      ],
+      ops: [{ request_delete_range: { key: sKey } }],
+    };
+  }
+  const vKey = Buffer.from(versionKey(g.aggregate, g.id));
+  const version = await store.readAt(vKey, revision);
+  if (!version || version.value.toString() !== String(last)) return undefined;
+  return {
+    compare: [
+      {
+        key: vKey,
+        target: CompareTarget.Value,
+        result: CompareResult.Equal,
+        value: Buffer.from(String(last)),
+      },
+      { key: sKey, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: "0" },
+    ],
+    ops: [{ request_delete_range: { key: vKey } }],
+  };
 }
 
 /** Every checkpoint as of `revision`, by `<aggregate>/<id>`. */

@@ -1,6 +1,7 @@
 /**
- * Replays the event log and checks that it rebuilds the stored projections exactly
- * (invariant 2). Used by `drover admin verify-log` and the tests.
+ * Replays the event log and checks that it rebuilds the stored projections exactly, with their
+ * versions (invariant 2); a deleted aggregate's tombstone must carry the version its events reach.
+ * Used by `drover admin verify-log` and the tests.
  *
  * The log and the projections are read a page at a time at one pinned revision, so it works
  * for a log of any size (a single range of the whole log exceeds gRPC's message limit long
@@ -63,17 +64,36 @@ export async function verifyLog(store: EventStore): Promise<VerifyReport> {
       else rebuilt.set(key, JSON.parse(JSON.stringify(next)) as unknown);
     }
   }
+  // Versions of the previous format (a bare state next to a version key); none once converted.
+  const legacy = await store.legacyVersions(revision);
   let projections = 0;
   const seen = new Set<string>();
   for await (const page of store.projectionPages(revision)) {
     for (const [key, stored] of page) {
-      projections += 1;
       seen.add(key);
+      const replayed = versions.get(key);
+      if (stored.kind === "deleted") {
+        if (replayed === undefined) mismatch(key, "tombstone without events");
+        else if (rebuilt.has(key)) mismatch(key, "tombstone where the replay has a state");
+        else if (stored.version !== replayed)
+          mismatch(key, `tombstone at version ${stored.version} where the replay is at ${replayed}`);
+        continue;
+      }
+      projections += 1;
+      const version = stored.kind === "state" ? stored.version : legacy.get(key);
       if (!rebuilt.has(key)) mismatch(key, "projection without events (or deleted by them)");
-      else if (!isDeepStrictEqual(stored, rebuilt.get(key))) mismatch(key, "projection differs from replay");
+      else if (!isDeepStrictEqual(stored.state, rebuilt.get(key)))
+        mismatch(key, "projection differs from replay");
+      else if (version !== replayed)
+        mismatch(key, `projection at version ${version ?? "(none)"} where the replay is at ${replayed}`);
     }
   }
   for (const key of rebuilt.keys()) if (!seen.has(key)) mismatch(key, "projection missing");
+  // A deleted aggregate keeps its version while its events exist: a tombstone (or, in the
+  // previous format, its version key).
+  for (const [key, version] of versions)
+    if (!rebuilt.has(key) && !seen.has(key) && legacy.get(key) !== version)
+      mismatch(key, "tombstone missing");
   if (mismatchCount > mismatches.length)
     mismatches.push({ key: "", problem: `and ${mismatchCount - mismatches.length} more mismatches` });
   return {

@@ -75,6 +75,27 @@ test("revisions: one per writing transaction; create, mod and version per key; a
   assert.equal(kv.writeTxnCount, 4);
 });
 
+test("a writing transaction's header revision is the mod revision of every key it wrote (optimistic concurrency on MOD)", async () => {
+  const kv = new MemoryKv();
+  const res = await kv.txn({ success: [put("a", "1"), put("b", "1"), del("nothing")] });
+  assert.equal(kv.getKv("a")?.mod_revision, res.header.revision);
+  assert.equal(kv.getKv("b")?.mod_revision, res.header.revision);
+  const modIs = (key: string, rev: string) => ({
+    compare: [cmp(key, CompareTarget.Mod, CompareResult.Equal, { mod_revision: rev })],
+    success: [put(key, "next")],
+  });
+  // The revision last seen: the write goes through; the same revision again: refused.
+  const next = await kv.txn(modIs("a", res.header.revision));
+  assert.equal(next.succeeded, true);
+  assert.equal((await kv.txn(modIs("a", res.header.revision))).succeeded, false);
+  // A key that does not exist has mod revision 0 (a create); a deleted and re-created key a new one.
+  assert.equal((await kv.txn(modIs("c", "0"))).succeeded, true);
+  assert.equal((await kv.txn(modIs("c", "0"))).succeeded, false);
+  kv.delete("b");
+  assert.equal((await kv.txn(modIs("b", res.header.revision))).succeeded, false);
+  assert.equal((await kv.txn(modIs("b", "0"))).succeeded, true);
+});
+
 test("compares: VERSION, CREATE, MOD, VALUE with EQUAL, NOT_EQUAL, GREATER, LESS", async () => {
   const kv = new MemoryKv();
   kv.put("k", "m"); // rev 2, version 1

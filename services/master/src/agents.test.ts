@@ -73,7 +73,12 @@ test("D5: an agent gone past agentRemoveTimeoutSeconds is removed, after its tas
   await m.clock.advance(90_000);
   assert.deepEqual(agentList(m), ["a2"], "a1 is removed");
   assert.equal(m.leader.state.agent("a1"), undefined);
-  assert.deepEqual(m.kv.keys("/drover/state/agent/"), ["/drover/state/agent/a2"]);
+  assert.deepEqual(m.kv.keys("/drover/state/agent/"), ["/drover/state/agent/a1", "/drover/state/agent/a2"]);
+  assert.deepEqual(
+    JSON.parse(m.kv.get("/drover/state/agent/a1") ?? "null"),
+    { v: 2, d: true },
+    "a1's tombstone",
+  );
   const removed = JSON.parse(m.kv.get(logKey("agent", "a1", 2)) ?? "null") as EventEnvelope;
   assert.equal((removed.event as AgentEvent).type, "AgentRemoved");
 

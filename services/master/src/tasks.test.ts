@@ -65,9 +65,9 @@ test("D1: one Accept of 150 tasks on one agent commits whole, no transaction ove
   assert.deepEqual([...launched].sort(), [...ids].sort());
   assertWithinEtcdLimits(m);
   assert.ok(m.kv.transactions.every((t) => t.succeeded));
-  // Group commit: 3 operations per TaskLaunched, packed into a few transactions, not 150.
+  // Group commit: 2 operations per TaskLaunched, packed into a few transactions, not 150.
   assert.ok(
-    m.kv.writeTxnCount >= Math.ceil((150 * 3) / 128) && m.kv.writeTxnCount <= 6,
+    m.kv.writeTxnCount >= Math.ceil((150 * 2) / 128) && m.kv.writeTxnCount <= 6,
     `${m.kv.writeTxnCount}`,
   );
 
@@ -151,10 +151,11 @@ test("D2: a backlog of 150 terminal tasks is expunged by one sweep once past ter
   assertWithinEtcdLimits(m);
   assert.ok(m.kv.transactions.every((t) => t.succeeded));
   assert.ok(
-    m.kv.writeTxnCount >= Math.ceil((150 * 3) / 128) && m.kv.writeTxnCount <= 6,
+    m.kv.writeTxnCount >= Math.ceil((150 * 2) / 128) && m.kv.writeTxnCount <= 6,
     `${m.kv.writeTxnCount}`,
   );
-  assert.deepEqual(m.kv.keys("/drover/state/task/"), []);
+  // Expunged tasks leave tombstones (their versions, until retention removes their events).
+  assert.ok(Object.values(m.kv.dump("/drover/state/task/")).every((v) => JSON.parse(v).d === true));
   assert.equal((await verifyLog(m.store)).ok, true);
   await m.leader.stop();
 });

@@ -1,14 +1,11 @@
 /** The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). */
 import { AlreadyExistsError, FencedError, InvalidArgumentError, NotFoundError } from "@drover/common";
 import { AppAggregate, type AppEvent, type AppRecord, type AppSpec, parseAppSpecJson } from "@drover/core";
-import type { EventStore, Leadership } from "@drover/store";
+import type { AggregateRead, EventStore, Leadership } from "@drover/store";
 
 export class AppStore {
   /** `stale`: a commit ended without a known outcome; re-read before the next commit. */
-  private readonly apps = new Map<
-    string,
-    { state: AppRecord | undefined; version: number; stale?: boolean }
-  >();
+  private readonly apps = new Map<string, AggregateRead<AppRecord> & { stale?: boolean }>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -79,7 +76,7 @@ export class AppStore {
   }
 
   /** The app as last committed; read from the store when unknown or stale. */
-  private async entry(id: string): Promise<{ state: AppRecord | undefined; version: number }> {
+  private async entry(id: string): Promise<AggregateRead<AppRecord>> {
     let entry = this.apps.get(id);
     if (!entry || entry.stale) {
       entry = await this.store.get(AppAggregate, id);
@@ -94,7 +91,17 @@ export class AppStore {
     try {
       res = await this.store.commit(
         this.leadership,
-        [{ def: AppAggregate, id, expectedVersion: entry.version, state: entry.state, events }],
+        [
+          {
+            def: AppAggregate,
+            id,
+            expectedVersion: entry.version,
+            expectedModRevision: entry.modRevision,
+            legacy: entry.legacy ?? false,
+            state: entry.state,
+            events,
+          },
+        ],
         Date.now(),
       );
     } catch (err) {
@@ -106,7 +113,12 @@ export class AppStore {
       throw err;
     }
     const r = res.results[0];
-    if (r) this.apps.set(id, { state: r.state as AppRecord | undefined, version: r.version });
+    if (r)
+      this.apps.set(id, {
+        state: r.state as AppRecord | undefined,
+        version: r.version,
+        modRevision: r.modRevision,
+      });
     return r?.state as AppRecord | undefined;
   }
 
