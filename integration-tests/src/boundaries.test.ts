@@ -205,7 +205,7 @@ test("hostile single requests are refused safely and never take a process down",
       what: "framework id é (Acknowledge)",
       client: master,
       method: "acknowledge",
-      req: { frameworkId: "é", taskId: "t", uuid: "u" },
+      req: { frameworkId: "é", taskId: "t", uuid: "u", acks: [] },
     },
     {
       what: "framework id é (Reconcile)",
@@ -324,14 +324,19 @@ test("framework calls verify the caller and the task's framework", async () => {
         );
         assert.equal(err.code, status.PERMISSION_DENIED, `${method} with ${what}: ${err.details}`);
       }
-      const ack = await unaryOutcome(master, "acknowledge", { frameworkId, taskId: "t-1", uuid: "u" }, md);
+      const ack = await unaryOutcome(
+        master,
+        "acknowledge",
+        { frameworkId, taskId: "t-1", uuid: "u", acks: [] },
+        md,
+      );
       assert.equal(assertSafeRefusal(`acknowledge with ${what}`, ack).code, status.PERMISSION_DENIED);
     }
     await unary(master, "revive", { frameworkId }, good);
     const ack = await unaryOutcome(
       master,
       "acknowledge",
-      { frameworkId, taskId: "no-such-task", uuid: "u" },
+      { frameworkId, taskId: "no-such-task", uuid: "u", acks: [] },
       good,
     );
     assert.equal(assertSafeRefusal("acknowledge of an unknown task", ack).code, status.NOT_FOUND);

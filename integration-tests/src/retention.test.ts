@@ -172,3 +172,75 @@ test("the relay catches up by itself after etcd compacted the revision it resume
     etcd.close();
   }
 });
+
+test("the relay publishes in batches: 600 events, the master restarted in the middle, each event in the stream once and in revision order", async () => {
+  const c = cluster;
+  assert.ok(c);
+  const master = c.masters[0];
+  assert.ok(master);
+  const bus = await connectBus([c.infra.natsUrl], "relay-test", createLogger("test", "warn"));
+  const etcd = connectEtcd([c.infra.etcdEndpoint]);
+  const seen: PublishedEvent[] = [];
+  let stopFollowing: (() => Promise<void>) | undefined;
+  try {
+    stopFollowing = await followEvents(bus, createLogger("test", "warn"), (e) => void seen.push(e), {
+      filter: "drover.events.app.>",
+    });
+    const store = new EventStore(etcd);
+    const spec = (id: string): AppSpec => ({
+      id,
+      container: { docker: { image: "drover/busybox:1" } },
+      instances: 0,
+      cpus: 0.1,
+      mem: 32,
+      disk: 0,
+      env: {},
+      labels: {},
+    });
+    // 300 apps of two events each, committed 20 at a time; the master restarts after the first half.
+    const commitApps = async (from: number, to: number) => {
+      for (let i = from; i < to; i += 20) {
+        const ids = Array.from({ length: Math.min(20, to - i) }, (_, k) => `relay-${i + k}`);
+        await store.commit(
+          undefined,
+          ids.map((id) => ({
+            def: AppAggregate,
+            id,
+            expectedVersion: 0,
+            state: undefined,
+            events: [
+              { type: "AppCreated", spec: spec(id) },
+              { type: "AppUpdated", spec: { ...spec(id), cmd: "v2" } },
+            ] satisfies AppEvent[],
+          })),
+          Date.now(),
+        );
+      }
+    };
+    await commitApps(0, 150);
+    const restarting = c.restart(master);
+    await commitApps(150, 300);
+    await restarting;
+    const mine = () => seen.filter((e) => e.id.startsWith("relay-"));
+    await waitFor("all 600 events of relay-* published", async () => mine().length >= 600, {
+      timeoutMs: 60_000,
+    });
+    // A short wait for any duplicate still in flight, then the exact check.
+    await waitFor("no more events arrive", async () => {
+      const n = mine().length;
+      await new Promise((r) => setTimeout(r, 500));
+      return mine().length === n;
+    });
+    const events = mine();
+    const keys = events.map((e) => `${e.id}/${e.version}`);
+    assert.equal(new Set(keys).size, keys.length, "no event published twice");
+    assert.equal(events.length, 600);
+    const revisions = events.map((e) => BigInt(e.revision));
+    for (let i = 1; i < revisions.length; i++)
+      assert.ok((revisions[i] ?? 0n) >= (revisions[i - 1] ?? 0n), `revision order at ${i}`);
+  } finally {
+    await stopFollowing?.();
+    await bus.close();
+    etcd.close();
+  }
+});

@@ -1,6 +1,6 @@
 /**
  * The write path holds at size, on a real master, etcd and NATS: one accept of 150 tasks commits
- * whole (etcd takes 128 operations per transaction, a launch costs 3), 150 status updates commit
+ * whole (etcd takes 128 operations per transaction, a launch costs 2), 150 status updates commit
  * in groups, and the sweep expunges a backlog of 150 terminal tasks. The agent is a recording
  * connection speaking the agent protocol (no Docker): what is measured is the master's write path.
  */

@@ -32,9 +32,39 @@ export async function publishEvent(
   const h = headers();
   h.set(REVISION_HEADER, revision);
   await bus.js.publish(eventSubject(env.aggregate, type), jc.encode({ ...env, revision }), {
-    msgID: `${revision}:${logKey}`,
+    msgID: eventMessageId(revision, logKey),
     headers: h,
   });
+}
+
+/**
+ * Where a relay resumes: the revision of the oldest of the last `n` events in the stream (0 if
+ * none), and the message ids of those `n` events. Events are published in batches, and a failed
+ * batch is published again, so the last event stored does not prove that every earlier one was:
+ * the relay resumes `n` back and skips what these ids show was stored.
+ */
+export async function resumePoint(bus: Bus, n: number): Promise<{ fromRevision: bigint; ids: Set<string> }> {
+  const info = await bus.jsm.streams.info(EVENTS_STREAM);
+  const ids = new Set<string>();
+  if (info.state.messages === 0 || info.state.last_seq === 0) return { fromRevision: 0n, ids };
+  const first = Math.max(info.state.first_seq, info.state.last_seq - n + 1);
+  let fromRevision = 0n;
+  const seqs = Array.from({ length: info.state.last_seq - first + 1 }, (_, i) => first + i);
+  const msgs = await Promise.all(
+    seqs.map((seq) => bus.jsm.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => undefined)),
+  );
+  for (const msg of msgs) {
+    const rev = msg?.header?.get(REVISION_HEADER);
+    const id = msg?.header?.get("Nats-Msg-Id");
+    if (id) ids.add(id);
+    if (rev && (fromRevision === 0n || BigInt(rev) < fromRevision)) fromRevision = BigInt(rev);
+  }
+  return { fromRevision, ids };
+}
+
+/** The message id of an event: a republish within the duplicate window is a no-op. */
+export function eventMessageId(revision: string, logKey: string): string {
+  return `${revision}:${logKey}`;
 }
 
 /** The etcd revision of the last event in the stream (0 if none). */

@@ -21,6 +21,8 @@ export class TaskIndex {
   private readonly activeByAgent = new Map<string, number>();
   /** Terminal tasks, by id, with the time they became terminal. */
   readonly terminal = new Map<string, number>();
+  /** Tasks by state (metrics: a scrape does not walk every task). */
+  readonly byState = new Map<string, number>();
 
   /** The cache listener: `before` → `after` for one task id. */
   readonly onChange = (id: string, before: unknown, after: unknown): void => {
@@ -51,6 +53,7 @@ export class TaskIndex {
   }
 
   private add(id: string, t: TaskRecord): void {
+    this.byState.set(t.status.state, (this.byState.get(t.status.state) ?? 0) + 1);
     addTo(this.byAgent, t.info.agentId, id);
     addTo(this.byFramework, t.info.frameworkId, id);
     if (isTerminal(t.status.state)) {
@@ -67,6 +70,9 @@ export class TaskIndex {
   }
 
   private remove(id: string, t: TaskRecord): void {
+    const n = (this.byState.get(t.status.state) ?? 0) - 1;
+    if (n > 0) this.byState.set(t.status.state, n);
+    else this.byState.delete(t.status.state);
     removeFrom(this.byAgent, t.info.agentId, id);
     removeFrom(this.byFramework, t.info.frameworkId, id);
     if (isTerminal(t.status.state)) {

@@ -216,6 +216,8 @@ test("out-of-order and duplicate status updates are harmless: state order wins, 
   assert.deepEqual(fw.conn.updatesOf(b).map(updateState), ["TASK_FINISHED"]);
   assert.equal(m.kv.keys(`/drover/log/task/${b}/`).length, 2);
   assert.equal((await verifyLog(m.store)).ok, true);
+  // The tasks-by-state count (metrics) is kept incrementally and agrees with the tasks.
+  assert.deepEqual(Object.fromEntries(m.leader.tasksByState()), { TASK_FINISHED: 2 });
   await m.leader.stop();
 });
 
