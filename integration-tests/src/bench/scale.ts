@@ -63,6 +63,13 @@ function percentile(values: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 }
 
+/** Resident memory of a process now (VmRSS), MiB. */
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
 /** Peak resident memory of a process (VmHWM), MiB. */
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
@@ -204,6 +211,18 @@ async function main(): Promise<void> {
     const listApps: number[] = [];
     const listTasks: number[] = [];
     let sampling = true;
+    // Resident memory of masters and schedulers while the cluster fills (the final VmHWM also
+    // counts the full-size queries made after it).
+    const fillPeak = new Map<number, number>();
+    const rssSampler = (async () => {
+      while (sampling) {
+        for (const p of [...cluster.masters, ...cluster.schedulers]) {
+          const v = await rssMiB(p.pid);
+          if (v > (fillPeak.get(p.pid) ?? 0)) fillPeak.set(p.pid, v);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
     const sampler = (async () => {
       while (sampling) {
         let t = performance.now();
@@ -257,6 +276,7 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - t0) / 1000;
     sampling = false;
     await sampler;
+    await rssSampler;
     const after = await scrapeLeader();
     const ops =
       metric(after, "drover_master_etcd_ops_total") - metric(before, "drover_master_etcd_ops_total");
@@ -297,9 +317,12 @@ async function main(): Promise<void> {
       `etcd operations per placed task: ${(ops / TOTAL).toFixed(2)} (${ops} ops in ${txns} transactions, ${changes} changes; ${(changes / txns).toFixed(1)} changes per transaction)`,
     );
     line(`allocation cycle: mean ${(alloc * 1000).toFixed(1)} ms`);
+    line(
+      `master leader heap used at full size: ${(metric(after, "drover_master_nodejs_heap_size_used_bytes") / 2 ** 20).toFixed(0)} MiB`,
+    );
     for (const p of [...cluster.masters, ...cluster.schedulers])
       line(
-        `peak RSS ${p.name}${p === leader ? " (leader)" : ""}: ${(await peakRssMiB(p.pid)).toFixed(0)} MiB`,
+        `peak RSS ${p.name}${p === leader ? " (leader)" : ""}: ${(fillPeak.get(p.pid) ?? Number.NaN).toFixed(0)} MiB while filling, ${(await peakRssMiB(p.pid)).toFixed(0)} MiB with the full-size queries`,
       );
     const simRss = /"rssMiB":(\d+)/g;
     let m: RegExpExecArray | null;

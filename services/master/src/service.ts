@@ -15,7 +15,7 @@ import {
   UndecodableMessage,
   unaryHandler,
 } from "@drover/common";
-import { isTerminal } from "@drover/core";
+import { isTerminal, type TaskRecord } from "@drover/core";
 import {
   type AgentCommand,
   type AgentInfo,
@@ -114,12 +114,19 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
     });
   };
 
+  // The tasks a query can match, from the index when it names a framework (and an app).
+  const candidates = (l: MasterLeader, f: { frameworkId?: string; appId?: string }): TaskRecord[] => {
+    if (!f.frameworkId) return l.state.allTasks();
+    const ids = f.appId
+      ? l.index.tasksOfApp(f.frameworkId, f.appId)
+      : l.index.tasksOfFramework(f.frameworkId);
+    return [...ids].flatMap((id) => l.state.task(id) ?? []);
+  };
   const tasks = (
     l: MasterLeader,
     f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
   ): Task[] =>
-    l.state
-      .allTasks()
+    candidates(l, f)
       .filter(
         (t) =>
           (!f.frameworkId || t.info.frameworkId === f.frameworkId) &&

@@ -15,6 +15,8 @@ import {
 export class TaskIndex {
   private readonly byAgent = new Map<string, Set<string>>();
   private readonly byFramework = new Map<string, Set<string>>();
+  /** Tasks by `<frameworkId>\0<appId>` (a query for one app's tasks does not walk every task). */
+  private readonly byApp = new Map<string, Set<string>>();
   private readonly usedByAgent = new Map<string, Resources>();
   private readonly usedByFramework = new Map<string, Resources>();
   private readonly activeByFramework = new Map<string, number>();
@@ -38,6 +40,10 @@ export class TaskIndex {
     return this.byFramework.get(frameworkId) ?? EMPTY;
   }
 
+  tasksOfApp(frameworkId: string, appId: string): ReadonlySet<string> {
+    return this.byApp.get(`${frameworkId}\0${appId}`) ?? EMPTY;
+  }
+
   /** Resources of the agent's active (non-terminal) tasks. */
   usedOn(agentId: string): Resources {
     return this.usedByAgent.get(agentId) ?? emptyResources();
@@ -56,6 +62,7 @@ export class TaskIndex {
     this.byState.set(t.status.state, (this.byState.get(t.status.state) ?? 0) + 1);
     addTo(this.byAgent, t.info.agentId, id);
     addTo(this.byFramework, t.info.frameworkId, id);
+    addTo(this.byApp, `${t.info.frameworkId}\0${t.info.appId}`, id);
     if (isTerminal(t.status.state)) {
       this.terminal.set(id, t.updatedAtMs);
       return;
@@ -75,6 +82,7 @@ export class TaskIndex {
     else this.byState.delete(t.status.state);
     removeFrom(this.byAgent, t.info.agentId, id);
     removeFrom(this.byFramework, t.info.frameworkId, id);
+    removeFrom(this.byApp, `${t.info.frameworkId}\0${t.info.appId}`, id);
     if (isTerminal(t.status.state)) {
       this.terminal.delete(id);
       return;

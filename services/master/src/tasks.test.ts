@@ -218,6 +218,9 @@ test("out-of-order and duplicate status updates are harmless: state order wins, 
   assert.equal((await verifyLog(m.store)).ok, true);
   // The tasks-by-state count (metrics) is kept incrementally and agrees with the tasks.
   assert.deepEqual(Object.fromEntries(m.leader.tasksByState()), { TASK_FINISHED: 2 });
+  // And the index by app (a query for one app's tasks) holds both, under their framework.
+  assert.deepEqual([...m.leader.index.tasksOfApp(fw.frameworkId, "web")].sort(), [a, b].sort());
+  assert.equal(m.leader.index.tasksOfApp("another-framework", "web").size, 0);
   await m.leader.stop();
 });
 

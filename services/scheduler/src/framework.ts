@@ -128,6 +128,11 @@ export class TaskView extends Map<string, TaskEntry> {
     super.clear();
   }
 
+  /** The apps that have tasks in the view. */
+  appIds(): Iterable<string> {
+    return this.byApp.keys();
+  }
+
   /** The tasks of one app. */
   ofApp(appId: string): Iterable<TaskEntry> {
     return this.byApp.get(appId)?.values() ?? [];
@@ -308,9 +313,11 @@ export class FrameworkDriver {
     const apps = this.deps.apps();
     let reviveAt = Number.POSITIVE_INFINITY;
     const kills: string[] = [];
-    for (const t of this.tasks.values()) {
-      if (!apps.has(t.appId) && isActive(t.state) && !t.killRequested) kills.push(t.taskId);
-    }
+    // Tasks of apps that no longer exist (by app: no walk over every task per converge).
+    for (const appId of this.tasks.appIds())
+      if (!apps.has(appId))
+        for (const t of this.tasks.ofApp(appId))
+          if (isActive(t.state) && !t.killRequested) kills.push(t.taskId);
     for (const id of [...this.waiting.keys(), ...this.launchFailures.keys()])
       if (!apps.has(id)) {
         this.waiting.delete(id);
