@@ -17,6 +17,7 @@ export interface Leadership {
   readonly createRevision: string;
   /** Resolves when this leadership is over (lease lost, key deleted, resigned). */
   readonly lost: Promise<void>;
+  /** False once the term is over, or its keep-alive is overdue (checked when asked). */
   isLeader(): boolean;
   /** The compare that fences a write to this leadership. */
   fence(): ICompare;
@@ -121,7 +122,13 @@ export class LeaderElection {
         key,
         createRevision,
         lost,
-        isLeader: () => !over,
+        // Checked at the moment of asking, not only by the 200 ms guard: a process that was paused
+        // past its TTL (GC, SIGSTOP) learns it at its first command, before sending it.
+        isLeader: () => {
+          if (!over && Date.now() - lastKeepAliveMs > overdueMs)
+            end(`keep-alive overdue by more than ${overdueMs} ms`);
+          return !over;
+        },
         fence,
         resign: async () => {
           end("resigned");

@@ -92,6 +92,12 @@ export interface FrameworkDeps {
   log: Logger;
   observer?: FrameworkObserver;
   apps(): Map<string, AppRecord>;
+  /**
+   * Whether this replica still leads (D8): checked before every kill and accept, so a replica
+   * whose term ended (or that was paused past its lease) sends no command from a stale view.
+   * Default: always.
+   */
+  leading?(): boolean;
   loadFrameworkId(): Promise<string | undefined>;
   saveFrameworkId(id: string): Promise<void>;
 }
@@ -228,6 +234,12 @@ export class FrameworkDriver {
     return this.serial(() => this.convergeNow());
   }
 
+  private leads(): boolean {
+    if (this.deps.leading?.() ?? true) return true;
+    this.deps.log.warn("not leading any more: no command sent to the master");
+    return false;
+  }
+
   private sdk(): Framework {
     if (!this.fw) throw new Error("FrameworkDriver.init() was not called");
     return this.fw;
@@ -330,6 +342,7 @@ export class FrameworkDriver {
         reviveAt = Math.min(reviveAt, plan.waitingForBackoffUntilMs);
       kills.push(...plan.kill);
     }
+    if (kills.length > 0 && !this.leads()) return;
     for (const id of kills) {
       const t = this.tasks.get(id);
       if (!t || t.killRequested) continue;
@@ -390,7 +403,7 @@ export class FrameworkDriver {
   }
 
   private async placeOffers(offers: FrameworkOffer[]): Promise<void> {
-    if (!this.ready || this.stopped) {
+    if (!this.ready || this.stopped || !this.leads()) {
       this.decline(
         offers.map((o) => o.offerId),
         1,

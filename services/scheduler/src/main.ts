@@ -82,6 +82,7 @@ async function lead(leadership: Leadership): Promise<void> {
     config,
     log,
     apps: () => apps.records(),
+    leading: () => leadership.isLeader(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
     observer: {
