@@ -13,7 +13,8 @@ import { connectBus, followEvents, type PublishedEvent } from "@drover/bus";
 import { createLogger } from "@drover/common";
 import { AppAggregate, type AppEvent, type AppSpec } from "@drover/core";
 import { CHECKPOINT_PREFIX, connectEtcd, EventStore, LOG_PREFIX, pruneLog, verifyLog } from "@drover/store";
-import { type Cluster, startCluster, waitFor } from "./harness/index.js";
+import type { Etcd3 } from "etcd3";
+import { type Cluster, type ServiceProcess, startCluster, waitFor } from "./harness/index.js";
 
 let cluster: Cluster | undefined;
 
@@ -130,12 +131,19 @@ test("retention removes published events past retention, keeps checkpoints, and 
   }
 });
 
-test("the relay catches up by itself after etcd compacted the revision it resumes from", async () => {
+/**
+ * Runs `body` with the cluster's first master, an etcd client, and the app events published
+ * on NATS from now on (collected in `seen`); closes the clients after.
+ */
+async function withAppEvents(
+  name: string,
+  body: (x: { c: Cluster; master: ServiceProcess; etcd: Etcd3; seen: PublishedEvent[] }) => Promise<void>,
+): Promise<void> {
   const c = cluster;
   assert.ok(c);
   const master = c.masters[0];
   assert.ok(master);
-  const bus = await connectBus([c.infra.natsUrl], "retention-test", createLogger("test", "warn"));
+  const bus = await connectBus([c.infra.natsUrl], name, createLogger("test", "warn"));
   const etcd = connectEtcd([c.infra.etcdEndpoint]);
   const seen: PublishedEvent[] = [];
   let stopFollowing: (() => Promise<void>) | undefined;
@@ -143,6 +151,16 @@ test("the relay catches up by itself after etcd compacted the revision it resume
     stopFollowing = await followEvents(bus, createLogger("test", "warn"), (e) => void seen.push(e), {
       filter: "drover.events.app.>",
     });
+    await body({ c, master, etcd, seen });
+  } finally {
+    await stopFollowing?.();
+    await bus.close();
+    etcd.close();
+  }
+}
+
+test("the relay catches up by itself after etcd compacted the revision it resumes from", async () => {
+  await withAppEvents("retention-test", async ({ c, master, etcd, seen }) => {
     await master.stop();
     // While no master relays, an app is committed and etcd compacts away every older revision.
     const file = join(await mkdtemp(join(tmpdir(), "drover-retention-")), "app.json");
@@ -166,26 +184,11 @@ test("the relay catches up by itself after etcd compacted the revision it resume
     );
     assert.ok(restarted.running, c.describe(40));
     assert.match(restarted.logs(), /relay watch failed; catching up from the log/);
-  } finally {
-    await stopFollowing?.();
-    await bus.close();
-    etcd.close();
-  }
+  });
 });
 
 test("the relay publishes in batches: 600 events, the master restarted in the middle, each event in the stream once and in revision order", async () => {
-  const c = cluster;
-  assert.ok(c);
-  const master = c.masters[0];
-  assert.ok(master);
-  const bus = await connectBus([c.infra.natsUrl], "relay-test", createLogger("test", "warn"));
-  const etcd = connectEtcd([c.infra.etcdEndpoint]);
-  const seen: PublishedEvent[] = [];
-  let stopFollowing: (() => Promise<void>) | undefined;
-  try {
-    stopFollowing = await followEvents(bus, createLogger("test", "warn"), (e) => void seen.push(e), {
-      filter: "drover.events.app.>",
-    });
+  await withAppEvents("relay-test", async ({ c, master, etcd, seen }) => {
     const store = new EventStore(etcd);
     const spec = (id: string): AppSpec => ({
       id,
@@ -238,9 +241,5 @@ test("the relay publishes in batches: 600 events, the master restarted in the mi
     const revisions = events.map((e) => BigInt(e.revision));
     for (let i = 1; i < revisions.length; i++)
       assert.ok((revisions[i] ?? 0n) >= (revisions[i - 1] ?? 0n), `revision order at ${i}`);
-  } finally {
-    await stopFollowing?.();
-    await bus.close();
-    etcd.close();
-  }
+  });
 });

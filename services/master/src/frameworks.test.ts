@@ -166,14 +166,26 @@ test("a status update is resent until acknowledged with its uuid", async () => {
   await m.leader.stop();
 });
 
-test("an unacknowledged update is resent after 10 s, then twice as late each time (no flood of the same update)", async () => {
+/** A master with agent a1 and a subscribed framework that launched `taskIds` on a1's offer. */
+async function withLaunched(...taskIds: string[]) {
   const m = await startMaster();
   const agent = await registerAgent(m, anAgent().id("a1"));
   keepAlive(m, "a1", agent);
   const fw = await subscribe(m);
   const offer = (await nextOffers(m, fw)).find((o) => o.agentId === "a1");
   assert.ok(offer);
-  await m.leader.accept(acceptOf(fw.frameworkId, [offer.offerId], [aTask().id("web.1").on("a1")]));
+  await m.leader.accept(
+    acceptOf(
+      fw.frameworkId,
+      [offer.offerId],
+      taskIds.map((id) => aTask().id(id).on("a1")),
+    ),
+  );
+  return { m, fw };
+}
+
+test("an unacknowledged update is resent after 10 s, then twice as late each time (no flood of the same update)", async () => {
+  const { m, fw } = await withLaunched("web.1");
   await m.leader.tasks.onStatus(statusOf(m, "a1", "web.1", "TASK_RUNNING"));
   const isWeb1 = (e: FrameworkEvent) =>
     e.event?.$case === "update" && e.event.value.status?.taskId === "web.1";
@@ -186,15 +198,7 @@ test("an unacknowledged update is resent after 10 s, then twice as late each tim
 });
 
 test("acknowledgements in one batch: known ones apply, unknown or foreign tasks are returned, a bad uuid names its index", async () => {
-  const m = await startMaster();
-  const agent = await registerAgent(m, anAgent().id("a1"));
-  keepAlive(m, "a1", agent);
-  const fw = await subscribe(m);
-  const offer = (await nextOffers(m, fw)).find((o) => o.agentId === "a1");
-  assert.ok(offer);
-  await m.leader.accept(
-    acceptOf(fw.frameworkId, [offer.offerId], [aTask().id("web.1").on("a1"), aTask().id("web.2").on("a1")]),
-  );
+  const { m, fw } = await withLaunched("web.1", "web.2");
   const r1 = statusOf(m, "a1", "web.1", "TASK_RUNNING");
   const r2 = statusOf(m, "a1", "web.2", "TASK_RUNNING");
   await m.leader.tasks.onStatus(r1);
