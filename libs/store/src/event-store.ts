@@ -182,6 +182,9 @@ export const DEFAULT_STORE_LIMITS: StoreLimits = {
 
 /** Keys per page when reading a prefix (the log, the projections): values are at most ~512 KiB, so a page stays far below the client's 64 MiB message limit. */
 export const SCAN_PAGE_SIZE = 100;
+/** What a later page aims at (from the average size of the values of the previous one), and its cap. */
+const SCAN_PAGE_BYTES = 4 * 1024 * 1024;
+const SCAN_MAX_PAGE_SIZE = 10_000;
 
 /** Bytes a request op costs on the wire, roughly: key, value and framing. */
 function opBytes(op: IRequestOp): number {
@@ -481,14 +484,33 @@ export class EventStore {
   async *scan(prefix: string, revision: string, pageSize = SCAN_PAGE_SIZE) {
     const end = prefixEnd(Buffer.from(prefix));
     let from = Buffer.from(prefix);
+    // The first page is small enough for the largest values; later pages are sized from the
+    // values seen (small projections: thousands per page, so 100,000 tasks load in tens of
+    // round trips, not a thousand). An answer over the message limit halves the page.
+    let limit = pageSize;
     for (;;) {
-      const res = await storeCall(`a read of ${prefix}`, () =>
-        this.kv.range({ key: from, range_end: end, limit: pageSize, revision }),
-      );
+      let res: IRangeResponse;
+      try {
+        res = await storeCall(`a read of ${prefix}`, () =>
+          this.kv.range({ key: from, range_end: end, limit, revision }),
+        );
+      } catch (err) {
+        if (err instanceof TooLargeError && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 2));
+          continue;
+        }
+        throw err;
+      }
       if (res.kvs.length > 0) yield res.kvs;
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) return;
       from = Buffer.concat([last.key, Buffer.from([0])]);
+      if (pageSize === SCAN_PAGE_SIZE) {
+        let bytes = 0;
+        for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
+        const avg = Math.max(1, bytes / res.kvs.length);
+        limit = Math.max(SCAN_PAGE_SIZE, Math.min(SCAN_MAX_PAGE_SIZE, Math.floor(SCAN_PAGE_BYTES / avg)));
+      }
     }
   }
 

@@ -17,7 +17,7 @@ import {
 } from "@drover/store";
 import { GRPCInvalidArgumentError } from "etcd3";
 import { anApp, aTask } from "./builders.js";
-import { ETCD_MESSAGES } from "./etcd-errors.js";
+import { ETCD_MESSAGES, etcdErrors } from "./etcd-errors.js";
 import { TEST_EPOCH_MS } from "./fake-clock.js";
 import { memoryLeadership } from "./leadership.js";
 import { MemoryKv } from "./memory-kv.js";
@@ -356,8 +356,8 @@ test("load reads every projection with its version across pages, and skips an in
   assert.deepEqual(invalid, ["app/broken"]);
   assert.equal(
     kv.rangeCount - ranges,
-    5,
-    "the revision, the version keys of the previous format (none), 251 projections in pages of 100",
+    4,
+    "the revision, the version keys of the previous format (none), 251 small projections: a first page of 100, then one of the rest",
   );
 });
 
@@ -483,4 +483,37 @@ test("a change over etcd's request size is refused by EventStore before sending;
     assert.ok(err.message.endsWith(ETCD_MESSAGES.requestTooLarge));
     return true;
   });
+});
+
+test("scan: pages grow with small values (25,000 keys in a few reads, not 250) and an answer over the message limit halves the page", async () => {
+  const kv = new MemoryKv();
+  const store = new EventStore(kv);
+  const puts = Array.from({ length: 25_000 }, (_, i) => ({
+    request_put: {
+      key: Buffer.from(`/drover/state/x/${String(i).padStart(6, "0")}`),
+      value: Buffer.from("v".repeat(200)),
+    },
+  }));
+  for (let i = 0; i < puts.length; i += 100)
+    await kv.txn({ compare: [], success: puts.slice(i, i + 100), failure: [] });
+  const revision = await store.revision();
+  kv.resetStats();
+  let seen = 0;
+  let pages = 0;
+  for await (const page of store.scan("/drover/state/x/", revision)) {
+    seen += page.length;
+    pages += 1;
+  }
+  assert.equal(seen, 25_000);
+  assert.ok(kv.rangeCount <= 10, `${kv.rangeCount} reads for 25,000 small values`);
+  assert.ok(pages <= 10);
+
+  // A read refused as over the message limit is made again at half the size.
+  kv.resetStats();
+  kv.failNext(1, () => etcdErrors.messageTooLarge(80 << 20, 64 << 20), { only: "range" });
+  const keys: string[] = [];
+  for await (const page of store.scan("/drover/state/x/", revision))
+    for (const k of page) keys.push(k.key.toString());
+  assert.equal(keys.length, 25_000);
+  assert.equal(new Set(keys).size, 25_000, "no key twice");
 });
