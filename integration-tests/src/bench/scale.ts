@@ -63,6 +63,29 @@ function percentile(values: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat (12 and 13 after the command name).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The host pid of a container's main process (docker inspect). */
+async function containerPid(id: string): Promise<number | undefined> {
+  const out = await new Promise<string>((resolve) => {
+    const p = spawn("docker", ["inspect", "-f", "{{.State.Pid}}", id]);
+    let text = "";
+    p.stdout.on("data", (d: Buffer) => {
+      text += d.toString();
+    });
+    p.on("close", () => resolve(text.trim()));
+    p.on("error", () => resolve(""));
+  });
+  const pid = Number(out);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 /** Resident memory of a process now (VmRSS), MiB. */
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
@@ -237,6 +260,20 @@ async function main(): Promise<void> {
       }
     })();
 
+    // CPU used by each process while the cluster fills (where the time goes).
+    const cpuOf: { name: string; pid: number }[] = [
+      ...[...cluster.masters, ...cluster.schedulers].map((p) => ({ name: p.name, pid: p.pid })),
+      ...(sim.pid ? [{ name: "drover-sim", pid: sim.pid }] : []),
+    ];
+    for (const [name, container] of [
+      ["etcd", cluster.infra.etcdContainer],
+      ["nats-server", cluster.infra.natsContainer],
+    ] as const) {
+      const pid = await containerPid(container.getId());
+      if (pid) cpuOf.push({ name, pid });
+    }
+    const cpuBefore = await Promise.all(cpuOf.map((p) => cpuSeconds(p.pid)));
+
     // Create the apps.
     const t0 = performance.now();
     let next = 0;
@@ -274,6 +311,7 @@ async function main(): Promise<void> {
       { timeoutMs: 3_600_000, intervalMs: 250 },
     );
     const seconds = (performance.now() - t0) / 1000;
+    const cpuAfter = await Promise.all(cpuOf.map((p) => cpuSeconds(p.pid)));
     sampling = false;
     await sampler;
     await rssSampler;
@@ -317,6 +355,15 @@ async function main(): Promise<void> {
       `etcd operations per placed task: ${(ops / TOTAL).toFixed(2)} (${ops} ops in ${txns} transactions, ${changes} changes; ${(changes / txns).toFixed(1)} changes per transaction)`,
     );
     line(`allocation cycle: mean ${(alloc * 1000).toFixed(1)} ms`);
+    const used = cpuOf.map((p, i) => ({ name: p.name, s: (cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0) }));
+    const total = used.reduce((n, u) => n + u.s, 0);
+    line(
+      `CPU while filling: ${total.toFixed(0)} core-s in ${seconds.toFixed(0)} s (${((1000 * total) / TOTAL).toFixed(2)} ms per placed task): ${used
+        .filter((u) => u.s > 0.5)
+        .sort((a, b) => b.s - a.s)
+        .map((u) => `${u.name} ${u.s.toFixed(0)} s`)
+        .join(", ")}`,
+    );
     line(
       `master leader heap used at full size: ${(metric(after, "drover_master_nodejs_heap_size_used_bytes") / 2 ** 20).toFixed(0)} MiB`,
     );
