@@ -179,6 +179,17 @@ proc_command() { # name → CMD, the command line of that process
     ;;
   nats) CMD=(nats-server -js -sd "$DIR/nats" -a 127.0.0.1 -p "$NATS_PORT") ;;
   master | scheduler | agent) CMD=(node "services/$1/dist/main.js") ;;
+  agent-[1-9])
+    # One of DROVER_LOCAL_AGENTS agents on this machine: its own work dir (and so its own agent id),
+    # hostname, rack attribute, metrics port, share of the host port range and of the cpus and memory.
+    local k=${1#agent-}
+    CMD=(env "DROVER_AGENT_WORK_DIR=$DIR/agent-$k" "DROVER_AGENT_HOSTNAME=$AGENT_HOST_BASE-$k"
+      "DROVER_AGENT_ATTRIBUTES=rack:r$k${DROVER_AGENT_ATTRIBUTES:+,$DROVER_AGENT_ATTRIBUTES}"
+      "DROVER_AGENT_METRICS_LISTEN=$AGENT_METRICS_HOST:$((AGENT_METRICS_PORT + k - 1))"
+      "DROVER_AGENT_PORTS=$((AGENT_PORT_FIRST + (k - 1) * AGENT_PORT_SHARE))-$((AGENT_PORT_FIRST + k * AGENT_PORT_SHARE - 1))"
+      "DROVER_AGENT_CPUS=$AGENT_CPUS" "DROVER_AGENT_MEM=$AGENT_MEM"
+      node services/agent/dist/main.js)
+    ;;
   *)
     drover_log "unknown process $1"
     return 1
@@ -353,6 +364,27 @@ export DROVER_AGENT_WORK_DIR=$DIR/agent
 export DROVER_LEADER_TTL_SECONDS=${DROVER_LEADER_TTL_SECONDS:-3}
 export DROVER_LOG_LEVEL=${DROVER_LOG_LEVEL:-info}
 
+# DROVER_LOCAL_AGENTS=N (1-9) runs N agents on this machine (agent-1..agent-N, rack:r1..rN), so that
+# constraints can be tried on one machine. They share the host: each gets 1/N of the cpus, the memory
+# and the host port range 31000-32000 (unless DROVER_AGENT_CPUS / DROVER_AGENT_MEM say otherwise).
+LOCAL_AGENTS=${DROVER_LOCAL_AGENTS:-1}
+if ! [[ $LOCAL_AGENTS =~ ^[1-9]$ ]]; then
+  drover_log "DROVER_LOCAL_AGENTS must be a number from 1 to 9 (got '$LOCAL_AGENTS')"
+  exit 2
+fi
+AGENTS=(agent)
+if ((LOCAL_AGENTS > 1)); then
+  AGENTS=()
+  for ((k = 1; k <= LOCAL_AGENTS; k++)); do AGENTS+=("agent-$k"); done
+  AGENT_HOST_BASE=$(hostname 2>/dev/null || echo local)
+  AGENT_METRICS_HOST=${DROVER_AGENT_METRICS_LISTEN%:*}
+  AGENT_METRICS_PORT=${DROVER_AGENT_METRICS_LISTEN##*:}
+  AGENT_PORT_FIRST=31000
+  AGENT_PORT_SHARE=$((1001 / LOCAL_AGENTS))
+  AGENT_CPUS=${DROVER_AGENT_CPUS:-$(awk -v n="$(nproc)" -v k="$LOCAL_AGENTS" 'BEGIN { printf "%.2f", n / k }')}
+  AGENT_MEM=${DROVER_AGENT_MEM:-$(awk -v k="$LOCAL_AGENTS" '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.8 / k }' /proc/meminfo)}
+fi
+
 busy=$(ports_in_use "127.0.0.1:$ETCD_PORT=etcd" "127.0.0.1:$ETCD_PEER_PORT=etcd-peer" "127.0.0.1:$NATS_PORT=nats" \
   "$DROVER_MASTER_LISTEN=master" "$DROVER_SCHEDULER_LISTEN=scheduler")
 if [[ -n $busy ]]; then
@@ -393,7 +425,7 @@ done
 drover_log "NATS is ready (pid $(pid_of nats))"
 
 # --- Drover services -------------------------------------------------------------------------------
-for svc in master scheduler agent; do
+for svc in master scheduler "${AGENTS[@]}"; do
   start_proc "$svc"
 done
 
@@ -417,17 +449,17 @@ agent_registered() {
     process.stdin.on("data", (d) => { s += d; }).on("end", () => {
       let v;
       try { v = JSON.parse(s); } catch { process.exit(1); }
-      process.exit(Array.isArray(v) && v.length > 0 ? 0 : 1);
-    });' <"$LOGS/cli.out"
+      process.exit(Array.isArray(v) && v.length >= Number(process.argv[1]) ? 0 : 1);
+    });' "$LOCAL_AGENTS" <"$LOGS/cli.out"
 }
 
-drover_log "waiting for an agent to register (up to 90 s)"
+drover_log "waiting for $LOCAL_AGENTS agent(s) to register (up to 90 s)"
 deadline=$((SECONDS + 90))
 until agent_registered; do
   if ((SECONDS >= deadline)); then
     drover_log "last output of 'drover agent list --json': $(head -c 500 "$LOGS/cli.out" 2>/dev/null || true)"
     tail -n 5 "$LOGS/cli.log" 2>/dev/null | sed 's/^/    /' >&2 || true
-    fail "no agent registered within 90 s; see the logs in $LOGS"
+    fail "$LOCAL_AGENTS agent(s) did not register within 90 s; see the logs in $LOGS"
   fi
   supervise
   idle 1000
@@ -439,10 +471,22 @@ drover: etcd       127.0.0.1:$ETCD_PORT   data $DIR/etcd
 drover: NATS       127.0.0.1:$NATS_PORT   data $DIR/nats (JetStream)
 drover: master     $DROVER_MASTER_ADVERTISE   (listening on $DROVER_MASTER_LISTEN)
 drover: scheduler  $DROVER_SCHEDULER_ADVERTISE   (listening on $DROVER_SCHEDULER_LISTEN)
-drover: agent      work dir $DROVER_AGENT_WORK_DIR
+$(if ((LOCAL_AGENTS == 1)); then
+  echo "drover: agent      work dir $DROVER_AGENT_WORK_DIR"
+else
+  for ((k = 1; k <= LOCAL_AGENTS; k++)); do
+    echo "drover: agent-$k    hostname $AGENT_HOST_BASE-$k, rack:r$k, work dir $DIR/agent-$k, ports $((AGENT_PORT_FIRST + (k - 1) * AGENT_PORT_SHARE))-$((AGENT_PORT_FIRST + k * AGENT_PORT_SHARE - 1))"
+  done
+fi)
 drover: metrics    http://$DROVER_MASTER_METRICS_LISTEN/metrics (master)
                    http://$DROVER_SCHEDULER_METRICS_LISTEN/metrics (scheduler)
-                   http://$DROVER_AGENT_METRICS_LISTEN/metrics (agent)
+$(if ((LOCAL_AGENTS == 1)); then
+  echo "                   http://$DROVER_AGENT_METRICS_LISTEN/metrics (agent)"
+else
+  for ((k = 1; k <= LOCAL_AGENTS; k++)); do
+    echo "                   http://$AGENT_METRICS_HOST:$((AGENT_METRICS_PORT + k - 1))/metrics (agent-$k)"
+  done
+fi)
 drover: logs       $LOGS   pid files $RUN
 drover: cluster ready — try: npx drover app add deploy/config/example-app.json
 drover: Ctrl-C stops the cluster (task containers are left to the agent)

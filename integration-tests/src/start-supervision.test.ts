@@ -146,7 +146,7 @@ async function startScript(extraEnv: Record<string, string> = {}): Promise<Scrip
     output: () => output,
     pids() {
       const found: Array<{ name: ProcessName; pid: number }> = [];
-      for (const m of output.matchAll(/^drover: (?:re)?started (\w+) \(pid (\d+)/gm)) {
+      for (const m of output.matchAll(/^drover: (?:re)?started ([\w-]+) \(pid (\d+)/gm)) {
         found.push({ name: m[1] as ProcessName, pid: Number(m[2]) });
       }
       return found;
@@ -341,6 +341,51 @@ test("start.sh does not restart a service that exits with status 2 (bad configur
     const all = s.pids();
     assert.deepEqual(all.map((p) => p.name).sort(), [...PROCESSES].sort(), describe(s));
     for (const { name, pid } of all) assert.ok(!isOurs(pid, s.dir), `${name} (pid ${pid}) is gone`);
+  } finally {
+    await cleanup(s);
+  }
+});
+
+test("DROVER_LOCAL_AGENTS=3: three agents register, each with its own hostname, rack, ports and work dir; a bad count exits 2", {
+  timeout: 120_000,
+}, async () => {
+  const bad = await startScript({ DROVER_LOCAL_AGENTS: "12" });
+  try {
+    assert.equal(await withTimeout("start.sh to refuse DROVER_LOCAL_AGENTS=12", bad.exited, 30_000), 2);
+    assert.match(bad.output(), /DROVER_LOCAL_AGENTS must be a number from 1 to 9 \(got '12'\)/);
+  } finally {
+    await cleanup(bad);
+  }
+  const metrics = await freePort();
+  const s = await startScript({
+    DROVER_LOCAL_AGENTS: "3",
+    DROVER_AGENT_METRICS_LISTEN: `127.0.0.1:${metrics}`,
+  });
+  try {
+    await waitForOutput(s, "start.sh to print 'cluster ready'", /^drover: cluster ready/m, READY_MS);
+    for (const k of [1, 2, 3])
+      assert.match(s.output(), new RegExp(`^drover: started agent-${k} \\(pid \\d+\\)`, "m"));
+    const listed = await runCli(["agent", "list", "--json"], s.cliEnv, { timeoutMs: 20_000 });
+    assert.equal(listed.code, 0, listed.stderr);
+    const agents = JSON.parse(listed.stdout) as {
+      agentId: string;
+      hostname: string;
+      attributes: Record<string, string> | { key: string; value: string }[];
+    }[];
+    assert.equal(agents.length, 3, listed.stdout);
+    assert.equal(new Set(agents.map((a) => a.agentId)).size, 3, "three agent ids");
+    assert.equal(new Set(agents.map((a) => a.hostname)).size, 3, "three hostnames");
+    const racks = agents
+      .map((a) =>
+        Array.isArray(a.attributes) ? a.attributes.find((x) => x.key === "rack")?.value : a.attributes.rack,
+      )
+      .sort();
+    assert.deepEqual(racks, ["r1", "r2", "r3"], listed.stdout);
+    for (const k of [1, 2, 3])
+      assert.match(
+        s.output(),
+        new RegExp(`^drover: agent-${k} .*rack:r${k}, work dir .*agent-${k}, ports \\d+-\\d+$`, "m"),
+      );
   } finally {
     await cleanup(s);
   }
