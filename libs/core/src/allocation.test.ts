@@ -331,6 +331,36 @@ function assertGrantsFitAgents(agents: AgentLedger[], grants: OfferGrant[]): voi
 }
 
 describe("allocate properties", () => {
+  it("(c) leaving out the agents with nothing to offer, given the cluster's capacity, grants the same", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(arbAgent, { selector: (a) => a.agentId }),
+        fc.uniqueArray(arbFramework, { selector: (f) => f.frameworkId }),
+        fc.array(arbFilter, { maxLength: 8 }),
+        arbPolicy,
+        (agents, fws, filters, policy) => {
+          const min = policy.minAllocatable ?? MIN;
+          const capacity = { cpus: 0, mem: 0 };
+          for (const a of agents.filter((x) => x.connected)) {
+            capacity.cpus += a.total.cpus;
+            capacity.mem += a.total.mem;
+          }
+          // What the master leaves out: agents whose free cpus or mem is clearly below the minimum.
+          const some = agents.filter((a) => {
+            const cpus = a.total.cpus - a.used.cpus - a.offered.cpus;
+            const mem = a.total.mem - a.used.mem - a.offered.mem;
+            return cpus >= min.cpus - 0.01 && mem >= min.mem - 0.01;
+          });
+          assert.deepEqual(
+            allocate(some, fws, filters, NOW, { ...policy, capacity }),
+            allocate(agents, fws, filters, NOW, policy),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("(b) never grants more than an agent's free resources or a role's limit, nor to whom it must not", () => {
     let granted = 0;
     let capped = 0;

@@ -76,6 +76,12 @@ export interface AllocationPolicy {
   minAllocatable?: CpusMem;
   /** Weights, guarantees and limits per role; the first entry for a role counts. */
   roles?: RoleConfig[];
+  /**
+   * The cluster's total cpus and mem (for the DRF shares), when `agents` leaves out agents with
+   * nothing to offer (a caller at fleet size passes only those with free resources; the grants are
+   * the same). Default: the total of `agents`.
+   */
+  capacity?: CpusMem;
 }
 
 export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = { minAllocatable: { ...DEFAULT_MIN_ALLOCATABLE } };
@@ -359,11 +365,12 @@ export function allocate(
 ): OfferGrant[] {
   const min = policy.minAllocatable ?? DEFAULT_MIN_ALLOCATABLE;
   const connected = connectedAgents(agents);
-  const capacity = { cpus: 0, mem: 0 };
-  for (const a of connected) {
-    capacity.cpus += a.total.cpus;
-    capacity.mem += a.total.mem;
-  }
+  const capacity = policy.capacity ? { ...policy.capacity } : { cpus: 0, mem: 0 };
+  if (!policy.capacity)
+    for (const a of connected) {
+      capacity.cpus += a.total.cpus;
+      capacity.mem += a.total.mem;
+    }
   const roles = buildRoles(frameworks, filters, nowMs, policy.roles ?? []);
   const free = connected.map(freeResources);
   const cycle = new Cycle(roles, min, capacity, free);

@@ -86,13 +86,26 @@ export class AllocationLoop {
     const now = this.ctx.clock.now();
     const { index, offers } = this.ctx;
     const ledgers: AgentLedger[] = [];
+    const min = { cpus: this.ctx.config.minAllocatableCpus, mem: this.ctx.config.minAllocatableMem };
+    // Only agents with something left to offer get a ledger (at fleet size nearly every agent is
+    // used or offered in full); the DRF shares still count the whole cluster.
+    const capacity = { cpus: 0, mem: 0 };
     for (const a of this.agents.connected()) {
+      capacity.cpus += a.resources.cpus;
+      capacity.mem += a.resources.mem;
+      const used = index.usedOn(a.agentId);
+      const pending = this.tasks.pendingOn(a.agentId);
+      const offered = offers.offeredOn(a.agentId);
+      const freeCpus = a.resources.cpus - used.cpus - pending.cpus - offered.cpus;
+      const freeMem = a.resources.mem - used.mem - pending.mem - offered.mem;
+      // A margin: an agent at the edge gets a ledger, and the allocator decides.
+      if (freeCpus < min.cpus - 0.01 || freeMem < min.mem - 0.01) continue;
       ledgers.push({
         agentId: a.agentId,
         hostname: a.hostname,
         total: a.resources,
-        used: addResources(index.usedOn(a.agentId), this.tasks.pendingOn(a.agentId)),
-        offered: offers.offeredOn(a.agentId),
+        used: addResources(used, pending),
+        offered,
         attributes: a.attributes,
         connected: true,
       });
@@ -109,8 +122,9 @@ export class AllocationLoop {
     }));
     if (ledgers.length === 0 || frameworks.length === 0) return;
     const grants = allocate(ledgers, frameworks, offers.activeFilters(now), now, {
-      minAllocatable: { cpus: this.ctx.config.minAllocatableCpus, mem: this.ctx.config.minAllocatableMem },
+      minAllocatable: min,
       roles: this.ctx.config.roles,
+      capacity,
     });
     const byFramework = new Map<string, FrameworkEvent & { event: { $case: "offers" } }>();
     for (const g of grants) {
