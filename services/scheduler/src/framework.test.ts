@@ -72,3 +72,30 @@ test("the queue lists only apps with instances waiting, by id", () => {
   );
   assert.ok(q.every((e) => e.reasons.some((r) => r.kind === "no_offers")));
 });
+
+test("the task view keeps active tasks per app per agent as tasks come and go (no walk over every task per offer round)", () => {
+  const d = driver(new Map([["web", app("web", 3)]]));
+  const entry = (taskId: string, agentId: string) => ({
+    taskId,
+    appId: "web",
+    agentId,
+    state: "TASK_STAGING" as const,
+    createdAtMs: NOW,
+    killRequested: false,
+  });
+  d.tasks.set("web.1", entry("web.1", "a1"));
+  d.tasks.set("web.2", entry("web.2", "a1"));
+  d.tasks.set("web.3", entry("web.3", "a2"));
+  const counts = () =>
+    Object.fromEntries([...(d.tasks.activeByAppAgent.get("web") ?? new Map<string, number>())].sort());
+  assert.deepEqual(counts(), { a1: 2, a2: 1 });
+  // Set again (a re-subscription) on another agent: moved, not counted twice.
+  d.tasks.set("web.2", { ...entry("web.2", "a2"), state: "TASK_RUNNING" });
+  assert.deepEqual(counts(), { a1: 1, a2: 2 });
+  d.tasks.delete("web.1");
+  d.tasks.delete("web.1");
+  assert.deepEqual(counts(), { a2: 2 });
+  d.tasks.delete("web.2");
+  d.tasks.delete("web.3");
+  assert.equal(d.tasks.activeByAppAgent.has("web"), false);
+});

@@ -105,10 +105,18 @@ export interface FrameworkDeps {
 /** The view of the framework's tasks, indexed by app (no scan of every task per app). */
 export class TaskView extends Map<string, TaskEntry> {
   private readonly byApp = new Map<string, Map<string, TaskEntry>>();
+  /** Active tasks per app per agent (what placement spreads against), kept as tasks come and go. */
+  readonly activeByAppAgent = new Map<string, Map<string, number>>();
 
   override set(taskId: string, t: TaskEntry): this {
     const prev = super.get(taskId);
+    if (prev) this.uncount(prev);
     if (prev && prev.appId !== t.appId) this.byApp.get(prev.appId)?.delete(taskId);
+    if (isActive(t.state)) {
+      const m = this.activeByAppAgent.get(t.appId) ?? new Map<string, number>();
+      m.set(t.agentId, (m.get(t.agentId) ?? 0) + 1);
+      this.activeByAppAgent.set(t.appId, m);
+    }
     super.set(taskId, t);
     let m = this.byApp.get(t.appId);
     if (!m) {
@@ -122,6 +130,7 @@ export class TaskView extends Map<string, TaskEntry> {
   override delete(taskId: string): boolean {
     const prev = super.get(taskId);
     if (prev) {
+      this.uncount(prev);
       const m = this.byApp.get(prev.appId);
       m?.delete(taskId);
       if (m?.size === 0) this.byApp.delete(prev.appId);
@@ -131,7 +140,23 @@ export class TaskView extends Map<string, TaskEntry> {
 
   override clear(): void {
     this.byApp.clear();
+    this.activeByAppAgent.clear();
     super.clear();
+  }
+
+  /**
+   * Counted as active when it entered the view: a state changed in place stays active (only
+   * non-terminal states are kept; a terminal update removes the task).
+   */
+  private uncount(t: TaskEntry): void {
+    if (!isActive(t.state)) return;
+    const m = this.activeByAppAgent.get(t.appId);
+    const n = (m?.get(t.agentId) ?? 0) - 1;
+    if (n > 0) m?.set(t.agentId, n);
+    else {
+      m?.delete(t.agentId);
+      if (m?.size === 0) this.activeByAppAgent.delete(t.appId);
+    }
   }
 
   /** The apps that have tasks in the view. */
@@ -425,13 +450,7 @@ export class FrameworkDriver {
           ...appPortDemand(app.spec),
         });
     }
-    const existing = new Map<string, Map<string, number>>();
-    for (const t of this.tasks.values()) {
-      if (!isActive(t.state)) continue;
-      const m = existing.get(t.appId) ?? new Map<string, number>();
-      m.set(t.agentId, (m.get(t.agentId) ?? 0) + 1);
-      existing.set(t.appId, m);
-    }
+    const existing = this.tasks.activeByAppAgent;
     // At most a round's worth of launches: a round that takes longer than the offer timeout to
     // accept fails on expired offers (Marathon's launch tokens play the same part). The rest of
     // the demand waits for the next offers, a second later.
