@@ -4,6 +4,7 @@ export * from "./backoff.js";
 export * from "./events/index.js";
 export * from "./launch.js";
 export * from "./limits.js";
+export * from "./marathon/app.js";
 export * from "./master-decisions.js";
 export * from "./placement.js";
 export * from "./ports.js";
