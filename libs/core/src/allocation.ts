@@ -82,6 +82,11 @@ export interface AllocationPolicy {
    * the same). Default: the total of `agents`.
    */
   capacity?: CpusMem;
+  /**
+   * With `capacity`: the free cpus and mem (freeCpusMem) of the connected agents left out, each
+   * below the minimum allocatable; they count in what unmet guarantees may draw on.
+   */
+  unlisted?: CpusMem;
 }
 
 export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = { minAllocatable: { ...DEFAULT_MIN_ALLOCATABLE } };
@@ -91,7 +96,19 @@ export function freeResources(agent: AgentLedger): Resources {
   const free = subtractResources(subtractResources(agent.total, agent.used), agent.offered);
   // Float sums drift (1.4 - 1.2 = 0.19999999999999996): offers carry scalars in thousandths, rounded
   // down, so a framework comparing exactly never sees 0.2 as less than 0.2.
-  return { ...free, cpus: roundDown(free.cpus), mem: roundDown(free.mem), disk: roundDown(free.disk) };
+  return { ...free, ...freeCpusMem(agent), disk: roundDown(free.disk) };
+}
+
+/**
+ * The cpus and mem of freeResources (the same arithmetic), without the port ranges: cheap enough
+ * for a caller that leaves out the agents with nothing to offer (see AllocationPolicy.unlisted).
+ */
+export function freeCpusMem(agent: { total: CpusMem; used: CpusMem; offered: CpusMem }): CpusMem {
+  const pos = (x: number) => (x < RESOURCE_EPSILON ? 0 : x);
+  return {
+    cpus: roundDown(pos(pos(agent.total.cpus - agent.used.cpus) - agent.offered.cpus)),
+    mem: roundDown(pos(pos(agent.total.mem - agent.used.mem) - agent.offered.mem)),
+  };
 }
 
 function roundDown(x: number): number {
@@ -165,6 +182,8 @@ function hasUnmet(role: RoleState): boolean {
   return u.cpus > RESOURCE_EPSILON || u.mem > RESOURCE_EPSILON;
 }
 
+const emptyUnlisted = { cpus: 0, mem: 0, disk: 0, ports: [] };
+
 /** One cycle's mutable bookkeeping. */
 class Cycle {
   readonly capacity: CpusMem;
@@ -180,10 +199,16 @@ class Cycle {
     free: readonly Resources[],
   ) {
     this.capacity = capacity;
+    // Free amounts are in thousandths (freeCpusMem): summed as integers, the total is exact and
+    // the same in any order (a caller may pass some agents' free as one sum, see `unlisted`).
+    let cpus = 0;
+    let mem = 0;
     for (const f of free) {
-      this.available.cpus += f.cpus;
-      this.available.mem += f.mem;
+      cpus += Math.round(f.cpus * 1000);
+      mem += Math.round(f.mem * 1000);
     }
+    this.available.cpus = cpus / 1000;
+    this.available.mem = mem / 1000;
     for (const r of roles) {
       const u = unmet(r);
       this.required.cpus += u.cpus;
@@ -373,7 +398,12 @@ export function allocate(
     }
   const roles = buildRoles(frameworks, filters, nowMs, policy.roles ?? []);
   const free = connected.map(freeResources);
-  const cycle = new Cycle(roles, min, capacity, free);
+  const cycle = new Cycle(
+    roles,
+    min,
+    capacity,
+    policy.capacity ? [...free, { ...emptyUnlisted, ...policy.unlisted }] : free,
+  );
   const perAgent: OfferGrant[][] = connected.map(() => []);
 
   for (const stage of [1, 2] as const) {

@@ -6,7 +6,7 @@
  * framework that sits on offers cannot hoard an agent).
  */
 import { coalesce, errorMessage } from "@drover/common";
-import { type AgentLedger, addResources, allocate, DEFAULT_ROLE } from "@drover/core";
+import { type AgentLedger, addResources, allocate, DEFAULT_ROLE, freeCpusMem, isEmpty } from "@drover/core";
 import { type FrameworkEvent, toWireResources } from "@drover/proto";
 import type { AgentRegistry } from "./agents.js";
 import type { MasterContext } from "./context.js";
@@ -90,16 +90,24 @@ export class AllocationLoop {
     // Only agents with something left to offer get a ledger (at fleet size nearly every agent is
     // used or offered in full); the DRF shares still count the whole cluster.
     const capacity = { cpus: 0, mem: 0 };
+    const unlisted = { cpus: 0, mem: 0 };
     for (const a of this.agents.connected()) {
       capacity.cpus += a.resources.cpus;
       capacity.mem += a.resources.mem;
       const used = index.usedOn(a.agentId);
       const pending = this.tasks.pendingOn(a.agentId);
       const offered = offers.offeredOn(a.agentId);
-      const freeCpus = a.resources.cpus - used.cpus - pending.cpus - offered.cpus;
-      const freeMem = a.resources.mem - used.mem - pending.mem - offered.mem;
-      // A margin: an agent at the edge gets a ledger, and the allocator decides.
-      if (freeCpus < min.cpus - 0.01 || freeMem < min.mem - 0.01) continue;
+      const free = freeCpusMem({
+        total: a.resources,
+        used: { cpus: used.cpus + pending.cpus, mem: used.mem + pending.mem },
+        offered,
+      });
+      if (isEmpty({ ...free, disk: 0, ports: [] }, min)) {
+        // In thousandths (exact, as the allocator sums free amounts).
+        unlisted.cpus = (Math.round(unlisted.cpus * 1000) + Math.round(free.cpus * 1000)) / 1000;
+        unlisted.mem = (Math.round(unlisted.mem * 1000) + Math.round(free.mem * 1000)) / 1000;
+        continue;
+      }
       ledgers.push({
         agentId: a.agentId,
         hostname: a.hostname,
@@ -125,6 +133,7 @@ export class AllocationLoop {
       minAllocatable: min,
       roles: this.ctx.config.roles,
       capacity,
+      unlisted,
     });
     const byFramework = new Map<string, FrameworkEvent & { event: { $case: "offers" } }>();
     for (const g of grants) {
