@@ -1,6 +1,7 @@
 export * from "./allocation.js";
 export * from "./app.js";
 export * from "./backoff.js";
+export * from "./constraints.js";
 export * from "./events/index.js";
 export * from "./launch.js";
 export * from "./limits.js";

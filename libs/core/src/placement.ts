@@ -1,3 +1,12 @@
+import {
+  type AgentFacts,
+  type CompiledConstraint,
+  type Constraint,
+  compileConstraint,
+  fieldValue,
+  meetsConstraint,
+  ValueCounts,
+} from "./constraints.js";
 import { isValidPort, PortSet, portsToRanges, rangesToPorts } from "./ports.js";
 import { RESOURCE_EPSILON, type Resources } from "./resources.js";
 
@@ -8,12 +17,17 @@ export interface OfferView {
   hostname: string;
   resources: Resources;
   attributes: Record<string, string>;
+  /** The agent's fault domain (`@region`, `@zone` in constraints), when it reports one. */
+  region?: string | undefined;
+  zone?: string | undefined;
 }
 
 /**
  * `count` more instances of an app, each needing `resources`, plus host ports: `ports` of them
  * (any free ones; default 0) and the specific `requestedPorts` (default none). Ports listed in
- * `resources.ports` are requested ports too.
+ * `resources.ports` are requested ports too. Every instance must satisfy every one of `constraints`
+ * (Marathon's, from `parseConstraints`; default none), judged against the app's instances: those
+ * in `existingPerAgent` and those placed earlier in the same pass (by any demand of the app).
  */
 export interface InstanceDemand {
   appId: string;
@@ -21,6 +35,7 @@ export interface InstanceDemand {
   resources: Resources;
   ports?: number;
   requestedPorts?: number[];
+  constraints?: readonly Constraint[];
 }
 
 /**
@@ -37,15 +52,63 @@ export interface Placement {
 }
 
 /**
- * Why instances stay unplaced, counted per agent (the agent's closest offer): `agents` agents offered
- * too little of `resource` (for `ports`: too few free host ports), a requested host `port` is not free
- * on `agents` agents (in use, or outside the offered ranges), or there were no offers at all. This is
- * what the cluster tells a user whose app is waiting ("port 80 taken on 3 agents").
+ * Why instances stay unplaced, counted over the agents that made offers, after the pass: the
+ * `constraint` (as `rack:GROUP_BY:3`) rejects `agents` agents; of the agents every constraint
+ * accepts, per agent its closest offer: `agents` agents offered too little of `resource` (for
+ * `ports`: too few free host ports), a requested host `port` is not free on `agents` agents (in
+ * use, or outside the offered ranges); or there were no offers at all. An agent counts once per
+ * constraint that rejects it, and is judged on resources only when no constraint does. This is
+ * what the cluster tells a user whose app is waiting ("port 80 taken on 3 agents"; `formatReasons`).
  */
 export type UnplacedReason =
+  | { kind: "constraint"; constraint: string; agents: number }
   | { kind: "insufficient"; resource: "cpus" | "mem" | "disk" | "ports"; agents: number }
   | { kind: "port_taken"; port: number; agents: number }
   | { kind: "no_offers" };
+
+/** Why one agent cannot take an instance: one verdict per predicate that rejects it. */
+export type Verdict =
+  | { kind: "constraint"; constraint: string }
+  | { kind: "insufficient"; resource: "cpus" | "mem" | "disk" | "ports" }
+  | { kind: "port_taken"; port: number };
+
+/** The verdicts on one agent; none when it could take an instance. */
+export interface AgentVerdicts {
+  agentId: string;
+  verdicts: Verdict[];
+}
+
+export interface PlacementOptions {
+  /**
+   * What constraints read about agents that run instances of a constrained app but offer nothing
+   * now (hostname, attributes), by agent id. An agent's offer takes precedence. An instance on an
+   * agent found in neither is counted as on an agent that lacks every field.
+   */
+  agents?: ReadonlyMap<string, AgentFacts>;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** One reason as a user reads it: `constraint rack:GROUP_BY:3 excluded 2 agents`, `insufficient mem on 1 agent`. */
+export function formatReason(r: UnplacedReason): string {
+  switch (r.kind) {
+    case "constraint":
+      return `constraint ${r.constraint} excluded ${plural(r.agents, "agent")}`;
+    case "insufficient":
+      return `insufficient ${r.resource} on ${plural(r.agents, "agent")}`;
+    case "port_taken":
+      return `port ${r.port} taken on ${plural(r.agents, "agent")}`;
+    case "no_offers":
+      return "no offers received yet";
+  }
+}
+
+/** `constraint rack:GROUP_BY:3 excluded 2 agents; insufficient mem on 1 agent`. */
+export function formatReasons(reasons: readonly UnplacedReason[]): string {
+  return reasons.map(formatReason).join("; ");
+}
 
 export interface PlacementResult {
   placements: Placement[];
@@ -476,8 +539,23 @@ class OfferHeap {
 
 // ------------------------------------------------------------------------------------- spread
 
+/**
+ * How a demand ranks agents: by level, lowest first (then most remaining mem, then lowest index).
+ * Levels only grow during a pass.
+ */
+interface Spread {
+  get(agent: number): number;
+  /** The smallest level >= `from` that some agent has, or -1. */
+  nextLevel(from: number): number;
+  /**
+   * Demands ranking by this spread that keep their own heaps, told when agents move up; none for
+   * a spread whose agents move up in groups: its demands build a level's heap when they reach it.
+   */
+  readonly heapDemands: Pending[] | undefined;
+}
+
 /** Instances of one app per agent (existing plus placed in this pass), and how many agents have each count. */
-class AppSpread {
+class AppSpread implements Spread {
   readonly counts = new Map<number, number>();
   /** count → agents with that many instances, for counts > 0. */
   readonly levels = new Map<number, number>();
@@ -512,19 +590,43 @@ class AppSpread {
 interface Pending {
   demand: InstanceDemand;
   need: Need;
+  /** The app's instances per agent. */
   spread: AppSpread;
+  /** How this demand ranks agents: `spread`, or for one GROUP_BY constraint its `GroupSpread`. */
+  rank: Spread;
   left: number;
-  /** No agent with fewer instances of the app than this has an offer that fits (monotone in a pass). */
+  /** No agent below this level has an offer this demand can take, nor ever will (monotone in a pass). */
   level: number;
   /** Per level, this demand's own heap of the offers of the agents at that level; once it has them. */
   heaps: Map<number, OfferHeap> | undefined;
+  /** Whether the demand is in `rank.heapDemands`. */
+  listed: boolean;
+  /** The demand's constraints; undefined when it has none. */
+  constraints: CompiledConstraint[] | undefined;
+  /** Judges agents by `constraints`; undefined when there are none. */
+  judge: Judge | undefined;
+  /** Two GROUP_BY constraints or more: levels cannot rank them, every pick scans the offers. */
+  scan: boolean;
+  /** The app's instances by constraint field, when some demand of the app has constraints. */
+  app: AppConstraints | undefined;
+  /** `app.version` when this demand last picked or placed: another demand's placement since resets `level`. */
+  seen: number;
+  /** A constrained demand found nothing at this `app.version`: it tries again once that changes. */
+  stuckAt: number;
 }
 
 /**
- * Picks the offer for one more instance of `p`: the lowest level (instances of the app on the agent)
- * with an offer that fits, and there the offer with the most remaining mem, then lowest index.
- * Uses the shared index while that is cheap; a demand whose searches skip many offers (its app
- * already runs on the offers' agents, or they do not fit it) gets heaps of its own.
+ * Picks the offer for one more instance of `p`: the lowest level (instances of the app on the agent;
+ * with a GROUP_BY, first in the agent's group) with an offer that fits and whose agent the demand's
+ * constraints accept, and there the offer with the most remaining mem, then lowest index. Uses the
+ * shared index while that is cheap; a demand whose searches skip many offers (its app already runs
+ * on the offers' agents, they do not fit it, or its constraints reject them) gets heaps of its own.
+ *
+ * Skipping a level for good is sound with constraints too: UNIQUE, MAX_PER and CLUSTER only reject
+ * more agents as instances are added; GROUP_BY rejects an agent only while a group with fewer
+ * instances exists (or too few groups), and those groups' agents rank at lower levels, which the
+ * demand has found it can take nothing from. Another demand of the app can change that: then the
+ * demand starts again from level 0.
  */
 class Picker {
   constructor(
@@ -535,13 +637,15 @@ class Picker {
   pick(p: Pending): number {
     if (!this.book.portsAvailable(p.need)) return -1;
     for (;;) {
-      const level = p.spread.nextLevel(p.level);
+      const level = p.rank.nextLevel(p.level);
       if (level < 0) return -1;
       p.level = level;
       const found = p.heaps === undefined ? this.fromIndex(p, level) : this.fromHeap(p, p.heaps, level);
       if (found === OVER_BUDGET) {
-        p.heaps = this.buildHeaps(p);
-        p.spread.heapDemands.push(p);
+        const told = p.rank.heapDemands;
+        p.heaps = told === undefined ? new Map() : this.buildHeaps(p);
+        if (!p.listed) told?.push(p);
+        p.listed = true;
         continue;
       }
       if (found >= 0) return found;
@@ -551,24 +655,36 @@ class Picker {
   }
 
   private fromIndex(p: Pending, level: number): number {
-    const { book, need, spread } = { book: this.book, need: p.need, spread: p.spread };
+    const { book, need, rank, judge } = { book: this.book, need: p.need, rank: p.rank, judge: p.judge };
     // Own heaps cost O(offers) to build; worth it once a search skips more than that per instance left.
     const budget = Math.max(128, Math.ceil(book.n / Math.max(1, p.left)));
     return this.index.best(
       need,
-      (i) => spread.get(book.agentOf[i] ?? 0) === level && book.fits(i, need),
+      judge === undefined
+        ? (i) => rank.get(book.agentOf[i] ?? 0) === level && book.fits(i, need)
+        : (i) => {
+            const agent = book.agentOf[i] ?? 0;
+            return rank.get(agent) === level && book.fits(i, need) && judge.accepts(agent);
+          },
       p.left > 1 ? budget : Number.POSITIVE_INFINITY,
     );
   }
 
   private fromHeap(p: Pending, heaps: Map<number, OfferHeap>, level: number): number {
-    const heap = heaps.get(level);
-    if (heap === undefined) return -1;
+    let heap = heaps.get(level);
+    if (heap === undefined) {
+      if (p.rank.heapDemands !== undefined) return -1;
+      // Reached for the first time (levels are reached once, in order): nothing below can move in.
+      heap = this.levelHeap(p, level);
+      heaps.set(level, heap);
+    }
     for (;;) {
       const i = heap.top();
       if (i < 0) break;
-      if (p.spread.get(this.book.agentOf[i] ?? 0) === level && this.book.fits(i, p.need)) return i;
-      heap.pop(); // moved up a level, or will never fit this demand again
+      const agent = this.book.agentOf[i] ?? 0;
+      if (p.rank.get(agent) === level && this.book.fits(i, p.need) && (p.judge?.accepts(agent) ?? true))
+        return i;
+      heap.pop(); // moved up a level, or will never fit this demand (nor its constraints accept it) again
     }
     heaps.delete(level);
     return -1;
@@ -577,8 +693,9 @@ class Picker {
   private buildHeaps(p: Pending): Map<number, OfferHeap> {
     const byLevel = new Map<number, number[]>();
     for (let i = 0; i < this.book.n; i++) {
-      const level = p.spread.get(this.book.agentOf[i] ?? 0);
-      if (level < p.level || !this.book.fits(i, p.need)) continue;
+      const agent = this.book.agentOf[i] ?? 0;
+      const level = p.rank.get(agent);
+      if (level < p.level || !this.book.fits(i, p.need) || p.judge?.excluded(agent)) continue;
       const list = byLevel.get(level);
       if (list === undefined) byLevel.set(level, [i]);
       else list.push(i);
@@ -586,10 +703,26 @@ class Picker {
     return new Map([...byLevel].map(([level, offers]) => [level, new OfferHeap(this.book, offers)]));
   }
 
+  /** The heap of the offers at one level that may serve `p`. */
+  private levelHeap(p: Pending, level: number): OfferHeap {
+    const offers: number[] = [];
+    for (let i = 0; i < this.book.n; i++) {
+      const agent = this.book.agentOf[i] ?? 0;
+      if (p.rank.get(agent) === level && this.book.fits(i, p.need) && !p.judge?.excluded(agent))
+        offers.push(i);
+    }
+    return new OfferHeap(this.book, offers);
+  }
+
   /** An instance of the app was placed on `agent`: it moves up a level. */
   placed(spread: AppSpread, agent: number): void {
     const level = spread.get(agent) + 1;
     spread.set(agent, level);
+    this.moved(spread, agent, level);
+  }
+
+  /** `agent` moved up to `level`: the heaps of the demands ranking by `spread` take its offers there. */
+  private moved(spread: AppSpread, agent: number, level: number): void {
     for (const d of spread.heapDemands) {
       if (d.left === 0 || d.heaps === undefined) continue;
       let heap = d.heaps.get(level);
@@ -602,27 +735,252 @@ class Picker {
   }
 }
 
-// -------------------------------------------------------------------------------------- reasons
+// -------------------------------------------------------------------------------- constraints
 
 /**
- * Per agent, its closest offer (fewest missing items; tie: lowest offerId), then per missing item
- * the number of agents: insufficient cpus, mem, disk, ports, then each requested port taken.
+ * An app's instances counted by every field its demands' constraints read, and the group spreads
+ * of its GROUP_BY demands (by field); `version` counts its placements in the pass.
  */
-function explain(book: OfferBook, need: Need): UnplacedReason[] {
-  if (book.n === 0) return [{ kind: "no_offers" }];
+interface AppConstraints {
+  fields: Map<string, ValueCounts>;
+  groups: Map<string, GroupSpread>;
+  version: number;
+}
+
+/**
+ * What constraints read about agents during one pass: per field, the value on each offering agent
+ * (from its first offer in index order), and for the instances of constrained apps their counts.
+ */
+class ConstraintContext {
+  private readonly values = new Map<string, (string | undefined)[]>();
+
+  constructor(
+    private readonly book: OfferBook,
+    private readonly agents: ReadonlyMap<string, AgentFacts> | undefined,
+  ) {}
+
+  /** The value of field `key` on each agent of the book (by agent index). */
+  valuesOf(key: string): (string | undefined)[] {
+    let v = this.values.get(key);
+    if (v === undefined) {
+      v = this.book.offersOfAgent.map((offers) => fieldValue(this.book.offers[offers[0] ?? -1], key));
+      this.values.set(key, v);
+    }
+    return v;
+  }
+
+  /** The value of field `key` on any agent: its offer's, else what `agents` says, else none. */
+  valueOfAgent(agentId: string, key: string): string | undefined {
+    const a = this.book.agentIndex.get(agentId);
+    return a !== undefined ? this.valuesOf(key)[a] : fieldValue(this.agents?.get(agentId), key);
+  }
+
+  appState(keys: ReadonlySet<string>, existing: ReadonlyMap<string, number> | undefined): AppConstraints {
+    const fields = new Map<string, ValueCounts>();
+    for (const key of keys) {
+      const rows: [string | undefined, number][] = [];
+      for (const [agentId, count] of existing ?? [])
+        if (count >= 1) rows.push([this.valueOfAgent(agentId, key), Math.floor(count)]);
+      fields.set(key, ValueCounts.of(rows));
+    }
+    return { fields, groups: new Map(), version: 0 };
+  }
+
+  /** An instance of the app was placed on `agent`. */
+  placed(app: AppConstraints, agent: number): void {
+    for (const [key, counts] of app.fields) counts.add(this.valuesOf(key)[agent]);
+    app.version += 1;
+  }
+
+  /** The constraints that reject `agent` now, in the demand's order. */
+  rejecting(
+    constraints: readonly CompiledConstraint[],
+    app: AppConstraints,
+    agent: number,
+  ): CompiledConstraint[] {
+    return constraints.filter((c) => !meetsConstraint(c, this.valuesOf(c.key)[agent], app.fields.get(c.key)));
+  }
+}
+
+/**
+ * The feasibility predicates of one demand's constraints over the offering agents. The static
+ * ones (LIKE, UNLIKE, IS, CLUSTER with a value), and having every field a dynamic one reads, are
+ * judged once; the dynamic ones (UNIQUE, MAX_PER, CLUSTER without a value, GROUP_BY) against the
+ * app's instances so far.
+ */
+class Judge {
+  private readonly passes: Uint8Array;
+  private readonly dynamic: CompiledConstraint[];
+  private readonly values: (string | undefined)[][];
+  private readonly counts: (ValueCounts | undefined)[];
+  /** Per GROUP_BY constraint, in order: its field's values and counts (for ranking). */
+  readonly groupBy: { values: (string | undefined)[]; counts: ValueCounts | undefined }[];
+
+  constructor(
+    ctx: ConstraintContext,
+    constraints: readonly CompiledConstraint[],
+    app: AppConstraints,
+    agents: number,
+  ) {
+    this.dynamic = constraints.filter((c) => c.dynamic);
+    this.values = this.dynamic.map((c) => ctx.valuesOf(c.key));
+    this.counts = this.dynamic.map((c) => app.fields.get(c.key));
+    this.groupBy = constraints
+      .filter((c) => c.operator === "GROUP_BY")
+      .map((c) => ({ values: ctx.valuesOf(c.key), counts: app.fields.get(c.key) }));
+    const statics = constraints.filter((c) => !c.dynamic);
+    this.passes = new Uint8Array(agents);
+    for (let a = 0; a < agents; a++)
+      this.passes[a] =
+        statics.every((c) => meetsConstraint(c, ctx.valuesOf(c.key)[a], undefined)) &&
+        this.values.every((v) => v[a] !== undefined)
+          ? 1
+          : 0;
+  }
+
+  /** Every constraint accepts the agent now. */
+  accepts(agent: number): boolean {
+    if (this.passes[agent] !== 1) return false;
+    for (let j = 0; j < this.dynamic.length; j++)
+      if (!meetsConstraint(this.dynamic[j] as CompiledConstraint, this.values[j]?.[agent], this.counts[j]))
+        return false;
+    return true;
+  }
+
+  /** A constraint rejects the agent for the rest of the pass (all but GROUP_BY only reject more agents over time). */
+  excluded(agent: number): boolean {
+    if (this.passes[agent] !== 1) return true;
+    for (let j = 0; j < this.dynamic.length; j++) {
+      const c = this.dynamic[j] as CompiledConstraint;
+      if (c.operator !== "GROUP_BY" && !meetsConstraint(c, this.values[j]?.[agent], this.counts[j]))
+        return true;
+    }
+    return false;
+  }
+}
+
+/** Levels of a group spread: the group's instances count in steps of this, the agent's in ones. */
+const GROUP_STEP = 2 ** 20;
+
+/**
+ * The rank of a demand with one GROUP_BY constraint: an agent's level is the app's instances in
+ * its group (the agents sharing its value of the field) times GROUP_STEP, plus those on the agent
+ * (so: fewest in the group first, then on the agent). Agents lacking the field have none (-1).
+ */
+class GroupSpread implements Spread {
+  private readonly level: Float64Array;
+  private readonly own: Float64Array;
+  /** level → agents at it. */
+  private readonly levels = new Map<number, number>();
+  private readonly members = new Map<string, number[]>();
+  readonly heapDemands = undefined;
+
+  constructor(
+    private readonly values: readonly (string | undefined)[],
+    counts: ValueCounts | undefined,
+    spread: AppSpread,
+  ) {
+    this.level = new Float64Array(values.length).fill(-1);
+    this.own = new Float64Array(values.length);
+    for (const [a, v] of values.entries()) {
+      if (v === undefined) continue;
+      const list = this.members.get(v);
+      if (list === undefined) this.members.set(v, [a]);
+      else list.push(a);
+      this.own[a] = Math.min(spread.get(a), GROUP_STEP - 1);
+      this.move(a, (counts?.get(v) ?? 0) * GROUP_STEP + (this.own[a] ?? 0));
+    }
+  }
+
+  get(agent: number): number {
+    return this.level[agent] ?? -1;
+  }
+
+  nextLevel(from: number): number {
+    let best = -1;
+    for (const [level, agents] of this.levels)
+      if (agents > 0 && level >= from && (best < 0 || level < best)) best = level;
+    return best;
+  }
+
+  /** An instance was placed on `agent`: its group moves up a step, the agent one more. */
+  placed(agent: number): void {
+    const v = this.values[agent];
+    const group = v === undefined ? undefined : this.members.get(v);
+    if (group === undefined) return;
+    for (const a of group) {
+      let level = (this.level[a] ?? 0) + GROUP_STEP;
+      if (a === agent && (this.own[a] ?? 0) < GROUP_STEP - 1) {
+        this.own[a] = (this.own[a] ?? 0) + 1;
+        level += 1;
+      }
+      this.move(a, level);
+    }
+  }
+
+  private move(agent: number, level: number): void {
+    const before = this.level[agent] ?? -1;
+    if (before >= 0) this.levels.set(before, (this.levels.get(before) ?? 0) - 1);
+    this.level[agent] = level;
+    this.levels.set(level, (this.levels.get(level) ?? 0) + 1);
+  }
+}
+
+/**
+ * For a demand with two GROUP_BY constraints or more, which levels cannot rank: every offer, the
+ * best by (instances in the agent's group of each GROUP_BY, on the agent, most mem, lowest index).
+ */
+function scanPick(book: OfferBook, p: Pending, judge: Judge): number {
+  if (!book.portsAvailable(p.need)) return -1;
+  let best = -1;
+  const key: number[] = [];
+  const bestKey: number[] = [];
+  for (let i = 0; i < book.n; i++) {
+    const agent = book.agentOf[i] ?? 0;
+    if (!book.fits(i, p.need) || !judge.accepts(agent)) continue;
+    key.length = 0;
+    for (const g of judge.groupBy) key.push(g.counts?.get(g.values[agent] ?? "") ?? 0);
+    key.push(p.spread.get(agent), -(book.mem[i] ?? 0));
+    let order = best < 0 ? -1 : 0;
+    for (let j = 0; order === 0 && j < key.length; j++) order = (key[j] ?? 0) - (bestKey[j] ?? 0);
+    if (order < 0) {
+      best = i;
+      bestKey.splice(0, bestKey.length, ...key);
+    }
+  }
+  return best;
+}
+
+// -------------------------------------------------------------------------------------- reasons
+
+/** Per agent (that `eligible` admits), its closest offer: fewest missing items, tie: lowest index; -1 for none. */
+function closestOffers(book: OfferBook, need: Need, eligible?: (agent: number) => boolean): Int32Array {
   const closest = new Int32Array(book.agentIds.length).fill(-1);
   const closestItems = new Float64Array(book.agentIds.length);
   for (let i = 0; i < book.n; i++) {
     const agent = book.agentOf[i] ?? 0;
+    if (eligible !== undefined && !eligible(agent)) continue;
     const items = book.missingCount(i, need);
     if (closest[agent] === -1 || items < (closestItems[agent] ?? 0)) {
       closest[agent] = i;
       closestItems[agent] = items;
     }
   }
+  return closest;
+}
+
+/**
+ * Per missing item of each agent's closest offer, the number of agents: insufficient cpus, mem,
+ * disk, ports, then each requested port taken. Only the agents `eligible` admits are judged.
+ */
+function explainResources(
+  book: OfferBook,
+  need: Need,
+  eligible?: (agent: number) => boolean,
+): UnplacedReason[] {
   const short = new Map<Shortfall, number>();
   const taken = new Map<number, number>();
-  for (const i of closest) {
+  for (const i of closestOffers(book, need, eligible)) {
     if (i < 0) continue;
     const m = book.missing(i, need);
     for (const r of m.short) short.set(r, (short.get(r) ?? 0) + 1);
@@ -640,27 +998,40 @@ function explain(book: OfferBook, need: Need): UnplacedReason[] {
   return reasons;
 }
 
+/**
+ * The reasons for a demand, from the verdicts on each agent: first the constraints (each counts
+ * the agents it rejects), then the resources of the agents no constraint rejects.
+ */
+function explain(
+  book: OfferBook,
+  need: Need,
+  judged?: { ctx: ConstraintContext; constraints: readonly CompiledConstraint[]; app: AppConstraints },
+): UnplacedReason[] {
+  if (book.n === 0) return [{ kind: "no_offers" }];
+  if (judged === undefined) return explainResources(book, need);
+  const { ctx, constraints, app } = judged;
+  const rejected = new Int32Array(constraints.length);
+  const passes = new Uint8Array(book.agentIds.length);
+  for (let a = 0; a < book.agentIds.length; a++) {
+    let ok = true;
+    for (const [j, c] of constraints.entries())
+      if (!meetsConstraint(c, ctx.valuesOf(c.key)[a], app.fields.get(c.key))) {
+        rejected[j] = (rejected[j] ?? 0) + 1;
+        ok = false;
+      }
+    passes[a] = ok ? 1 : 0;
+  }
+  const reasons: UnplacedReason[] = [];
+  for (const [j, c] of constraints.entries())
+    if ((rejected[j] ?? 0) > 0)
+      reasons.push({ kind: "constraint", constraint: c.text, agents: rejected[j] ?? 0 });
+  return reasons.concat(explainResources(book, need, (a) => passes[a] === 1));
+}
+
 // ------------------------------------------------------------------------------------ placement
 
-/**
- * Match pending instances to offers. Demands are served round-robin, one instance at a time, so a
- * large app cannot starve the others. Each instance goes to the offer that still fits (cpus, mem,
- * disk, its requested ports and enough other free ports) on the agent with the fewest instances of
- * its app (spread), then with the most remaining mem, then lowest agentId, offerId. Several instances
- * may come from one offer as long as their sum fits; a port assigned to one placement is not assigned
- * to another from the same offer. Pure and deterministic; `existingPerAgent` (appId -> agentId ->
- * active tasks) is not mutated.
- *
- * Cost: about O(instances · trees · log offers) — max-trees over the offers' remaining resources —
- * plus the offers a search skips (the app already runs on their agent, or they cannot fit); a demand
- * that would skip many gets lazy heaps of its own, built once in O(offers).
- */
-export function placeInstances(
-  offers: OfferView[],
-  demands: InstanceDemand[],
-  existingPerAgent: ReadonlyMap<string, ReadonlyMap<string, number>>,
-): PlacementResult {
-  // Index order (agentId, offerId, input order) makes "lowest index" the documented tie-break.
+/** The offers in index order (agentId, offerId, input order): "lowest index" is the documented tie-break. */
+function bookOf(offers: readonly OfferView[]): { book: OfferBook; inputOrder: number[] } {
   const order = offers
     .map((o, i) => ({ o, i }))
     .sort(
@@ -669,8 +1040,65 @@ export function placeInstances(
     );
   const inputOrder: number[] = new Array(offers.length).fill(0);
   for (const [j, x] of order.entries()) inputOrder[x.i] = j;
-  const book = new OfferBook(order.map((x) => x.o));
+  return { book: new OfferBook(order.map((x) => x.o)), inputOrder };
+}
 
+/** The compiled constraints of each demand (undefined: none), and the counts of each constrained app. */
+function constraintSetup(
+  ctx: ConstraintContext,
+  demands: readonly InstanceDemand[],
+  existingPerAgent: ReadonlyMap<string, ReadonlyMap<string, number>>,
+): { compiled: (CompiledConstraint[] | undefined)[]; apps: Map<string, AppConstraints> } {
+  const compiled = demands.map((d) =>
+    d.constraints !== undefined && d.constraints.length > 0
+      ? d.constraints.map(compileConstraint)
+      : undefined,
+  );
+  const keys = new Map<string, Set<string>>();
+  for (const [j, d] of demands.entries()) {
+    const cs = compiled[j];
+    if (cs === undefined) continue;
+    const set = keys.get(d.appId) ?? new Set<string>();
+    for (const c of cs) set.add(c.key);
+    keys.set(d.appId, set);
+  }
+  const apps = new Map<string, AppConstraints>();
+  for (const [appId, set] of keys) apps.set(appId, ctx.appState(set, existingPerAgent.get(appId)));
+  return { compiled, apps };
+}
+
+/**
+ * Match pending instances to offers. Demands are served round-robin, one instance at a time, so a
+ * large app cannot starve the others. Each instance goes to the offer that still fits (cpus, mem,
+ * disk, its requested ports and enough other free ports) on an agent its demand's constraints
+ * accept (given the app's instances so far), ranked by: fewest instances of the app in the agent's
+ * group of each GROUP_BY constraint, then on the agent (spread), then most remaining mem, then
+ * lowest agentId, offerId. Several instances may come from one offer as long as their sum fits; a
+ * port assigned to one placement is not assigned to another from the same offer. Pure and
+ * deterministic; `existingPerAgent` (appId -> agentId -> active tasks) is not mutated. Constraints on
+ * attributes of agents that run instances but offer nothing read `options.agents`.
+ *
+ * Phases, per instance: filter (resources, then the demand's constraints: `Judge`), spread (the
+ * level: the app's instances in the agent's GROUP_BY group, then on the agent), rank (most
+ * remaining mem, lowest index); and for what stays unplaced, the reasons counted from the
+ * verdicts of the same predicates (`explain`). A demand that finds nothing waits: for good without
+ * constraints (offers only shrink), until the app gains an instance with them (GROUP_BY may then
+ * accept).
+ *
+ * Cost: about O(instances · trees · log offers) — max-trees over the offers' remaining resources —
+ * plus the offers a search skips (the app already runs on their agent, they cannot fit, or its
+ * constraints reject them); a demand that would skip many gets lazy heaps of its own, built once in
+ * O(offers) (with a GROUP_BY, one heap per level as it reaches it). Constraints cost O(constraints)
+ * per agent judged, and a GROUP_BY placement O(agents in the group). A demand with two GROUP_BY
+ * constraints or more scans every offer per instance.
+ */
+export function placeInstances(
+  offers: OfferView[],
+  demands: InstanceDemand[],
+  existingPerAgent: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  options: PlacementOptions = {},
+): PlacementResult {
+  const { book, inputOrder } = bookOf(offers);
   const spreads = new Map<string, AppSpread>();
   const spreadOf = (appId: string): AppSpread => {
     let s = spreads.get(appId);
@@ -684,14 +1112,44 @@ export function placeInstances(
     }
     return s;
   };
-  const pending: Pending[] = demands.map((demand) => ({
-    demand,
-    need: needOf(demand),
-    spread: spreadOf(demand.appId),
-    left: Number.isFinite(demand.count) ? Math.max(0, Math.floor(demand.count)) : 0,
-    level: 0,
-    heaps: undefined,
-  }));
+  const ctx = new ConstraintContext(book, options.agents);
+  const { compiled, apps } = constraintSetup(ctx, demands, existingPerAgent);
+  const pending: Pending[] = demands.map((demand, j) => {
+    const spread = spreadOf(demand.appId);
+    const constraints = compiled[j];
+    const app = apps.get(demand.appId);
+    const judge =
+      constraints === undefined || app === undefined
+        ? undefined
+        : new Judge(ctx, constraints, app, book.agentIds.length);
+    let rank: Spread = spread;
+    const groupBy = constraints?.filter((c) => c.operator === "GROUP_BY") ?? [];
+    const first = groupBy[0];
+    if (groupBy.length === 1 && first !== undefined && app !== undefined) {
+      let g = app.groups.get(first.key);
+      if (g === undefined) {
+        g = new GroupSpread(ctx.valuesOf(first.key), app.fields.get(first.key), spread);
+        app.groups.set(first.key, g);
+      }
+      rank = g;
+    }
+    return {
+      demand,
+      need: needOf(demand),
+      spread,
+      rank,
+      left: Number.isFinite(demand.count) ? Math.max(0, Math.floor(demand.count)) : 0,
+      level: 0,
+      heaps: undefined,
+      listed: false,
+      constraints,
+      judge,
+      scan: groupBy.length > 1,
+      app,
+      seen: 0,
+      stuckAt: -1,
+    };
+  });
   let active = pending.filter((p) => p.left > 0);
   const requested = new Set<number>();
   for (const p of active) for (const port of p.need.requested) requested.add(port);
@@ -702,20 +1160,47 @@ export function placeInstances(
     [...requested],
   );
   const picker = new Picker(book, index);
+  const pick = (p: Pending): number => {
+    if (p.app === undefined || p.judge === undefined) return picker.pick(p);
+    if (p.seen !== p.app.version) {
+      // Another demand of the app placed an instance: what this one ruled out may take it now.
+      p.level = 0;
+      p.heaps = undefined;
+      p.seen = p.app.version;
+    }
+    return p.scan ? scanPick(book, p, p.judge) : picker.pick(p);
+  };
   const placements: Placement[] = [];
 
   while (active.length > 0) {
     const next: Pending[] = [];
+    let progress = false;
     for (const p of active) {
-      const i = p.left > 0 ? picker.pick(p) : -1;
-      const offer = book.offers[i];
-      if (offer === undefined) {
-        p.heaps = undefined; // stuck: remaining resources only shrink during a pass
+      // A constrained demand that found nothing waits for the app to gain an instance (GROUP_BY
+      // may then accept); resources only shrink during a pass, so an unconstrained one is done.
+      if (p.judge !== undefined && p.stuckAt === p.app?.version) {
+        next.push(p);
         continue;
       }
+      const i = p.left > 0 ? pick(p) : -1;
+      const offer = book.offers[i];
+      if (offer === undefined) {
+        if (p.judge !== undefined) {
+          p.stuckAt = p.app?.version ?? -1;
+          next.push(p);
+        } else p.heaps = undefined;
+        continue;
+      }
+      progress = true;
+      const agent = book.agentOf[i] ?? 0;
       const ports = book.take(i, p.need);
       index.update(i);
-      picker.placed(p.spread, book.agentOf[i] ?? 0);
+      picker.placed(p.spread, agent);
+      if (p.app !== undefined) {
+        for (const g of p.app.groups.values()) g.placed(agent);
+        ctx.placed(p.app, agent);
+        if (p.judge !== undefined) p.seen = p.app.version;
+      }
       placements.push({
         offerId: offer.offerId,
         agentId: offer.agentId,
@@ -727,6 +1212,7 @@ export function placeInstances(
       if (p.left > 0) next.push(p);
       else p.heaps = undefined;
     }
+    if (!progress) break;
     active = next;
   }
 
@@ -735,14 +1221,46 @@ export function placeInstances(
     .filter((p) => p.left > 0)
     .map((p) => {
       const n = p.need;
-      const key = `${n.cpus}|${n.mem}|${n.disk}|${n.anyPorts}|${n.requested.join(",")}`;
-      let reasons = explained.get(key);
-      if (reasons === undefined) {
-        reasons = explain(book, n);
+      let reasons: UnplacedReason[];
+      if (p.constraints !== undefined && p.app !== undefined)
+        reasons = explain(book, n, { ctx, constraints: p.constraints, app: p.app });
+      else {
+        const key = `${n.cpus}|${n.mem}|${n.disk}|${n.anyPorts}|${n.requested.join(",")}`;
+        reasons = explained.get(key) ?? explain(book, n);
         explained.set(key, reasons);
       }
       return { appId: p.demand.appId, count: p.left, reasons: reasons.map((r) => ({ ...r })) };
     });
   const unusedOfferIds = offers.filter((_, i) => book.used[inputOrder[i] ?? 0] !== 1).map((o) => o.offerId);
   return { placements, unplaced, unusedOfferIds };
+}
+
+/**
+ * The verdicts on every agent that made an offer (in agentId order) for one more instance of
+ * `demand`, given the app's instances in `existingPerAgent`: the constraints that reject the agent;
+ * when none does, what its closest offer lacks (nothing: the agent could take it). The per-agent
+ * view of the reasons `placeInstances` counts ("why not on agent-7?").
+ */
+export function explainAgents(
+  offers: OfferView[],
+  demand: InstanceDemand,
+  existingPerAgent: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  options: PlacementOptions = {},
+): AgentVerdicts[] {
+  const { book } = bookOf(offers);
+  const ctx = new ConstraintContext(book, options.agents);
+  const { compiled, apps } = constraintSetup(ctx, [demand], existingPerAgent);
+  const constraints = compiled[0] ?? [];
+  const app = apps.get(demand.appId);
+  const need = needOf(demand);
+  const closest = closestOffers(book, need);
+  return book.agentIds.map((agentId, a) => {
+    const rejecting = app === undefined ? [] : ctx.rejecting(constraints, app, a);
+    if (rejecting.length > 0)
+      return { agentId, verdicts: rejecting.map((c) => ({ kind: "constraint", constraint: c.text })) };
+    const m = book.missing(closest[a] ?? 0, need);
+    const verdicts: Verdict[] = m.short.map((resource) => ({ kind: "insufficient", resource }));
+    for (const port of m.taken) verdicts.push({ kind: "port_taken", port });
+    return { agentId, verdicts };
+  });
 }

@@ -4,11 +4,14 @@
  * 2 roles) from a seeded PRNG, so runs are comparable, and prints figures; it asserts nothing.
  *   1. one `allocate` cycle over 5,000 agents (median of several, and with quota and limits);
  *   2. `placeInstances` of 100,000 instances on 5,000 offers (placements per second);
- *   3. peak heap used.
+ *   3. the same with Marathon constraints on four apps in five (UNIQUE hostname, GROUP_BY, MAX_PER and
+ *      LIKE on the rack attribute, a few CLUSTER);
+ *   4. peak heap used.
  * Environment: BENCH_AGENTS, BENCH_INSTANCES, BENCH_APPS, BENCH_SEED, BENCH_ROUNDS.
  */
 import { type AgentLedger, allocate, type FrameworkView, type RefuseFilter } from "../allocation.js";
-import { type InstanceDemand, type OfferView, placeInstances } from "../placement.js";
+import { type Constraint, parseConstraints } from "../constraints.js";
+import { formatReasons, type InstanceDemand, type OfferView, placeInstances } from "../placement.js";
 import { emptyResources, type Resources } from "../resources.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5000);
@@ -171,6 +174,49 @@ console.log(
   `placeInstances: ${INSTANCES} instances of ${APPS} apps on ${offers.length} offers → ${placed} placed, ${unplaced} unplaced; ` +
     `median ${t.toFixed(0)} ms, ${Math.round((placed / t) * 1000).toLocaleString("en-US")} placements/s`,
 );
+
+// ---------------------------------------------------------------- 3. placeInstances with constraints
+
+/** Four apps in five get a constraint; the values keep every app placeable on this cluster. */
+function constraintsFor(i: number, count: number): Constraint[] {
+  const racks = Math.min(50, AGENTS);
+  const text =
+    i % 40 === 7
+      ? ["rack:CLUSTER"]
+      : [
+          ["hostname:UNIQUE"],
+          [`rack:GROUP_BY:${Math.min(10, racks)}`],
+          [`rack:MAX_PER:${Math.ceil((2 * count) / racks) + 1}`],
+          ["rack:LIKE:r[0-2]?[0-9]", "hostname:UNLIKE:host-1.*"],
+          [],
+        ][i % 5];
+  const parsed = parseConstraints(text ?? []);
+  if (!parsed.ok) throw new Error(`bench constraint: ${JSON.stringify(parsed.issues)}`);
+  return parsed.value;
+}
+const constrainedDemands = demands.map((d, i) => ({ ...d, constraints: constraintsFor(i, d.count) }));
+const agentFacts = new Map(agents.map((a) => [a.agentId, a]));
+const constrainedTimes: number[] = [];
+let constrainedPlaced = 0;
+let constrainedUnplaced = 0;
+let firstReason = "";
+for (let r = 0; r < Math.max(1, Math.min(3, ROUNDS)); r++) {
+  const t0 = performance.now();
+  const result = placeInstances(offers, constrainedDemands, existing, { agents: agentFacts });
+  constrainedTimes.push(performance.now() - t0);
+  sampleHeap();
+  constrainedPlaced = result.placements.length;
+  constrainedUnplaced = result.unplaced.reduce((n, u) => n + u.count, 0);
+  const u = result.unplaced[0];
+  firstReason = u === undefined ? "" : ` (${u.appId}: ${formatReasons(u.reasons)})`;
+}
+const tc = median(constrainedTimes);
+const withConstraints = constrainedDemands.filter((d) => d.constraints.length > 0).length;
+console.log(
+  `placeInstances with constraints (${withConstraints} of ${APPS} apps): ${constrainedPlaced} placed, ${constrainedUnplaced} unplaced${firstReason}; ` +
+    `median ${tc.toFixed(0)} ms, ${Math.round((constrainedPlaced / tc) * 1000).toLocaleString("en-US")} placements/s`,
+);
+
 sampleHeap();
 console.log(
   `peak heap used (sampled after each run): ${(peakHeap / 1024 / 1024).toFixed(0)} MiB; ` +
