@@ -3,6 +3,7 @@ export * from "./app.js";
 export * from "./backoff.js";
 export * from "./constraints.js";
 export * from "./events/index.js";
+export * from "./health.js";
 export * from "./launch.js";
 export * from "./limits.js";
 export * from "./marathon/app.js";

@@ -4,6 +4,7 @@
  */
 export * from "./docker/index.js";
 export * from "./executor.js";
+export * from "./health/index.js";
 export * from "./launch-spec.js";
 export * from "./outcome.js";
 export * from "./simulated/index.js";

@@ -1,0 +1,3 @@
+export * from "./check.js";
+export * from "./checker.js";
+export * from "./command.js";
