@@ -71,7 +71,7 @@ const BAD_CASES: BadCase[] = [
     name: "id with uppercase letters",
     json: variant({ id: "Web" }),
     paths: ["id"],
-    cliText: /id: must be lowercase/,
+    cliText: /id: path segment "Web" is invalid: each segment must be lowercase/,
   },
 ];
 
@@ -284,7 +284,7 @@ async function scaleRefusals(c: Cluster): Promise<void> {
   const apps = await c.cliJson<{ id: string; instances: number }[]>(["app", "list", "--json"]);
   assert.deepEqual(
     apps.map((a) => [a.id, a.instances]),
-    [["web", 0]],
+    [["/web", 0]],
   );
 }
 
@@ -352,6 +352,9 @@ test("an image that cannot be pulled: TASK_FAILED with Docker's reason, and the 
       instances: 1,
       cpus: 0.1,
       mem: 32,
+      // The app's own launch backoff (Marathon's fields): 1 s doubling, so that 20 s show it.
+      backoffSeconds: 1,
+      backoffFactor: 2,
     }),
   );
   const added = await c.cli(["app", "add", file]);
@@ -375,7 +378,7 @@ test("an image that cannot be pulled: TASK_FAILED with Docker's reason, and the 
   const first = failed[0];
   assert.ok(first);
   console.log(`Docker's reason, as the task reports it: ${JSON.stringify(first.message)}`);
-  assert.equal(first.appId, "nopull");
+  assert.equal(first.appId, "/nopull");
   assert.ok(first.message.trim().length > 10, `message too short to be Docker's reason: "${first.message}"`);
   assert.doesNotMatch(first.message, /^(task )?failed\.?$/i, "a generic message instead of Docker's reason");
   assert.match(
@@ -400,7 +403,7 @@ test("an image that cannot be pulled: TASK_FAILED with Docker's reason, and the 
     "the end of the 20 s observation window",
     async () => {
       const apps = await c.cliJson<{ id: string; backoffUntilMs?: number }[]>(["app", "list", "--json"]);
-      const app = apps.find((a) => a.id === "nopull");
+      const app = apps.find((a) => a.id === "/nopull");
       assert.ok(app, "nopull vanished from 'app list'");
       const until = Number(app.backoffUntilMs ?? 0);
       if (until > 0) backoffSeen++;

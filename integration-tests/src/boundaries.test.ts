@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { AppAggregate, type AppEvent } from "@drover/core";
+import { AppAggregate, type AppEvent, AppSpecSchema, appIdToKey } from "@drover/core";
 import { type FrameworkEvent, MasterClient, SchedulerClient } from "@drover/proto";
 import { connectEtcd, EventStore, verifyLog } from "@drover/store";
 import { type Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
@@ -380,16 +380,14 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
   const etcd = connectEtcd([c.infra.etcdEndpoint]);
   try {
     const store = new EventStore(etcd);
-    const spec = {
+    const spec = AppSpecSchema.parse({
       id: "big-log",
       container: { docker: { image: "drover/busybox:1" } },
       instances: 0,
       cpus: 0.1,
       mem: 32,
-      disk: 0,
       env: Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`E${i}`, "v".repeat(30 * 1024)])),
-      labels: {},
-    };
+    });
     let state: unknown;
     let version = 0;
     let modRevision = "0";
@@ -403,7 +401,7 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
         [
           {
             def: AppAggregate,
-            id: spec.id,
+            id: appIdToKey(spec.id),
             expectedVersion: version,
             expectedModRevision: modRevision,
             state,
@@ -427,7 +425,7 @@ test("verify-log pages through a log larger than one gRPC message", async () => 
       [
         {
           def: AppAggregate,
-          id: spec.id,
+          id: appIdToKey(spec.id),
           expectedVersion: version,
           expectedModRevision: modRevision,
           state,

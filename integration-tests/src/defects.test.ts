@@ -58,7 +58,7 @@ test("D7: a CreateApp retried with its request id answers with the app it create
   // The same request again (as LeaderClient retries after DEADLINE_EXCEEDED): the same answer.
   const retry = await call(scheduler.createApp, { appJson }, md);
   assert.equal(retry.err, null, retry.err?.details);
-  assert.equal((retry.res as { app?: { id: string } }).app?.id, "d7");
+  assert.equal((retry.res as { app?: { id: string } }).app?.id, "/d7");
   // Another request for the same id is a real conflict.
   const other = new Metadata();
   other.set("drover-request-id", "d7-request-2");

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { createLogger, errorMessage, FencedError } from "@drover/common";
-import { AppAggregate, type AppSpec } from "@drover/core";
+import { AppAggregate, type AppSpec, AppSpecSchema } from "@drover/core";
 import { connectEtcd, EventStore, LeaderElection, type Leadership, verifyLog } from "@drover/store";
 import Docker from "dockerode";
 import { Etcd3 } from "etcd3";
@@ -108,7 +108,7 @@ function runningIds(list: TaskJson[]): string[] {
 async function containers(appId: string): Promise<RunningContainer[]> {
   const found = await docker.listContainers({
     filters: {
-      label: [`drover.app_id=${appId}`, `drover.test.cluster=${current().id}`],
+      label: [`drover.app_id=/${appId.replace(/^\//, "")}`, `drover.test.cluster=${current().id}`],
       status: ["running"],
     },
   });
@@ -383,7 +383,7 @@ test(
         assert.equal(scaled.code, 0, `app scale failed: ${scaled.stderr}`);
         const scaledMs = Date.now() - scaleStarted;
         const app = JSON.parse(scaled.stdout) as { id: string; instances: number };
-        assert.equal(app.id, APP_ID);
+        assert.equal(app.id, `/${APP_ID}`);
         assert.equal(app.instances, 4);
 
         const four = await waitConverged(APP_ID, 4, "4 running tasks after the scale");
@@ -440,17 +440,14 @@ test("fencing: a deposed leader's commit is rejected by etcd, the new leader's c
     assert.notEqual(leadershipB.createRevision, leadershipA.createRevision);
 
     const appId = `fenced-${randomBytes(3).toString("hex")}`;
-    const spec: AppSpec = {
+    const spec: AppSpec = AppSpecSchema.parse({
       id: appId,
       container: { docker: { image: "drover/busybox:1" } },
       cmd: "sleep 100000",
       instances: 0, // never launched, whoever reads it
       cpus: 0.1,
       mem: 32,
-      disk: 0,
-      env: {},
-      labels: {},
-    };
+    });
     const change = () => ({
       def: AppAggregate,
       id: appId,

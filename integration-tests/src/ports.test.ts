@@ -94,7 +94,7 @@ async function running(appId: string, n: number): Promise<TaskJson[]> {
 
 async function containers(appId: string) {
   return docker.listContainers({
-    filters: { label: [`drover.app_id=${appId}`, `drover.test.cluster=${current().id}`] },
+    filters: { label: [`drover.app_id=/${appId.replace(/^\//, "")}`, `drover.test.cluster=${current().id}`] },
   });
 }
 
@@ -232,10 +232,10 @@ test("a specific port (31005) is held by one instance per agent: the second wait
     assert.ok(samples >= 3, `sampled ${samples} times`);
 
     const queue = await current().cliJson<QueueJson[]>(["app", "queue", "--json"]);
-    const fixed = queue.find((q) => q.appId === "fixed");
+    const fixed = queue.find((q) => q.appId === "/fixed");
     assert.ok(fixed, `app queue lists fixed: ${JSON.stringify(queue)}`);
     assert.equal(fixed.waiting, 1);
-    assert.ok(!queue.some((q) => q.appId === "web"), "web, fully placed, is not queued");
+    assert.ok(!queue.some((q) => q.appId === "/web"), "web, fully placed, is not queued");
   }));
 
 test("an app asking for more mem than the agent has waits with 'insufficient mem'", () =>
@@ -262,8 +262,8 @@ test("an app asking for more mem than the agent has waits with 'insufficient mem
     assert.deepEqual(await containers("huge"), []);
     const queue = await current().cliJson<QueueJson[]>(["app", "queue", "--json"]);
     assert.deepEqual(queue.map((x) => [x.appId, x.waiting]).sort(), [
-      ["fixed", 1],
-      ["huge", 1],
+      ["/fixed", 1],
+      ["/huge", 1],
     ]);
     const table = await current().cli(["app", "queue"]);
     assert.equal(table.code, 0, table.stderr);

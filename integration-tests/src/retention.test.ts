@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { connectBus, followEvents, type PublishedEvent } from "@drover/bus";
 import { createLogger } from "@drover/common";
-import { AppAggregate, type AppEvent, type AppSpec } from "@drover/core";
+import { AppAggregate, type AppEvent, type AppSpec, AppSpecSchema } from "@drover/core";
 import { CHECKPOINT_PREFIX, connectEtcd, EventStore, LOG_PREFIX, pruneLog, verifyLog } from "@drover/store";
 import type { Etcd3 } from "etcd3";
 import { type Cluster, type ServiceProcess, startCluster, waitFor } from "./harness/index.js";
@@ -34,16 +34,14 @@ after(async () => {
   await cluster?.stop();
 });
 
-const spec = (id: string, instances = 0): AppSpec => ({
-  id,
-  container: { docker: { image: "drover/busybox:1" } },
-  instances,
-  cpus: 0.1,
-  mem: 32,
-  disk: 0,
-  env: {},
-  labels: {},
-});
+const spec = (id: string, instances = 0): AppSpec =>
+  AppSpecSchema.parse({
+    id,
+    container: { docker: { image: "drover/busybox:1" } },
+    instances,
+    cpus: 0.1,
+    mem: 32,
+  });
 
 test("retention removes published events past retention, keeps checkpoints, and verify-log replays the window", async () => {
   const c = cluster;
@@ -190,16 +188,14 @@ test("the relay catches up by itself after etcd compacted the revision it resume
 test("the relay publishes in batches: 600 events, the master restarted in the middle, each event in the stream once and in revision order", async () => {
   await withAppEvents("relay-test", async ({ c, master, etcd, seen }) => {
     const store = new EventStore(etcd);
-    const spec = (id: string): AppSpec => ({
-      id,
-      container: { docker: { image: "drover/busybox:1" } },
-      instances: 0,
-      cpus: 0.1,
-      mem: 32,
-      disk: 0,
-      env: {},
-      labels: {},
-    });
+    const spec = (id: string): AppSpec =>
+      AppSpecSchema.parse({
+        id,
+        container: { docker: { image: "drover/busybox:1" } },
+        instances: 0,
+        cpus: 0.1,
+        mem: 32,
+      });
     // 300 apps of two events each, committed 20 at a time; the master restarts after the first half.
     const commitApps = async (from: number, to: number) => {
       for (let i = from; i < to; i += 20) {

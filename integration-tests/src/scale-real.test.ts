@@ -27,7 +27,7 @@ after(async () => {
 async function containers(c: Cluster, appId: string) {
   return docker.listContainers({
     all: false,
-    filters: { label: [`drover.app_id=${appId}`, `drover.test.cluster=${c.id}`] },
+    filters: { label: [`drover.app_id=/${appId.replace(/^\//, "")}`, `drover.test.cluster=${c.id}`] },
   });
 }
 

@@ -29,7 +29,7 @@ interface TaskRow {
 async function containers(appId: string) {
   return docker.listContainers({
     all: false,
-    filters: { label: [`drover.app_id=${appId}`, `drover.test.cluster=${cluster.id}`] },
+    filters: { label: [`drover.app_id=/${appId.replace(/^\//, "")}`, `drover.test.cluster=${cluster.id}`] },
   });
 }
 
@@ -90,7 +90,7 @@ test("an app of 3 instances runs as 3 containers with limits and labels, and is 
     assert.equal(info.HostConfig.Memory, 48 * 1024 * 1024, "memory limit");
     const labels = info.Config.Labels;
     assert.ok(ids.has(labels["drover.task_id"] ?? ""), "task id label names a running task");
-    assert.equal(labels["drover.app_id"], "web");
+    assert.equal(labels["drover.app_id"], "/web");
     assert.equal(labels["drover.agent_id"], agentId);
     assert.equal(labels.team, "platform", "app labels are passed on");
     assert.ok(info.Config.Env.includes("GREETING=hello"), "app env is passed on");
@@ -104,7 +104,7 @@ test("an app of 3 instances runs as 3 containers with limits and labels, and is 
   ]);
   assert.deepEqual(
     apps.map((a) => [a.id, a.instances, a.tasksRunning]),
-    [["web", 3, 3]],
+    [["/web", 3, 3]],
   );
 });
 
@@ -189,7 +189,7 @@ test("removing the app leaves no task and no container", async () => {
   assert.deepEqual(apps, []);
   const again = await cluster.cli(["app", "remove", "web"]);
   assert.notEqual(again.code, 0);
-  assert.match(again.stderr, /app web not found/);
+  assert.match(again.stderr, /app \/web not found/);
 });
 
 test("replaying the event log rebuilds the stored projections exactly", async () => {

@@ -69,7 +69,9 @@ async function appToRunning(cluster: Cluster, dir: string, round: number, n = N)
   await cluster.cli(["app", "remove", id]);
   await waitFor(
     "bench app gone",
-    async () => (await docker.listContainers({ filters: { label: [`drover.app_id=${id}`] } })).length === 0,
+    async () =>
+      (await docker.listContainers({ filters: { label: [`drover.app_id=/${id.replace(/^\//, "")}`] } }))
+        .length === 0,
     { timeoutMs: 300_000 },
   );
 }

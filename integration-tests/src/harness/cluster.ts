@@ -19,6 +19,11 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Extra environment for every service. */
   env?: Record<string, string>;
+  /**
+   * Extra environment of agent i (0-based), e.g. its hostname, attributes and a host port range
+   * of its own (agents on one machine must not offer the same host ports).
+   */
+  agentEnv?: (i: number) => Record<string, string>;
   /** Wait until every agent shows up in `drover agent list --json` (default true). */
   waitReady?: boolean;
   /** How long startCluster waits for readiness (default 60 000 ms). */
@@ -204,6 +209,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         DROVER_AGENT_WORK_DIR: workDir,
         DROVER_AGENT_ID: undefined,
         DROVER_AGENT_EXTRA_LABELS: `drover.test.cluster=${id}`,
+        ...opts.agentEnv?.(agents.length),
       },
       `${id}-agent-${agents.length}`,
     );

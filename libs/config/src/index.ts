@@ -96,8 +96,6 @@ export const SchedulerConfigSchema = z.strictObject({
     .number()
     .min(0)
     .default(7 * 24 * 3600),
-  backoffInitialMs: z.number().int().min(0).default(1000),
-  backoffMaxMs: z.number().int().min(0).default(60_000),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 
@@ -107,6 +105,12 @@ export const AgentConfigSchema = z.strictObject({
   masters: addressList.default(["127.0.0.1:5050"]),
   metricsListen: address.default("0.0.0.0:9107"),
   workDir: z.string().min(1).default("/var/lib/drover/agent"),
+  /** The image of a task that names none (a Marathon command-only app); built locally like the others. */
+  defaultImage: z
+    .string()
+    .min(1)
+    .regex(/^\S+$/, { error: "must not contain whitespace" })
+    .default("drover/busybox:1"),
   /** Fixed agent id; by default one is generated once and kept in workDir/agent-id. */
   agentId: z
     .string()
@@ -170,6 +174,7 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTERS: { key: "masters", kind: "list" },
   DROVER_SCHEDULERS: { key: "schedulers", kind: "list" },
   DROVER_AGENT_WORK_DIR: { key: "workDir", kind: "string" },
+  DROVER_AGENT_DEFAULT_IMAGE: { key: "defaultImage", kind: "string" },
   DROVER_AGENT_ID: { key: "agentId", kind: "string" },
   DROVER_AGENT_HOSTNAME: { key: "hostname", kind: "string" },
   DROVER_AGENT_CPUS: { key: "cpus", kind: "number" },

@@ -89,3 +89,14 @@ describe("backoff", () => {
     );
   });
 });
+
+it("a fractional factor (Marathon's default 1.15) still gives whole milliseconds", () => {
+  const p = { initialMs: 1000, factor: 1.15, maxMs: 300_000, resetAfterMs: 30_000 };
+  for (let k = 1; k < 60; k++) {
+    const d = backoffDelayMs(k, p);
+    assert.ok(Number.isInteger(d), `failure ${k}: ${d}`);
+    assert.ok(d >= Math.min(p.maxMs, 1000 * 1.15 ** (k - 1)) && d <= p.maxMs);
+  }
+  assert.equal(backoffDelayMs(2, p), 1150);
+  assert.equal(backoffDelayMs(3, p), 1323, "1322.5 rounded up");
+});

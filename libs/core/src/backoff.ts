@@ -27,11 +27,14 @@ export function initialBackoff(): BackoffState {
   return { failures: 0, delayUntilMs: 0, lastFailureMs: 0 };
 }
 
-/** `min(maxMs, initialMs * factor^(failures-1))`, 0 when there is no failure. */
+/**
+ * `min(maxMs, initialMs * factor^(failures-1))` in whole ms (rounded up: a factor of 1.15 makes
+ * fractions, and times travel as integers), 0 when there is no failure.
+ */
 export function backoffDelayMs(failures: number, p: BackoffPolicy = DEFAULT_BACKOFF): number {
   if (failures <= 0) return 0;
   const delay = p.initialMs * p.factor ** (failures - 1);
-  return Number.isFinite(delay) ? Math.max(0, Math.min(p.maxMs, delay)) : p.maxMs;
+  return Number.isFinite(delay) ? Math.ceil(Math.max(0, Math.min(p.maxMs, delay))) : Math.ceil(p.maxMs);
 }
 
 /**

@@ -57,3 +57,17 @@ export function utf8Bytes(text: string): number {
   }
   return n;
 }
+
+/** Label keys with this prefix are reserved for Drover's own container labels. */
+export const RESERVED_LABEL_PREFIX = "drover.";
+
+/** The limits of an app definition, in the units of `Resources` (cores, MiB). */
+export const APP_LIMITS = {
+  maxInstances: 1000,
+  /** Docker's floor: a CFS quota of 1 ms per 100 ms period. */
+  minCpus: 0.01,
+  maxCpus: 64,
+  /** Docker refuses memory limits below 6 MiB. */
+  minMem: 6,
+  maxMem: 1_048_576,
+} as const;

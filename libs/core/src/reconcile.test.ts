@@ -81,6 +81,24 @@ describe("reconcileApp", () => {
     assert.deepEqual(reversed, plan);
   });
 
+  it("Marathon's order: UNREACHABLE before STAGING; killSelection OLDEST_FIRST kills the oldest of a condition first", () => {
+    const tasks = [
+      task("run-old", "TASK_RUNNING", 1),
+      task("run-new", "TASK_RUNNING", 9),
+      task("unreachable", "TASK_UNREACHABLE", 5),
+      task("staging", "TASK_STAGING", 3),
+    ];
+    assert.deepEqual(reconcileApp({ instances: 1, tasks, backoff: ready, nowMs: NOW }).kill, [
+      "unreachable",
+      "staging",
+      "run-new",
+    ]);
+    assert.deepEqual(
+      reconcileApp({ instances: 1, tasks, backoff: ready, nowMs: NOW, killSelection: "OLDEST_FIRST" }).kill,
+      ["unreachable", "staging", "run-old"],
+    );
+  });
+
   it("scales to zero", () => {
     const tasks = [task("t1", "TASK_RUNNING"), task("t2", "TASK_STAGING")];
     assert.deepEqual(reconcileApp({ instances: 0, tasks, backoff: ready, nowMs: NOW }).kill.sort(), [

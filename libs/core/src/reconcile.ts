@@ -16,6 +16,8 @@ export interface AppReconcileInput {
   tasks: TaskView[];
   backoff: BackoffState;
   nowMs: number;
+  /** Which of equal-condition tasks a scale-down kills first (Marathon's killSelection; default YOUNGEST_FIRST). */
+  killSelection?: "YOUNGEST_FIRST" | "OLDEST_FIRST";
 }
 
 export interface AppReconcilePlan {
@@ -32,15 +34,24 @@ export function countsAsInstance(state: TaskState): boolean {
   return isActive(state) && state !== "TASK_KILLING";
 }
 
-const KILL_PRIORITY: Partial<Record<TaskState, number>> = { TASK_STAGING: 0, TASK_STARTING: 1 };
+/** Marathon's scale-down order (ScalingProposition): Unreachable, Staging, Starting, Running, the rest. */
+const KILL_PRIORITY: Partial<Record<TaskState, number>> = {
+  TASK_UNREACHABLE: 0,
+  TASK_STAGING: 1,
+  TASK_STARTING: 2,
+  TASK_RUNNING: 3,
+};
 
-/** Kill order: STAGING first, then STARTING, then the rest; newest first within each; then taskId. */
-function killOrder(a: TaskView, b: TaskView): number {
-  const pa = KILL_PRIORITY[a.state] ?? 2;
-  const pb = KILL_PRIORITY[b.state] ?? 2;
-  if (pa !== pb) return pa - pb;
-  if (a.createdAtMs !== b.createdAtMs) return b.createdAtMs - a.createdAtMs;
-  return a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
+/** Kill order: by condition (KILL_PRIORITY), then by start time as killSelection says, then taskId. */
+function killOrder(selection: "YOUNGEST_FIRST" | "OLDEST_FIRST") {
+  return (a: TaskView, b: TaskView): number => {
+    const pa = KILL_PRIORITY[a.state] ?? 4;
+    const pb = KILL_PRIORITY[b.state] ?? 4;
+    if (pa !== pb) return pa - pb;
+    if (a.createdAtMs !== b.createdAtMs)
+      return selection === "YOUNGEST_FIRST" ? b.createdAtMs - a.createdAtMs : a.createdAtMs - b.createdAtMs;
+    return a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
+  };
 }
 
 /**
@@ -52,7 +63,7 @@ export function reconcileApp(input: AppReconcileInput): AppReconcilePlan {
   const active = input.tasks.filter((t) => countsAsInstance(t.state));
   if (active.length > desired) {
     const kill = [...active]
-      .sort(killOrder)
+      .sort(killOrder(input.killSelection ?? "YOUNGEST_FIRST"))
       .slice(0, active.length - desired)
       .map((t) => t.taskId);
     return { launch: 0, kill };

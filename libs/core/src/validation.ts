@@ -1,6 +1,4 @@
 import type { z } from "zod";
-import { type AppSpec, AppSpecSchema } from "./app.js";
-import { LIMITS, utf8Bytes } from "./limits.js";
 
 /**
  * One problem with an input, addressed by a field path: `"instances"`, `"container.docker.image"`,
@@ -193,23 +191,4 @@ export function parseJson(text: string): Validated<unknown> {
 export function validateJson<T>(schema: z.ZodType<T>, text: string): Validated<T> {
   const parsed = parseJson(text);
   return parsed.ok ? validate(schema, parsed.value) : parsed;
-}
-
-/**
- * Parse and validate an app definition given as JSON text: at most LIMITS.definitionBytes
- * (checked before parsing); a leading byte-order mark is ignored.
- */
-export function parseAppSpecJson(text: string): Validated<AppSpec> {
-  const bytes = utf8Bytes(text);
-  if (bytes > LIMITS.definitionBytes)
-    return {
-      ok: false,
-      issues: [
-        {
-          path: "",
-          message: `the definition is ${bytes} bytes; at most ${LIMITS.definitionBytes} are allowed`,
-        },
-      ],
-    };
-  return validateJson(AppSpecSchema, text.startsWith("\uFEFF") ? text.slice(1) : text);
 }

@@ -86,7 +86,7 @@ export class Framework {
       agentId: offer.agentId,
       frameworkId,
       appId: t.appId ?? "",
-      container: { image: t.image, cmd: t.cmd ?? "" },
+      container: { image: t.image, cmd: t.cmd ?? "", args: [...(t.args ?? [])] },
       resources: toWireResources({
         cpus: t.cpus,
         mem: t.mem,

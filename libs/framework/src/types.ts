@@ -18,6 +18,8 @@ export interface TaskSpec {
   image: string;
   /** Run by the image's shell (`/bin/sh -c`); absent: the image's default command. */
   cmd?: string;
+  /** The container's command without a shell, after the image's entrypoint (not with cmd). */
+  args?: string[];
   cpus: number;
   mem: number;
   disk?: number;

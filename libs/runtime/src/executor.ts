@@ -27,6 +27,8 @@ export interface TaskLaunchSpec {
   image: string;
   /** Runs through the image's shell: ["/bin/sh","-c",cmd]; absent (or "") → the image's default command. */
   cmd?: string | undefined;
+  /** The container's command without a shell (after the image's entrypoint); wins over cmd. */
+  args?: string[] | undefined;
   /** Cores → HostConfig.NanoCpus = round(cpus*1e9). */
   cpus: number;
   /** MiB → HostConfig.Memory = mem*1024*1024. */

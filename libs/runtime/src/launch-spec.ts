@@ -9,6 +9,7 @@ const launchSpecSchema = z.object({
   agentId: z.string(),
   image: z.string().min(1),
   cmd: z.string().optional(),
+  args: z.array(z.string()).max(1024).optional(),
   cpus: z.number().positive(),
   mem: z.number().positive(),
   env: z.record(

@@ -57,11 +57,17 @@ test("builders are immutable: a shared base can be varied", () => {
 
 test("anApp builds an AppSpec that AppSpecSchema accepts; unchecked() gives bad input for validation tests", () => {
   const app = anApp().id("web").instances(3).cpus(0.1).mem(32).build();
-  assert.deepEqual(AppSpecSchema.parse(app), app);
+  assert.deepEqual(AppSpecSchema.parse(app), app, "normalizing is idempotent");
+  assert.equal(app.id, "/web");
   assert.equal(app.instances, 3);
-  assert.equal(app.container.docker.image, "drover/busybox:1");
+  assert.equal(app.container?.docker?.image, "drover/busybox:1");
+  assert.deepEqual(app.portDefinitions, []);
   const full = anApp().cmd("echo hi").env({ A: "1" }).labels({ team: "x" }).ports(0, 8080).disk(10).build();
-  assert.deepEqual(full.ports, [0, 8080]);
+  assert.deepEqual(
+    full.portDefinitions?.map((p) => p.port),
+    [0, 8080],
+  );
+  assert.equal(full.requirePorts, true);
   assert.throws(() => anApp().id("Bad_Id").build());
   assert.equal(AppSpecSchema.safeParse(anApp().instances(1001).unchecked()).success, false);
   const rec = anApp().id("web").record(5);

@@ -227,7 +227,20 @@ export function anAgent(): AgentBuilder {
 
 // ── apps ─────────────────────────────────────────────────────────────────────
 
-type AppProps = AppSpec;
+/** A Marathon app definition as given (before normalization). */
+type AppProps = {
+  id: string;
+  container?: { type?: string; docker: { image: string } };
+  cmd?: string | undefined;
+  instances: number;
+  cpus: number;
+  mem: number;
+  disk: number;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  portDefinitions?: { port: number }[];
+  requirePorts?: boolean;
+};
 
 export class AppBuilder {
   constructor(private readonly p: Readonly<AppProps>) {}
@@ -241,7 +254,7 @@ export class AppBuilder {
   }
 
   image(image: string): AppBuilder {
-    return this.with({ container: { docker: { image } } });
+    return this.with({ container: { type: "DOCKER", docker: { image } } });
   }
 
   cmd(cmd: string | undefined): AppBuilder {
@@ -274,25 +287,22 @@ export class AppBuilder {
     return this.with({ labels: { ...this.p.labels, ...labels } });
   }
 
-  /** Host ports per instance: 0 for any free port, another number for that port. */
+  /** Host ports per instance: 0 for any free port, another number for that port (requirePorts). */
   ports(...ports: number[]): AppBuilder {
-    return this.with({ ports });
+    return this.with({
+      portDefinitions: ports.map((port) => ({ port })),
+      requirePorts: ports.some((p) => p !== 0),
+    });
   }
 
-  /** The AppSpec, checked by AppSpecSchema (throws on a value the API would refuse). */
+  /** The normalized definition, checked by AppSpecSchema (throws on a value the API would refuse). */
   build(): AppSpec {
     return AppSpecSchema.parse(this.unchecked());
   }
 
-  /** The spec as set, not validated (for tests of bad input). */
-  unchecked(): AppSpec {
-    return {
-      ...this.p,
-      container: { docker: { image: this.p.container.docker.image } },
-      env: { ...this.p.env },
-      labels: { ...this.p.labels },
-      ...(this.p.ports ? { ports: [...this.p.ports] } : {}),
-    };
+  /** The definition as given, not validated (for tests of bad input). */
+  unchecked(): Record<string, unknown> {
+    return structuredClone({ ...this.p }) as Record<string, unknown>;
   }
 
   created(): AppEvent {
@@ -304,17 +314,18 @@ export class AppBuilder {
   }
 }
 
-/** An app "web": 1 instance of drover/busybox:1 with 0.1 cpus and 32 MiB, no ports. */
+/** An app "/web": 1 instance of drover/busybox:1 with 0.1 cpus and 32 MiB, no ports. */
 export function anApp(): AppBuilder {
   return new AppBuilder({
     id: "web",
-    container: { docker: { image: "drover/busybox:1" } },
+    container: { type: "DOCKER", docker: { image: "drover/busybox:1" } },
     instances: 1,
     cpus: 0.1,
     mem: 32,
     disk: 0,
     env: {},
     labels: {},
+    portDefinitions: [],
   });
 }
 

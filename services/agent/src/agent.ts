@@ -222,8 +222,10 @@ export class Agent {
         appId: task.appId,
         frameworkId: task.frameworkId,
         agentId: this.id.agentId,
-        image: task.container?.image ?? "",
+        // A command-only app's task names no image: it runs in the agent's default task image.
+        image: task.container?.image || this.config.defaultImage,
         cmd: task.container?.cmd || undefined,
+        ...(task.container?.args.length ? { args: [...task.container.args] } : {}),
         cpus: checked.value.resources.cpus,
         mem: checked.value.resources.mem,
         env,

@@ -142,7 +142,16 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
           const id = rest[0];
           if (!id) throw new UsageError("missing ID");
           const res = await s.call((c) => c.getApp.bind(c), { id });
-          out(json, res.app, () => JSON.stringify(res.app, null, 2));
+          // Marathon's shape (every default filled in) with the counts of Marathon's AppInfo.
+          const a = res.app;
+          const shown = a
+            ? {
+                ...(JSON.parse(a.definitionJson || "{}") as Record<string, unknown>),
+                tasksRunning: a.tasksRunning,
+                tasksStaged: a.tasksStaged,
+              }
+            : undefined;
+          out(json, shown, () => JSON.stringify(shown, null, 2));
           return;
         }
         case "scale": {

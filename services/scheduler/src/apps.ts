@@ -1,7 +1,21 @@
-/** The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). */
+/**
+ * The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). Apps are
+ * known by their Marathon id (`/group/app`); the store keys them by `appIdToKey` (`group_app`),
+ * since an etcd aggregate id holds no "/".
+ */
 import { AlreadyExistsError, FencedError, InvalidArgumentError, NotFoundError } from "@drover/common";
-import { AppAggregate, type AppEvent, type AppRecord, type AppSpec, parseAppSpecJson } from "@drover/core";
+import {
+  APP_LIMITS,
+  AppAggregate,
+  type AppEvent,
+  type AppRecord,
+  type AppSpec,
+  appIdToKey,
+  parseAppSpecJson,
+  parseConstraints,
+} from "@drover/core";
 import type { AggregateRead, EventStore, Leadership } from "@drover/store";
+import { notYetHonoured } from "./support.js";
 
 export class AppStore {
   /** `stale`: a commit ended without a known outcome; re-read before the next commit. */
@@ -14,7 +28,7 @@ export class AppStore {
   ) {}
 
   async load(): Promise<void> {
-    for (const [id, v] of await this.store.load(AppAggregate)) this.apps.set(id, v);
+    for (const v of (await this.store.load(AppAggregate)).values()) this.apps.set(v.state.spec.id, v);
   }
 
   records(): Map<string, AppRecord> {
@@ -29,9 +43,15 @@ export class AppStore {
     return { state: e.state, version: e.version };
   }
 
+  /** A Marathon app definition, normalized; refused by field where Drover cannot run it (yet). */
   static parse(json: string): AppSpec {
     const v = parseAppSpecJson(json);
     if (!v.ok) throw new InvalidArgumentError(v.issues);
+    const unsupported = notYetHonoured(v.value);
+    if (unsupported.length > 0) throw new InvalidArgumentError(unsupported);
+    // Placement's own reading of the constraints (both syntaxes; values checked by operator).
+    const constraints = parseConstraints(v.value.constraints);
+    if (!constraints.ok) throw new InvalidArgumentError(constraints.issues);
     return v.value;
   }
 
@@ -61,8 +81,10 @@ export class AppStore {
 
   scale(id: string, instances: number) {
     return this.serial(async () => {
-      if (!Number.isInteger(instances) || instances < 0 || instances > 1000)
-        throw new InvalidArgumentError([{ path: "instances", message: "must be an integer from 0 to 1000" }]);
+      if (!Number.isInteger(instances) || instances < 0 || instances > APP_LIMITS.maxInstances)
+        throw new InvalidArgumentError([
+          { path: "instances", message: `must be an integer from 0 to ${APP_LIMITS.maxInstances}` },
+        ]);
       this.get(id);
       return this.commit(id, [{ type: "AppScaled", instances }]);
     });
@@ -79,7 +101,7 @@ export class AppStore {
   private async entry(id: string): Promise<AggregateRead<AppRecord>> {
     let entry = this.apps.get(id);
     if (!entry || entry.stale) {
-      entry = await this.store.get(AppAggregate, id);
+      entry = await this.store.get(AppAggregate, appIdToKey(id));
       this.apps.set(id, entry);
     }
     return entry;
@@ -94,7 +116,7 @@ export class AppStore {
         [
           {
             def: AppAggregate,
-            id,
+            id: appIdToKey(id),
             expectedVersion: entry.version,
             expectedModRevision: entry.modRevision,
             legacy: entry.legacy ?? false,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger } from "@drover/common";
 import { SchedulerConfigSchema } from "@drover/config";
-import type { AppRecord } from "@drover/core";
+import { type AppRecord, AppSpecSchema } from "@drover/core";
 import { FrameworkDriver } from "./framework.js";
 
 const NOW = 1_800_000_000_000;
@@ -18,16 +18,13 @@ function driver(apps: Map<string, AppRecord>): FrameworkDriver {
 }
 
 const app = (id: string, instances: number): AppRecord => ({
-  spec: {
+  spec: AppSpecSchema.parse({
     id,
     container: { docker: { image: "busybox" } },
     instances,
     cpus: 0.1,
     mem: 32,
-    disk: 0,
-    env: {},
-    labels: {},
-  },
+  }),
   createdAtMs: NOW - 600_000,
   updatedAtMs: NOW - 600_000,
 });

@@ -16,20 +16,27 @@ import {
 } from "@drover/common";
 import type { SchedulerConfig } from "@drover/config";
 import {
+  type AgentFacts,
   type AppRecord,
+  type AppSpec,
   appPortDemand,
   appResources,
   type BackoffPolicy,
   type BackoffState,
+  type Constraint,
+  hostPortsByIndex,
   initialBackoff,
   isActive,
   isTerminal,
   type PlacementResult,
+  parseConstraints,
   placeInstances,
   reconcileApp,
   recordFailure,
   recordHealthy,
   type TaskState,
+  taskEnv,
+  taskIdPrefix,
   type UnplacedReason,
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
@@ -183,13 +190,17 @@ export class FrameworkDriver {
   private fw: Framework | undefined;
   private ready = false;
   private stopped = false;
-  private readonly policy: BackoffPolicy;
   private reviveTimer: NodeJS.Timeout | undefined;
   private reviveAtMs = Number.POSITIVE_INFINITY;
   private queueTail: Promise<unknown> = Promise.resolve();
   private readonly convergeSoon: { trigger(): void; cancel(): void };
   /** Tasks in accepts sent or queued and not answered yet. */
   private accepting = 0;
+  /**
+   * Hostname and attributes of every agent seen in an offer: constraints count an app's instances
+   * by the agents they run on, also agents that offer nothing now.
+   */
+  private readonly agentFacts = new Map<string, AgentFacts>();
 
   constructor(private readonly deps: FrameworkDeps) {
     this.convergeSoon = coalesce(
@@ -197,10 +208,15 @@ export class FrameworkDriver {
       50,
       (err) => deps.log.error("converge failed", { err: errorMessage(err) }),
     );
-    this.policy = {
-      initialMs: deps.config.backoffInitialMs,
-      factor: 2,
-      maxMs: deps.config.backoffMaxMs,
+  }
+
+  /** The app's launch backoff (Marathon's backoffSeconds, backoffFactor, maxLaunchDelaySeconds). */
+  private policyOf(appId: string): BackoffPolicy {
+    const app = this.deps.apps().get(appId)?.spec;
+    return {
+      initialMs: (app?.backoffSeconds ?? 1) * 1000,
+      factor: app?.backoffFactor ?? 1.15,
+      maxMs: (app?.maxLaunchDelaySeconds ?? 300) * 1000,
       resetAfterMs: 30_000,
     };
   }
@@ -288,7 +304,7 @@ export class FrameworkDriver {
       const prev = this.tasks.get(t.taskId);
       this.tasks.set(t.taskId, {
         taskId: t.taskId,
-        appId: t.appId,
+        appId: absoluteAppId(t.appId),
         agentId: t.agentId,
         state: t.state,
         createdAtMs: t.createdAtMs,
@@ -316,7 +332,7 @@ export class FrameworkDriver {
         if (failed) {
           this.backoff.set(
             entry.appId,
-            recordFailure(this.backoff.get(entry.appId) ?? initialBackoff(), now, this.policy),
+            recordFailure(this.backoff.get(entry.appId) ?? initialBackoff(), now, this.policyOf(entry.appId)),
           );
           this.deps.log.warn("task failed", {
             taskId: u.taskId,
@@ -333,7 +349,7 @@ export class FrameworkDriver {
     } else if (u.appId) {
       this.tasks.set(u.taskId, {
         taskId: u.taskId,
-        appId: u.appId,
+        appId: absoluteAppId(u.appId),
         agentId: u.agentId,
         state: u.state,
         createdAtMs: now,
@@ -404,8 +420,9 @@ export class FrameworkDriver {
   private plan(appId: string, app: AppRecord, now: number, record = true) {
     const tasks = [...this.tasks.ofApp(appId)];
     let b = this.backoff.get(appId) ?? initialBackoff();
+    const policy = this.policyOf(appId);
     for (const t of tasks)
-      if (t.runningSinceMs !== undefined) b = recordHealthy(b, t.runningSinceMs, now, this.policy);
+      if (t.runningSinceMs !== undefined) b = recordHealthy(b, t.runningSinceMs, now, policy);
     if (record) this.backoff.set(appId, b);
     return reconcileApp({
       instances: app.spec.instances,
@@ -414,6 +431,7 @@ export class FrameworkDriver {
         .map((t) => ({ taskId: t.taskId, state: t.state, agentId: t.agentId, createdAtMs: t.createdAtMs })),
       backoff: b,
       nowMs: now,
+      killSelection: app.spec.killSelection,
     });
   }
 
@@ -448,6 +466,7 @@ export class FrameworkDriver {
           count: plan.launch,
           resources: appResources(app.spec),
           ...appPortDemand(app.spec),
+          ...(app.spec.constraints.length > 0 ? { constraints: constraintsOf(app.spec) } : {}),
         });
     }
     const existing = this.tasks.activeByAppAgent;
@@ -469,7 +488,9 @@ export class FrameworkDriver {
       budget -= count;
       return count > 0 ? [{ ...d, count }] : [];
     });
-    const result = placeInstances(offers, capped, existing);
+    for (const o of offers)
+      this.agentFacts.set(o.agentId, { hostname: o.hostname, attributes: o.attributes });
+    const result = placeInstances(offers, capped, existing, { agents: this.agentFacts });
     this.recordWaiting(capped, result, offers.length, now);
     const byOffer = new Map<string, { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[] }>();
     const offerById = new Map(offers.map((o) => [o.offerId, o]));
@@ -477,21 +498,8 @@ export class FrameworkDriver {
       const app = apps.get(p.appId);
       const offer = offerById.get(p.offerId);
       if (!app || !offer) continue;
-      const taskId = `${p.appId}.${randomUUID()}`;
       const entry = byOffer.get(p.offerId) ?? { offer, tasks: [] };
-      entry.tasks.push({
-        taskId,
-        name: p.appId,
-        appId: p.appId,
-        image: app.spec.container.docker.image,
-        ...(app.spec.cmd ? { cmd: app.spec.cmd } : {}),
-        cpus: app.spec.cpus,
-        mem: app.spec.mem,
-        disk: app.spec.disk,
-        ports: p.ports,
-        env: { ...app.spec.env, DROVER_TASK_ID: taskId, DROVER_APP_ID: p.appId },
-        labels: { ...app.spec.labels },
-      });
+      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports));
       byOffer.set(p.offerId, entry);
     }
     const unused = offers.map((o) => o.offerId).filter((id) => !byOffer.has(id));
@@ -654,4 +662,51 @@ export class FrameworkDriver {
     const b = this.backoff.get(appId);
     return b && b.delayUntilMs > Date.now() ? b.delayUntilMs : 0;
   }
+}
+
+/**
+ * The task of one placement, as Marathon builds it: the docker image (none for a command-only
+ * app: the agent's default image), cmd through the shell or args without one, and the
+ * environment Marathon gives a task (MESOS_TASK_ID, MARATHON_APP_*, PORT0.., PORT_<NAME>, PORTS,
+ * HOST, the app's labels and env).
+ */
+export function taskSpecOf(
+  app: AppSpec,
+  offer: FrameworkOffer,
+  ports: number[],
+): TaskSpec & { appId: string } {
+  const taskId = `${taskIdPrefix(app.id)}${randomUUID()}`;
+  const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts: hostPortsByIndex(app, ports) });
+  return {
+    taskId,
+    name: app.id,
+    appId: app.id,
+    image: app.container?.docker?.image ?? "",
+    ...(app.cmd !== undefined ? { cmd: app.cmd } : {}),
+    ...(app.cmd === undefined && app.args && app.args.length > 0 ? { args: [...app.args] } : {}),
+    cpus: app.cpus,
+    mem: app.mem,
+    disk: app.disk,
+    ports,
+    env: { ...env, DROVER_TASK_ID: taskId, DROVER_APP_ID: app.id },
+    labels: { ...app.labels },
+  };
+}
+
+/** Tasks launched before app ids were Marathon paths name their app `web`, not `/web`. */
+export function absoluteAppId(appId: string): string {
+  return appId.startsWith("/") ? appId : `/${appId}`;
+}
+
+const parsedConstraints = new WeakMap<AppSpec, Constraint[]>();
+
+/** The app's constraints, parsed once per definition (checked when the app was accepted). */
+function constraintsOf(app: AppSpec): Constraint[] {
+  let c = parsedConstraints.get(app);
+  if (!c) {
+    const v = parseConstraints(app.constraints);
+    c = v.ok ? v.value : [];
+    parsedConstraints.set(app, c);
+  }
+  return c;
 }

@@ -1,7 +1,14 @@
 /** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
 
 import { InvalidArgumentError, type Logger, NotLeaderError, requestIdOf, unaryHandler } from "@drover/common";
-import { AppIdSchema, type AppRecord, type UnplacedReason, validate } from "@drover/core";
+import {
+  type AppRecord,
+  checkAppId,
+  formatReason,
+  hostPortsWanted,
+  toMarathonJson,
+  type UnplacedReason,
+} from "@drover/core";
 import type { App, SchedulerServer, WaitingReason } from "@drover/proto";
 import { AppStore } from "./apps.js";
 import type { FrameworkDriver } from "./framework.js";
@@ -24,19 +31,22 @@ function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
   const c = l.framework.counts(s.id);
   return {
     id: s.id,
-    image: s.container.docker.image,
-    cmd: s.cmd ?? "",
+    image: s.container?.docker?.image ?? "",
+    cmd: s.cmd ?? (s.args ?? []).join(" "),
     instances: s.instances,
     cpus: s.cpus,
     mem: s.mem,
-    env: { ...s.env },
+    env: Object.fromEntries(
+      Object.entries(s.env).filter((e): e is [string, string] => typeof e[1] === "string"),
+    ),
     labels: { ...s.labels },
     version,
     tasksRunning: c.running,
     tasksStaged: c.staged,
     backoffUntilMs: l.framework.backoffUntil(s.id),
-    definitionJson: JSON.stringify(s),
-    ports: s.ports ?? [],
+    // The definition in Marathon's shape, every default filled in (`app show --json`).
+    definitionJson: JSON.stringify(toMarathonJson(s)),
+    ports: hostPortsWanted(s).map((p) => p ?? 0),
   };
 }
 
@@ -63,6 +73,8 @@ export function reasonToWire(r: UnplacedReason): WaitingReason {
       };
     case "no_offers":
       return { kind: "no_offers", agents: 0, port: 0, text: "no offers received yet" };
+    case "constraint":
+      return { kind: "constraint", agents: r.agents, port: 0, text: formatReason(r) };
     default:
       return { kind: "unknown", agents: 0, port: 0, text: JSON.stringify(r) };
   }
@@ -76,11 +88,15 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     const address = await ref.leaderAddress();
     throw new NotLeaderError(address === ref.self ? undefined : address);
   };
-  /** An app id in a request: refused by its field before any lookup (NOT_FOUND is for valid ids). */
-  const requireId = (id: string, path = "id") => {
+  /**
+   * An app id in a request, made absolute (`web` is `/web`): refused by its field before any lookup
+   * (NOT_FOUND is for valid ids).
+   */
+  const requireId = (id: string, path = "id"): string => {
     if (!id) throw new InvalidArgumentError([{ path, message: "required" }]);
-    const v = validate(AppIdSchema, id);
-    if (!v.ok) throw new InvalidArgumentError(v.issues.map((i) => ({ path, message: i.message })));
+    const v = checkAppId(id);
+    if (!v.ok) throw new InvalidArgumentError([{ path, message: v.message }]);
+    return v.id;
   };
   return {
     createApp: unaryHandler(log, "CreateApp", async (req, call) => {
@@ -92,9 +108,9 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       return { app: rec ? toApp(l, rec, version) : undefined };
     }),
     getApp: unaryHandler(log, "GetApp", async (req) => {
-      requireId(req.id);
+      const id = requireId(req.id);
       const l = await leader();
-      const { state, version } = l.apps.get(req.id);
+      const { state, version } = l.apps.get(id);
       return { app: toApp(l, state, version) };
     }),
     listApps: unaryHandler(log, "ListApps", async () => {
@@ -106,34 +122,34 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       };
     }),
     updateApp: unaryHandler(log, "UpdateApp", async (req) => {
-      requireId(req.id);
+      const id = requireId(req.id);
       const spec = AppStore.parse(req.appJson);
       const l = await leader();
-      const rec = await l.apps.update(req.id, spec);
+      const rec = await l.apps.update(id, spec);
       l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(req.id).version) : undefined };
+      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined };
     }),
     scaleApp: unaryHandler(log, "ScaleApp", async (req) => {
-      requireId(req.id);
+      const id = requireId(req.id);
       const l = await leader();
-      const rec = await l.apps.scale(req.id, req.instances);
+      const rec = await l.apps.scale(id, req.instances);
       l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(req.id).version) : undefined };
+      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined };
     }),
     deleteApp: unaryHandler(log, "DeleteApp", async (req) => {
-      requireId(req.id);
+      const id = requireId(req.id);
       const l = await leader();
-      await l.apps.remove(req.id);
+      await l.apps.remove(id);
       l.changed();
       return {};
     }),
     getQueue: unaryHandler(log, "GetQueue", async (req) => {
-      if (req.appId) requireId(req.appId, "appId");
+      const appId = req.appId ? requireId(req.appId, "appId") : "";
       const l = await leader();
-      if (req.appId) l.apps.get(req.appId);
+      if (appId) l.apps.get(appId);
       const apps = l.framework
         .queue()
-        .filter((q) => !req.appId || q.appId === req.appId)
+        .filter((q) => !appId || q.appId === appId)
         .map((q) => ({
           appId: q.appId,
           waiting: q.waiting,
@@ -167,9 +183,9 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       return { apps };
     }),
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
-      if (req.appId) requireId(req.appId, "appId");
+      const appId = req.appId ? requireId(req.appId, "appId") : "";
       const l = await leader();
-      return { tasks: await l.framework.listTasks(req.appId, req.includeTerminal) };
+      return { tasks: await l.framework.listTasks(appId, req.includeTerminal) };
     }),
   };
 }

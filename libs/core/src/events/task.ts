@@ -9,8 +9,11 @@ export const TaskInfoSchema = z.strictObject({
   agentId: z.string().min(1),
   frameworkId: z.string().min(1),
   appId: z.string(),
-  image: z.string().min(1),
+  /** Empty: the agent's default task image (a command-only app). */
+  image: z.string(),
   cmd: z.string().optional(),
+  /** The container's command without a shell (Marathon's args); not with cmd. */
+  args: z.array(z.string()).optional(),
   resources: ResourcesSchema,
   env: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),

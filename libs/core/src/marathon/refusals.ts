@@ -10,7 +10,7 @@
  * agent's namespaces, devices or Drover's own control of the container. What the roadmap covers
  * (health and readiness checks, fetch, networks, host volumes, constraints, deployments) is accepted.
  */
-import { APP_LIMITS, RESERVED_LABEL_PREFIX } from "../app.js";
+import { APP_LIMITS, RESERVED_LABEL_PREFIX } from "../limits.js";
 import type { Issues, Path } from "./normalize.js";
 import type { MarathonAppInput } from "./schema.js";
 import type { AppDefinition } from "./types.js";

@@ -9,8 +9,7 @@
  * several depend on other fields (networking, persistent volumes).
  */
 import { z } from "zod";
-import { APP_LIMITS, RESERVED_LABEL_PREFIX } from "../app.js";
-import { LIMITS } from "../limits.js";
+import { APP_LIMITS, LIMITS, RESERVED_LABEL_PREFIX } from "../limits.js";
 
 /** Marathon's generated JSON reader takes `null` for an absent optional property. */
 function dropNulls(value: unknown): unknown {

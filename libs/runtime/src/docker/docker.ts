@@ -252,7 +252,7 @@ export class DockerExecutor implements Executor {
         ExposedPorts,
         name: containerName(spec.taskId),
         Image: spec.image,
-        Cmd: containerCmd(spec.cmd),
+        Cmd: containerCmd(spec.cmd, spec.args),
         Env: envList(spec.env),
         Labels: buildLabels(spec, this.agentId, this.extraLabels),
         // Init: a tiny init (tini) as PID 1 forwards SIGTERM to the task, so a kill honours the grace period

@@ -1,6 +1,10 @@
 /** A TaskLaunchSpec in Docker's units and shapes. */
-/** The container's command: the image's default when cmd is absent or empty, else through /bin/sh -c. */
-export function containerCmd(cmd: string | undefined): string[] | undefined {
+/**
+ * The container's command: `args` as given (after the image's entrypoint, no shell) when there are
+ * any; else `cmd` through /bin/sh -c; else the image's default.
+ */
+export function containerCmd(cmd: string | undefined, args?: string[]): string[] | undefined {
+  if (args && args.length > 0) return [...args];
   return cmd === undefined || cmd === "" ? undefined : ["/bin/sh", "-c", cmd];
 }
 

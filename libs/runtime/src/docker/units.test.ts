@@ -88,6 +88,8 @@ describe("spec", () => {
     assert.deepEqual(containerCmd("sleep 300"), ["/bin/sh", "-c", "sleep 300"]);
     assert.equal(containerCmd(undefined), undefined);
     assert.equal(containerCmd(""), undefined);
+    assert.deepEqual(containerCmd(undefined, ["--port", "80"]), ["--port", "80"], "args: no shell");
+    assert.deepEqual(containerCmd("ignored", ["a"]), ["a"], "args win over cmd");
   });
 
   test("invalid specs name the offending fields", () => {

@@ -119,10 +119,15 @@ export interface Attribute {
 }
 
 export interface ContainerInfo {
-  /** Docker image reference. */
+  /** Docker image reference; empty: the agent's default task image (a command-only app). */
   image: string;
   /** Optional command, run by the image's shell (`/bin/sh -c`). */
   cmd: string;
+  /**
+   * Optional arguments, run as the container's command without a shell (Marathon's `args`):
+   * appended to the image's entrypoint. Not given together with cmd.
+   */
+  args: string[];
 }
 
 /** What a framework asks the master to launch. */
@@ -464,7 +469,7 @@ export const Attribute: MessageFns<Attribute> = {
 };
 
 function createBaseContainerInfo(): ContainerInfo {
-  return { image: "", cmd: "" };
+  return { image: "", cmd: "", args: [] };
 }
 
 export const ContainerInfo: MessageFns<ContainerInfo> = {
@@ -474,6 +479,9 @@ export const ContainerInfo: MessageFns<ContainerInfo> = {
     }
     if (message.cmd !== "") {
       writer.uint32(18).string(message.cmd);
+    }
+    for (const v of message.args) {
+      writer.uint32(26).string(v!);
     }
     return writer;
   },
@@ -507,6 +515,14 @@ export const ContainerInfo: MessageFns<ContainerInfo> = {
             message.cmd = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -523,6 +539,7 @@ export const ContainerInfo: MessageFns<ContainerInfo> = {
     return {
       image: isSet(object.image) ? globalThis.String(object.image) : "",
       cmd: isSet(object.cmd) ? globalThis.String(object.cmd) : "",
+      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -534,6 +551,9 @@ export const ContainerInfo: MessageFns<ContainerInfo> = {
     if (message.cmd !== "") {
       obj.cmd = message.cmd;
     }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
     return obj;
   },
 
@@ -544,6 +564,7 @@ export const ContainerInfo: MessageFns<ContainerInfo> = {
     const message = createBaseContainerInfo();
     message.image = object.image ?? "";
     message.cmd = object.cmd ?? "";
+    message.args = object.args?.map((e) => e) || [];
     return message;
   },
 };
