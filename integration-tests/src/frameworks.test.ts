@@ -93,6 +93,8 @@ async function frameworkList(): Promise<FrameworkJson[]> {
 
 async function masterTasks(frameworkId = ""): Promise<Task[]> {
   const res = await masterClient().call((c) => c.listTasks.bind(c), {
+    pageSize: 0,
+    pageToken: "",
     frameworkId,
     appId: "",
     includeTerminal: true,

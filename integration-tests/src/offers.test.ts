@@ -189,6 +189,8 @@ async function listFrameworks() {
 
 async function allTasks() {
   const res = await masterClient().call((c) => c.listTasks.bind(c), {
+    pageSize: 0,
+    pageToken: "",
     frameworkId: "",
     appId: "",
     includeTerminal: true,

@@ -112,6 +112,8 @@ async function envOf(containerId: string): Promise<Map<string, string>> {
 async function masterPorts(taskId: string): Promise<number[]> {
   assert.ok(master);
   const res = await master.call((c) => c.listTasks.bind(c), {
+    pageSize: 0,
+    pageToken: "",
     frameworkId: "",
     appId: "",
     includeTerminal: false,

@@ -83,7 +83,7 @@ async function masterTasks(includeTerminal: boolean): Promise<{ taskId: string; 
   const res = await new Promise<{ tasks: { info?: { taskId: string }; status?: { state: number } }[] }>(
     (resolve, reject) =>
       master.listTasks(
-        { frameworkId: "", appId: "bulk", includeTerminal },
+        { frameworkId: "", appId: "bulk", includeTerminal, pageSize: 0, pageToken: "" },
         new Metadata(),
         { deadline: new Date(Date.now() + 10_000) },
         (err, r) => (err ? reject(err) : resolve(r)),

@@ -23,6 +23,9 @@ import type {
   TaskUpdate,
 } from "./types.js";
 
+/** Tasks per ListTasks page the SDK asks for. */
+const TASK_PAGE = 5000;
+
 export class Framework {
   private readonly masters: LeaderClient<MasterClient>;
   private id: string | undefined;
@@ -164,12 +167,8 @@ export class Framework {
 
   /** This framework's tasks as the master knows them (active ones unless includeTerminal). */
   async listTasks(opts: { appId?: string; includeTerminal?: boolean } = {}): Promise<FrameworkTask[]> {
-    const res = await this.masters.call((c) => c.listTasks.bind(c), {
-      frameworkId: this.requireId(),
-      appId: opts.appId ?? "",
-      includeTerminal: opts.includeTerminal ?? false,
-    });
-    return res.tasks.flatMap((t) => {
+    const tasks = await this.listWireTasks(opts);
+    return tasks.flatMap((t) => {
       const state = t.status ? fromWireState(t.status.state) : undefined;
       if (!t.info || !state) return [];
       return [
@@ -186,14 +185,42 @@ export class Framework {
     });
   }
 
-  /** The wire form of this framework's tasks, for callers that pass them on (operator APIs). */
+  /**
+   * The wire form of this framework's tasks, for callers that pass them on (operator APIs): read
+   * a page at a time (any number of tasks; one answer of all of them can exceed the message limit).
+   */
   async listWireTasks(opts: { appId?: string; includeTerminal?: boolean } = {}): Promise<Task[]> {
+    const out: Task[] = [];
+    let pageToken = "";
+    do {
+      const res = await this.masters.call((c) => c.listTasks.bind(c), {
+        frameworkId: this.requireId(),
+        appId: opts.appId ?? "",
+        includeTerminal: opts.includeTerminal ?? false,
+        pageSize: TASK_PAGE,
+        pageToken,
+      });
+      for (const t of res.tasks) out.push(t);
+      pageToken = res.nextPageToken;
+    } while (pageToken !== "");
+    return out;
+  }
+
+  /** One page of this framework's tasks (a caller that pages itself, e.g. an operator API). */
+  async listWireTaskPage(opts: {
+    appId?: string;
+    includeTerminal?: boolean;
+    pageSize: number;
+    pageToken: string;
+  }): Promise<{ tasks: Task[]; nextPageToken: string }> {
     const res = await this.masters.call((c) => c.listTasks.bind(c), {
       frameworkId: this.requireId(),
       appId: opts.appId ?? "",
       includeTerminal: opts.includeTerminal ?? false,
+      pageSize: opts.pageSize,
+      pageToken: opts.pageToken,
     });
-    return res.tasks;
+    return { tasks: res.tasks, nextPageToken: res.nextPageToken };
   }
 
   /** The master address in use (the leader, once found). */

@@ -215,7 +215,19 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
     const all = flag(rest, "--all");
     const s = schedulers();
     try {
-      const res = await s.call((c) => c.listTasks.bind(c), { appId, includeTerminal: all });
+      // A page at a time: one answer of every task can exceed the message limit at fleet size.
+      const res = { tasks: [] as Task[] };
+      let pageToken = "";
+      do {
+        const page = await s.call((c) => c.listTasks.bind(c), {
+          appId,
+          includeTerminal: all,
+          pageSize: 5000,
+          pageToken,
+        });
+        for (const t of page.tasks) res.tasks.push(t);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
       const tasks = res.tasks.map(taskJson);
       out(json, tasks, () =>
         table(

@@ -5,6 +5,7 @@
 import {
   assertDecoded,
   errorMessage,
+  InvalidArgumentError,
   type Logger,
   logRefusal,
   NotLeaderError,
@@ -122,10 +123,10 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       : l.index.tasksOfFramework(f.frameworkId);
     return [...ids].flatMap((id) => l.state.task(id) ?? []);
   };
-  const tasks = (
+  const matching = (
     l: MasterLeader,
     f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
-  ): Task[] =>
+  ): TaskRecord[] =>
     candidates(l, f)
       .filter(
         (t) =>
@@ -133,8 +134,11 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
           (!f.appId || t.info.appId === f.appId) &&
           (f.includeTerminal || !isTerminal(t.status.state)),
       )
-      .sort((a, b) => a.createdAtMs - b.createdAtMs || a.info.taskId.localeCompare(b.info.taskId))
-      .map(toWireTask);
+      .sort(byCreation);
+  const tasks = (
+    l: MasterLeader,
+    f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
+  ): Task[] => matching(l, f).map(toWireTask);
 
   return {
     agentSession(call: ServerDuplexStream<AgentMessage, AgentCommand>) {
@@ -295,7 +299,12 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       return { statuses: l.reconcile(req.frameworkId, req.taskIds) };
     }),
     listAgents: unaryHandler(log, "ListAgents", async () => ({ agents: agentInfo(await leader()) })),
-    listTasks: unaryHandler(log, "ListTasks", async (req) => ({ tasks: tasks(await leader(), req) })),
+    listTasks: unaryHandler(log, "ListTasks", async (req) => {
+      const page = taskPage(req.pageSize, req.pageToken);
+      const l = await leader();
+      const { items, next } = page(matching(l, req));
+      return { tasks: items.map(toWireTask), nextPageToken: next };
+    }),
     getState: unaryHandler(log, "GetState", async () => {
       const l = await leader();
       return {
@@ -305,5 +314,56 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
         frameworks: frameworkInfo(l),
       };
     }),
+  };
+}
+
+/** Tasks in creation order, then by id: the order of ListTasks and of its pages. */
+function byCreation(a: TaskRecord, b: TaskRecord): number {
+  return (
+    a.createdAtMs - b.createdAtMs ||
+    (a.info.taskId < b.info.taskId ? -1 : a.info.taskId > b.info.taskId ? 1 : 0)
+  );
+}
+
+/** Tasks per ListTasks page at most. */
+export const MAX_TASK_PAGE = 10_000;
+
+/**
+ * One page of tasks sorted byCreation: those after `token` (`<createdAtMs>:<taskId>` of the last
+ * task of the previous page), at most `size` (0: all). Refuses a size over MAX_TASK_PAGE or a
+ * malformed token by field.
+ */
+export function taskPage(size: number, token: string) {
+  if (size > MAX_TASK_PAGE)
+    throw new InvalidArgumentError([{ path: "pageSize", message: `at most ${MAX_TASK_PAGE}` }]);
+  let after: { createdAtMs: number; taskId: string } | undefined;
+  if (token !== "") {
+    const i = token.indexOf(":");
+    const createdAtMs = Number(token.slice(0, i));
+    if (i <= 0 || !Number.isSafeInteger(createdAtMs) || i === token.length - 1)
+      throw new InvalidArgumentError([{ path: "pageToken", message: "not a token from a previous answer" }]);
+    after = { createdAtMs, taskId: token.slice(i + 1) };
+  }
+  return (sorted: TaskRecord[]): { items: TaskRecord[]; next: string } => {
+    let from = 0;
+    if (after) {
+      const a = after;
+      // The first task after the token (binary search: the list is sorted byCreation).
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const t = sorted[mid] as TaskRecord;
+        const before =
+          t.createdAtMs < a.createdAtMs || (t.createdAtMs === a.createdAtMs && t.info.taskId <= a.taskId);
+        if (before) lo = mid + 1;
+        else hi = mid;
+      }
+      from = lo;
+    }
+    const items = size === 0 ? sorted.slice(from) : sorted.slice(from, from + size);
+    const last = items[items.length - 1];
+    const more = from + items.length < sorted.length;
+    return { items, next: more && last ? `${last.createdAtMs}:${last.info.taskId}` : "" };
   };
 }

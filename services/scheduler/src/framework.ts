@@ -263,11 +263,17 @@ export class FrameworkDriver {
   }
 
   /** This framework's tasks, as the master knows them (for the operator API). */
-  async listTasks(appId: string, includeTerminal: boolean): Promise<Task[]> {
+  async listTasks(
+    appId: string,
+    includeTerminal: boolean,
+    page: { pageSize: number; pageToken: string } = { pageSize: 0, pageToken: "" },
+  ): Promise<{ tasks: Task[]; nextPageToken: string }> {
     // Never an empty list for "not known yet": during a failover the caller must retry, not believe it.
     if (!this.frameworkId || !this.ready)
       throw new UnavailableError("the scheduler is not subscribed to the master yet; retry");
-    return this.sdk().listWireTasks({ appId, includeTerminal });
+    if (page.pageSize === 0 && page.pageToken === "")
+      return { tasks: await this.sdk().listWireTasks({ appId, includeTerminal }), nextPageToken: "" };
+    return this.sdk().listWireTaskPage({ appId, includeTerminal, ...page });
   }
 
   /** Kills surplus and orphaned tasks; revives offers when tasks are missing. */

@@ -54,6 +54,9 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
+/** Tasks per ListTasks page at most (as the master's). */
+const MAX_TASK_PAGE = 10_000;
+
 /** A reason as the API and the CLI show it ("insufficient mem on 12 agents", "port 80 taken on 3 agents"). */
 export function reasonToWire(r: UnplacedReason): WaitingReason {
   switch (r.kind) {
@@ -185,7 +188,12 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
       const appId = req.appId ? requireId(req.appId, "appId") : "";
       const l = await leader();
-      return { tasks: await l.framework.listTasks(appId, req.includeTerminal) };
+      if (req.pageSize > MAX_TASK_PAGE)
+        throw new InvalidArgumentError([{ path: "pageSize", message: `at most ${MAX_TASK_PAGE}` }]);
+      return l.framework.listTasks(appId, req.includeTerminal, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
     }),
   };
 }

@@ -95,10 +95,18 @@ export interface ListAppTasksRequest {
   /** Empty for all apps. */
   appId: string;
   includeTerminal: boolean;
+  /**
+   * As the master's ListTasksRequest: tasks per answer (at most 10,000; 0: all) and the token
+   * of the previous answer.
+   */
+  pageSize: number;
+  pageToken: string;
 }
 
 export interface ListAppTasksResponse {
   tasks: Task[];
+  /** Empty on the last page. */
+  nextPageToken: string;
 }
 
 export interface GetQueueRequest {
@@ -1309,7 +1317,7 @@ export const DeleteAppResponse: MessageFns<DeleteAppResponse> = {
 };
 
 function createBaseListAppTasksRequest(): ListAppTasksRequest {
-  return { appId: "", includeTerminal: false };
+  return { appId: "", includeTerminal: false, pageSize: 0, pageToken: "" };
 }
 
 export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
@@ -1319,6 +1327,12 @@ export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
     }
     if (message.includeTerminal !== false) {
       writer.uint32(16).bool(message.includeTerminal);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
     }
     return writer;
   },
@@ -1352,6 +1366,22 @@ export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
             message.includeTerminal = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1376,6 +1406,16 @@ export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
         : isSet(object.include_terminal)
         ? globalThis.Boolean(object.include_terminal)
         : false,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1387,6 +1427,12 @@ export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
     if (message.includeTerminal !== false) {
       obj.includeTerminal = message.includeTerminal;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1397,18 +1443,23 @@ export const ListAppTasksRequest: MessageFns<ListAppTasksRequest> = {
     const message = createBaseListAppTasksRequest();
     message.appId = object.appId ?? "";
     message.includeTerminal = object.includeTerminal ?? false;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListAppTasksResponse(): ListAppTasksResponse {
-  return { tasks: [] };
+  return { tasks: [], nextPageToken: "" };
 }
 
 export const ListAppTasksResponse: MessageFns<ListAppTasksResponse> = {
   encode(message: ListAppTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.tasks) {
       Task.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1434,6 +1485,14 @@ export const ListAppTasksResponse: MessageFns<ListAppTasksResponse> = {
             message.tasks.push(Task.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1447,13 +1506,23 @@ export const ListAppTasksResponse: MessageFns<ListAppTasksResponse> = {
   },
 
   fromJSON(object: any): ListAppTasksResponse {
-    return { tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => Task.fromJSON(e)) : [] };
+    return {
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => Task.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListAppTasksResponse): unknown {
     const obj: any = {};
     if (message.tasks?.length) {
       obj.tasks = message.tasks.map((e) => Task.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1464,6 +1533,7 @@ export const ListAppTasksResponse: MessageFns<ListAppTasksResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListAppTasksResponse>, I>>(object: I): ListAppTasksResponse {
     const message = createBaseListAppTasksResponse();
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
