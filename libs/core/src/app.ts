@@ -3,7 +3,6 @@
  * with Marathon's defaults and rules (id absolute, old formats converted), and refused by field
  * where Drover cannot honour it. The names below are the ones the rest of Drover uses.
  */
-import { utf8Bytes } from "./limits.js";
 import { appResourcesOf, hostPortDemand, MarathonAppSchema, parseMarathonAppJson } from "./marathon/app.js";
 import type { AppDefinition } from "./marathon/types.js";
 import type { Resources } from "./resources.js";
@@ -34,6 +33,3 @@ export function appResources(app: AppSpec): Resources {
 export function appPortDemand(app: AppSpec): { ports: number; requestedPorts: number[] } {
   return hostPortDemand(app);
 }
-
-/** The UTF-8 size of an app definition's JSON text. */
-export const definitionBytes = (text: string): number => utf8Bytes(text);
