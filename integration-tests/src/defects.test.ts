@@ -90,7 +90,12 @@ test("D10: while the scheduler has no subscription, ListTasks is UNAVAILABLE, ne
     const seen = await waitFor(
       "ListTasks answers UNAVAILABLE without a master",
       async () => {
-        const r = await call(scheduler.listTasks, { appId: "", includeTerminal: false });
+        const r = await call(scheduler.listTasks, {
+          appId: "",
+          includeTerminal: false,
+          pageSize: 0,
+          pageToken: "",
+        });
         if (r.err === null) assert.fail(`ListTasks answered ${JSON.stringify(r.res)} without a master`);
         return r.err.code === status.UNAVAILABLE ? r.err : undefined;
       },
@@ -103,7 +108,12 @@ test("D10: while the scheduler has no subscription, ListTasks is UNAVAILABLE, ne
   await waitFor(
     "ListTasks answers again once the master is back",
     async () => {
-      const r = await call(scheduler.listTasks, { appId: "", includeTerminal: false });
+      const r = await call(scheduler.listTasks, {
+        appId: "",
+        includeTerminal: false,
+        pageSize: 0,
+        pageToken: "",
+      });
       return r.err === null;
     },
     { timeoutMs: 30_000 },
