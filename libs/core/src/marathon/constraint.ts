@@ -7,16 +7,10 @@
  * Upstream (mesosphere/marathon @ 90619da70d79): `api/v2/validation/SchedulingValidation.scala`
  * (`complyWithAppConstraintRules`, `complyWithConstraintRules`, the messages).
  */
+import { CONSTRAINT_OPERATORS } from "../constraints.js";
 
-export const MARATHON_CONSTRAINT_OPERATORS = [
-  "UNIQUE",
-  "CLUSTER",
-  "GROUP_BY",
-  "LIKE",
-  "UNLIKE",
-  "MAX_PER",
-  "IS",
-] as const;
+/** The seven operators (one list, with placement's). */
+export const MARATHON_CONSTRAINT_OPERATORS = CONSTRAINT_OPERATORS;
 
 /** IS takes a Mesos text or scalar value (`SchedulingValidationMessages.MesosLiteralOrFloatValue`). */
 const IS_VALUE = /^[a-zA-Z0-9_/.-]*$/;

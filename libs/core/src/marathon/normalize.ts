@@ -14,6 +14,7 @@
  * Every problem is collected (not only the first).
  * Drover's own refusals are not here (refusals.ts).
  */
+import { READINESS_CHECK_DEFAULTS } from "../health.js";
 import { type FieldIssue, formatPath } from "../validation.js";
 import { parseConstraint } from "./constraint.js";
 import { canonicalId, checkAppId, checkPathId } from "./path-id.js";
@@ -90,16 +91,7 @@ export const MARATHON_DEFAULTS = {
     ipProtocol: "IPv4",
     ignoreHttp1xx: false,
   },
-  readinessCheck: {
-    name: "readinessCheck",
-    protocol: "HTTP",
-    path: "/",
-    portName: "http-api",
-    intervalSeconds: 30,
-    timeoutSeconds: 10,
-    httpStatusCodesForReady: [200],
-    preserveLastResponse: false,
-  },
+  readinessCheck: READINESS_CHECK_DEFAULTS,
   artifact: { extract: true, executable: false, cache: false },
   /** Marathon's `--mesos_bridge_name` default: an `ipAddress.networkName` of this name means bridge. */
   mesosBridgeName: "mesos-bridge",
