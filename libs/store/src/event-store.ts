@@ -127,17 +127,22 @@ export function projectionValue(version: number, state: unknown): string {
     : JSON.stringify({ v: version, s: state });
 }
 
+/**
+ * The projection envelope (etcd is a boundary: checked here; the state inside is checked with
+ * its aggregate's schema). A value in neither form is the previous format's bare state.
+ */
+const ProjectionSchema = z.union([
+  z.strictObject({ v: z.number().int().min(1), s: z.unknown().refine((s) => s !== null && s !== undefined) }),
+  z.strictObject({ v: z.number().int().min(1), d: z.literal(true) }),
+]);
+
 export function parseProjection(text: string): StoredProjection {
   const json = safeJson(text);
-  if (typeof json === "object" && json !== null && !Array.isArray(json)) {
-    const o = json as Record<string, unknown>;
-    const keys = Object.keys(o);
-    if (keys.length === 2 && typeof o.v === "number" && Number.isInteger(o.v) && o.v >= 1) {
-      if ("s" in o && o.s !== null) return { kind: "state", version: o.v, state: o.s };
-      if (o.d === true) return { kind: "deleted", version: o.v };
-    }
-  }
-  return { kind: "legacy", state: json };
+  const p = ProjectionSchema.safeParse(json);
+  if (!p.success) return { kind: "legacy", state: json };
+  return "d" in p.data
+    ? { kind: "deleted", version: p.data.v }
+    : { kind: "state", version: p.data.v, state: p.data.s };
 }
 
 const EnvelopeSchema = z.object({

@@ -135,18 +135,11 @@ export function portEnv(
       }
     });
     const n = Math.min(declared.length, hostPorts.length);
-    for (let i = 0; i < n; i++) {
-      const req = declared[i] as { name?: string | undefined; port: number };
-      const hp = hostPorts[i];
-      const effective = hp ?? (req.port !== 0 ? req.port : generated.get(i));
+    for (const [i, req] of declared.slice(0, n).entries()) {
+      const effective = hostPorts[i] ?? (req.port !== 0 ? req.port : generated.get(i));
       if (effective === undefined) continue;
       env[`PORT_${req.port !== 0 ? req.port : effective}`] = String(effective);
-    }
-    for (let i = 0; i < n; i++) {
-      const req = declared[i] as { name?: string | undefined; port: number };
-      if (req.name === undefined) continue;
-      const effective = hostPorts[i] ?? (req.port !== 0 ? req.port : generated.get(i));
-      if (effective !== undefined) env[`PORT_${req.name.toUpperCase()}`] = String(effective);
+      if (req.name !== undefined) env[`PORT_${req.name.toUpperCase()}`] = String(effective);
     }
     const all = [...hostPorts.filter((p): p is number => p !== undefined), ...generated.values()];
     if (all[0] !== undefined) env.PORT = String(all[0]);
