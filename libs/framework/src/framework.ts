@@ -7,12 +7,15 @@ import { errorMessage, LeaderClient, leaderHint, STREAM_ID_METADATA_KEY, sleep }
 import type { TaskState } from "@drover/core";
 import {
   type FrameworkEvent,
+  fromWireHealth,
+  fromWireReadiness,
   fromWireResources,
   fromWireState,
   MasterClient,
   type Task,
   type TaskInfo,
   toWireResources,
+  toWireRun,
 } from "@drover/proto";
 import type {
   FrameworkHandlers,
@@ -98,6 +101,7 @@ export class Framework {
       }),
       env: t.env ?? {},
       labels: t.labels ?? {},
+      run: t.run ? toWireRun(t.run) : undefined,
     }));
     this.offers.delete(offer.offerId);
     const res = await this.masters.call(
@@ -319,6 +323,9 @@ export class Framework {
           ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
           timestampMs: s.timestampMs,
         };
+        if (s.health) update.health = fromWireHealth(s.health);
+        if (s.reason) update.reason = s.reason;
+        if (s.readiness.length) update.readiness = fromWireReadiness(s.readiness);
         await this.handlers.update?.(update);
         // Acknowledged once handled, in batches and off the event path: at scale one round trip
         // per update, awaited in order, holds every later event (offers expire in the queue).

@@ -1,4 +1,4 @@
-import type { Resources, TaskState } from "@drover/core";
+import type { ReadinessResult, Resources, TaskHealth, TaskRun, TaskState } from "@drover/core";
 
 /** An offer as a framework sees it: one agent's resources, lent until used, declined or rescinded. */
 export interface FrameworkOffer {
@@ -26,6 +26,8 @@ export interface TaskSpec {
   ports?: number[];
   env?: Record<string, string>;
   labels?: Record<string, string>;
+  /** Networking, volumes, fetch, checks and the other runtime needs of the task (Marathon's app model). */
+  run?: TaskRun;
 }
 
 export interface TaskUpdate {
@@ -38,6 +40,11 @@ export interface TaskUpdate {
   timestampMs: number;
   /** Id of this update (what the SDK acknowledges). */
   uuid: string;
+  /** The task's health, once its health checks have answered. */
+  health?: TaskHealth;
+  /** A machine-readable cause of the state, e.g. REASON_TASK_UNHEALTHY_CHECK_STATUS. */
+  reason?: string;
+  readiness?: ReadinessResult[];
 }
 
 /** A task of this framework as the master knows it. */

@@ -4,14 +4,25 @@
  * through `validate` at the caller.
  */
 import {
+  type ReadinessResult as DomainReadinessResult,
   type Resources as DomainResources,
+  type TaskHealth as DomainTaskHealth,
   type TaskInfo as DomainTaskInfo,
+  type TaskRun as DomainTaskRun,
   type TaskState as DomainTaskState,
   type TaskStatus as DomainTaskStatus,
   TASK_STATES,
   type TaskRecord,
 } from "@drover/core";
-import type { Resources, Task, TaskInfo, TaskStatus } from "./gen/drover/v1/common.js";
+import type {
+  ReadinessResult,
+  Resources,
+  Task,
+  TaskHealth,
+  TaskInfo,
+  TaskRun,
+  TaskStatus,
+} from "./gen/drover/v1/common.js";
 import { type TaskState, taskStateFromJSON, taskStateToJSON } from "./gen/drover/v1/common.js";
 
 export function toWireState(s: DomainTaskState): TaskState {
@@ -53,7 +64,113 @@ export function toWireTaskInfo(i: DomainTaskInfo): TaskInfo {
     resources: toWireResources(i.resources),
     env: { ...i.env },
     labels: { ...i.labels },
+    ...(i.run ? { run: toWireRun(i.run) } : {}),
   };
+}
+
+export function toWireRun(r: DomainTaskRun): TaskRun {
+  return {
+    appVersion: r.appVersion ?? "",
+    networkMode: r.network?.mode ?? "",
+    networkName: r.network?.name ?? "",
+    portMappings: (r.portMappings ?? []).map((m) => ({
+      containerPort: m.containerPort,
+      hostPort: m.hostPort,
+      protocol: m.protocol,
+      name: m.name ?? "",
+    })),
+    volumes: (r.volumes ?? []).map((v) => ({
+      containerPath: v.containerPath,
+      hostPath: v.hostPath ?? "",
+      mode: v.mode,
+      persistentName: v.persistent?.name ?? "",
+      persistentSizeMib: v.persistent?.sizeMib ?? 0,
+    })),
+    fetch: (r.fetch ?? []).map((f) => ({
+      uri: f.uri,
+      extract: f.extract,
+      executable: f.executable,
+      cache: f.cache,
+      outputFile: f.outputFile ?? "",
+    })),
+    privileged: r.privileged ?? false,
+    dockerParameters: (r.dockerParameters ?? []).map((p) => ({ key: p.key, value: p.value })),
+    forcePullImage: r.forcePullImage ?? false,
+    user: r.user ?? "",
+    killGracePeriodSeconds: r.killGracePeriodSeconds,
+    healthChecks: (r.healthChecks ?? []).map((h) => ({
+      protocol: h.protocol,
+      portIndex: h.portIndex,
+      port: h.port,
+      path: h.path ?? "",
+      gracePeriodSeconds: h.gracePeriodSeconds,
+      intervalSeconds: h.intervalSeconds,
+      timeoutSeconds: h.timeoutSeconds,
+      maxConsecutiveFailures: h.maxConsecutiveFailures,
+      delaySeconds: h.delaySeconds,
+      ignoreHttp1xx: h.ignoreHttp1xx ?? false,
+      command: h.command?.value ?? "",
+    })),
+    readinessChecks: (r.readinessChecks ?? []).map((c) => ({
+      ...c,
+      httpStatusCodesForReady: [...c.httpStatusCodesForReady],
+    })),
+  };
+}
+
+/** Wire → domain shape of a TaskRun (validate with TaskRunSchema, through TaskInfoSchema). Empty fields are left out. */
+export function fromWireRun(r: TaskRun): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.appVersion) out.appVersion = r.appVersion;
+  if (r.networkMode) out.network = { mode: r.networkMode, ...(r.networkName ? { name: r.networkName } : {}) };
+  if (r.portMappings.length)
+    out.portMappings = r.portMappings.map((m) => ({
+      containerPort: m.containerPort,
+      hostPort: m.hostPort,
+      protocol: m.protocol,
+      ...(m.name ? { name: m.name } : {}),
+    }));
+  if (r.volumes.length)
+    out.volumes = r.volumes.map((v) => ({
+      containerPath: v.containerPath,
+      ...(v.hostPath ? { hostPath: v.hostPath } : {}),
+      mode: v.mode,
+      ...(v.persistentName ? { persistent: { name: v.persistentName, sizeMib: v.persistentSizeMib } } : {}),
+    }));
+  if (r.fetch.length)
+    out.fetch = r.fetch.map((f) => ({
+      uri: f.uri,
+      extract: f.extract,
+      executable: f.executable,
+      cache: f.cache,
+      ...(f.outputFile ? { outputFile: f.outputFile } : {}),
+    }));
+  if (r.privileged) out.privileged = true;
+  if (r.dockerParameters.length)
+    out.dockerParameters = r.dockerParameters.map((p) => ({ key: p.key, value: p.value }));
+  if (r.forcePullImage) out.forcePullImage = true;
+  if (r.user) out.user = r.user;
+  if (r.killGracePeriodSeconds !== undefined) out.killGracePeriodSeconds = r.killGracePeriodSeconds;
+  if (r.healthChecks.length)
+    out.healthChecks = r.healthChecks.map((h) => ({
+      protocol: h.protocol,
+      ...(h.portIndex !== undefined ? { portIndex: h.portIndex } : {}),
+      ...(h.port !== undefined ? { port: h.port } : {}),
+      ...(h.path ? { path: h.path } : {}),
+      gracePeriodSeconds: h.gracePeriodSeconds,
+      intervalSeconds: h.intervalSeconds,
+      timeoutSeconds: h.timeoutSeconds,
+      maxConsecutiveFailures: h.maxConsecutiveFailures,
+      delaySeconds: h.delaySeconds,
+      ...(h.ignoreHttp1xx ? { ignoreHttp1xx: true } : {}),
+      ...(h.command ? { command: { value: h.command } } : {}),
+    }));
+  if (r.readinessChecks.length)
+    out.readinessChecks = r.readinessChecks.map((c) => ({
+      ...c,
+      httpStatusCodesForReady: [...c.httpStatusCodesForReady],
+    }));
+  return out;
 }
 
 /** Wire → domain shape (not yet validated: pass the result through TaskInfoSchema). */
@@ -70,7 +187,37 @@ export function fromWireTaskInfo(i: TaskInfo): Record<string, unknown> {
     resources: fromWireResources(i.resources),
     env: { ...i.env },
     labels: { ...i.labels },
+    ...(i.run ? { run: fromWireRun(i.run) } : {}),
   };
+}
+
+function toWireHealth(h: DomainTaskHealth): TaskHealth {
+  return {
+    healthy: h.healthy,
+    lastSuccessMs: h.lastSuccessMs ?? 0,
+    lastFailureMs: h.lastFailureMs ?? 0,
+    consecutiveFailures: h.consecutiveFailures,
+    lastFailureCause: h.lastFailureCause ?? "",
+  };
+}
+
+export function fromWireHealth(h: TaskHealth): DomainTaskHealth {
+  return {
+    healthy: h.healthy,
+    ...(h.lastSuccessMs ? { lastSuccessMs: h.lastSuccessMs } : {}),
+    ...(h.lastFailureMs ? { lastFailureMs: h.lastFailureMs } : {}),
+    consecutiveFailures: h.consecutiveFailures,
+    ...(h.lastFailureCause ? { lastFailureCause: h.lastFailureCause } : {}),
+  };
+}
+
+export function fromWireReadiness(rs: ReadinessResult[]): DomainReadinessResult[] {
+  return rs.map((r) => ({
+    name: r.name,
+    ready: r.ready,
+    checkedAtMs: r.checkedAtMs,
+    ...(r.lastResponse ? { lastResponse: r.lastResponse } : {}),
+  }));
 }
 
 export function toWireStatus(taskId: string, agentId: string, s: DomainTaskStatus): TaskStatus {
@@ -84,6 +231,14 @@ export function toWireStatus(taskId: string, agentId: string, s: DomainTaskStatu
     uuid: s.uuid,
     containerId: s.containerId ?? "",
     source: s.source,
+    health: s.health ? toWireHealth(s.health) : undefined,
+    reason: s.reason ?? "",
+    readiness: (s.readiness ?? []).map((r) => ({
+      name: r.name,
+      ready: r.ready,
+      checkedAtMs: r.checkedAtMs,
+      lastResponse: r.lastResponse ?? "",
+    })),
   };
 }
 
@@ -97,6 +252,9 @@ export function fromWireStatus(s: TaskStatus): Record<string, unknown> {
     uuid: s.uuid,
     ...(s.containerId ? { containerId: s.containerId } : {}),
     source: s.source || "agent",
+    ...(s.health ? { health: fromWireHealth(s.health) } : {}),
+    ...(s.reason ? { reason: s.reason } : {}),
+    ...(s.readiness.length ? { readiness: fromWireReadiness(s.readiness) } : {}),
   };
 }
 

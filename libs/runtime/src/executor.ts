@@ -7,7 +7,7 @@
  * SimulatedHost). Containers belong to an agent (by agent id) and outlive the executor that started
  * them: a new executor of the same agent finds them again (recover()).
  */
-import type { TaskState } from "@drover/core";
+import type { TaskRun, TaskState } from "@drover/core";
 
 /** The task states an executor reports: core's TaskState, narrowed to the ones a runtime can observe. */
 export type ExecutorState = Extract<
@@ -35,8 +35,20 @@ export interface TaskLaunchSpec {
   mem: number;
   env: Record<string, string>;
   labels: Record<string, string>;
-  /** Host ports of the task, published on the host and mapped to the same container port. */
+  /**
+   * Host ports of the task. Host networking (no `run.network`, or mode "host"): published on the host
+   * and mapped to the same container port. Bridge: `run.portMappings` says which container port each
+   * host port maps to.
+   */
   ports?: number[] | undefined;
+  /**
+   * The rest of the app model the runtime carries out: network (bridge, a user-defined network by
+   * name), port mappings, volumes (bind mounts, local persistent volumes), fetch URIs into the
+   * sandbox, privileged, docker parameters, forcePullImage, user. Health and readiness checks in it
+   * are the agent's (HealthChecker), not the executor's. killGracePeriodSeconds is applied by the
+   * agent when it calls kill().
+   */
+  run?: TaskRun | undefined;
 }
 
 export interface ExecutorEvent {

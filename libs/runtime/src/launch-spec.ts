@@ -1,4 +1,5 @@
 /** Validation of a TaskLaunchSpec at the executor's boundary (DESIGN invariant 7), the same for every runtime. */
+import { TaskRunSchema } from "@drover/core";
 import { z } from "zod";
 import type { TaskLaunchSpec } from "./executor.js";
 
@@ -18,6 +19,7 @@ const launchSpecSchema = z.object({
   ),
   labels: z.record(z.string().min(1), z.string()),
   ports: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
+  run: TaskRunSchema.optional(),
 });
 
 /** Returns undefined when valid, else a message naming the offending fields. */

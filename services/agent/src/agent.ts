@@ -231,6 +231,7 @@ export class Agent {
         env,
         labels: task.labels,
         ports,
+        ...(checked.value.run ? { run: checked.value.run } : {}),
       })
       .catch((err: unknown) => {
         this.onExecutorEvent({

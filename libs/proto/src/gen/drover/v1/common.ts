@@ -142,6 +142,11 @@ export interface TaskInfo {
   resources?: Resources | undefined;
   env: { [key: string]: string };
   labels: { [key: string]: string };
+  /**
+   * How to run it beyond image and command (Marathon's app model); absent: host networking, no
+   * volumes, no checks, the agent's defaults.
+   */
+  run?: TaskRun | undefined;
 }
 
 export interface TaskInfo_EnvEntry {
@@ -152,6 +157,110 @@ export interface TaskInfo_EnvEntry {
 export interface TaskInfo_LabelsEntry {
   key: string;
   value: string;
+}
+
+/** A container port published on a host port (bridge networking). */
+export interface PortMapping {
+  containerPort: number;
+  /** The host port, taken from the offer; 0: not published. */
+  hostPort: number;
+  /** "tcp", "udp" or "udp,tcp". */
+  protocol: string;
+  name: string;
+}
+
+/** A volume mounted into the task's container. */
+export interface VolumeMount {
+  containerPath: string;
+  /** A bind mount of this host path; empty for a persistent volume. */
+  hostPath: string;
+  /** "RO" or "RW". */
+  mode: string;
+  /** A local persistent volume: a named volume kept on the agent across task restarts. */
+  persistentName: string;
+  persistentSizeMib: number;
+}
+
+/** A URI downloaded into the task's sandbox before it starts. */
+export interface FetchUri {
+  uri: string;
+  extract: boolean;
+  executable: boolean;
+  cache: boolean;
+  outputFile: string;
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+/** One health check of a task, with Marathon's fields (durations in seconds). */
+export interface HealthCheck {
+  /** HTTP, HTTPS, TCP, COMMAND, MESOS_HTTP, MESOS_HTTPS or MESOS_TCP. */
+  protocol: string;
+  portIndex?: number | undefined;
+  port?: number | undefined;
+  path: string;
+  gracePeriodSeconds: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  maxConsecutiveFailures: number;
+  delaySeconds: number;
+  ignoreHttp1xx: boolean;
+  /** COMMAND: run with /bin/sh -c next to the task. */
+  command: string;
+}
+
+/** One readiness check of a task (Marathon's fields, durations in seconds). */
+export interface ReadinessCheck {
+  name: string;
+  protocol: string;
+  path: string;
+  portName: string;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  httpStatusCodesForReady: number[];
+  preserveLastResponse: boolean;
+}
+
+/** What a task needs of its agent's runtime besides image, command and resources. */
+export interface TaskRun {
+  /** The app version (ISO-8601) the task runs. */
+  appVersion: string;
+  /** "host" (default), "bridge" or "container" (a user-defined network named by network_name). */
+  networkMode: string;
+  networkName: string;
+  portMappings: PortMapping[];
+  volumes: VolumeMount[];
+  fetch: FetchUri[];
+  privileged: boolean;
+  dockerParameters: KeyValue[];
+  forcePullImage: boolean;
+  user: string;
+  /** How long a kill waits between SIGTERM and SIGKILL; absent: the kill request's grace. */
+  killGracePeriodSeconds?: number | undefined;
+  healthChecks: HealthCheck[];
+  readinessChecks: ReadinessCheck[];
+}
+
+/** The health of a task, from its health checks (all of them). */
+export interface TaskHealth {
+  /** Every check's last counted result was a success. */
+  healthy: boolean;
+  lastSuccessMs: number;
+  lastFailureMs: number;
+  consecutiveFailures: number;
+  lastFailureCause: string;
+}
+
+/** The result of a task's readiness check. */
+export interface ReadinessResult {
+  name: string;
+  ready: boolean;
+  checkedAtMs: number;
+  /** The last answer (status and up to 4 KiB of body) when the check asks to keep it. */
+  lastResponse: string;
 }
 
 /** One status update of a task, as seen by an agent or decided by the master. */
@@ -171,6 +280,16 @@ export interface TaskStatus {
   containerId: string;
   /** Where the update came from: "agent", "master" or "reconciliation". */
   source: string;
+  /** The task's health, once its health checks have an answer. */
+  health?:
+    | TaskHealth
+    | undefined;
+  /**
+   * Why the task reached this state, when there is a machine-readable cause (for example
+   * "REASON_TASK_UNHEALTHY_CHECK_STATUS").
+   */
+  reason: string;
+  readiness: ReadinessResult[];
 }
 
 /** A task as the master knows it: what was launched and its latest status. */
@@ -580,6 +699,7 @@ function createBaseTaskInfo(): TaskInfo {
     resources: undefined,
     env: {},
     labels: {},
+    run: undefined,
   };
 }
 
@@ -612,6 +732,9 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       TaskInfo_LabelsEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
+    if (message.run !== undefined) {
+      TaskRun.encode(message.run, writer.uint32(82).fork()).join();
+    }
     return writer;
   },
 
@@ -706,6 +829,14 @@ export const TaskInfo: MessageFns<TaskInfo> = {
             }
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.run = TaskRun.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -771,6 +902,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
           {},
         )
         : {},
+      run: isSet(object.run) ? TaskRun.fromJSON(object.run) : undefined,
     };
   },
 
@@ -815,6 +947,9 @@ export const TaskInfo: MessageFns<TaskInfo> = {
         });
       }
     }
+    if (message.run !== undefined) {
+      obj.run = TaskRun.toJSON(message.run);
+    }
     return obj;
   },
 
@@ -852,6 +987,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
       },
       {},
     );
+    message.run = (object.run !== undefined && object.run !== null) ? TaskRun.fromPartial(object.run) : undefined;
     return message;
   },
 };
@@ -1026,6 +1162,1582 @@ export const TaskInfo_LabelsEntry: MessageFns<TaskInfo_LabelsEntry> = {
   },
 };
 
+function createBasePortMapping(): PortMapping {
+  return { containerPort: 0, hostPort: 0, protocol: "", name: "" };
+}
+
+export const PortMapping: MessageFns<PortMapping> = {
+  encode(message: PortMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerPort !== 0) {
+      writer.uint32(8).uint32(message.containerPort);
+    }
+    if (message.hostPort !== 0) {
+      writer.uint32(16).uint32(message.hostPort);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(26).string(message.protocol);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.containerPort = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.hostPort = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PortMapping {
+    return {
+      containerPort: isSet(object.containerPort)
+        ? globalThis.Number(object.containerPort)
+        : isSet(object.container_port)
+        ? globalThis.Number(object.container_port)
+        : 0,
+      hostPort: isSet(object.hostPort)
+        ? globalThis.Number(object.hostPort)
+        : isSet(object.host_port)
+        ? globalThis.Number(object.host_port)
+        : 0,
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: PortMapping): unknown {
+    const obj: any = {};
+    if (message.containerPort !== 0) {
+      obj.containerPort = Math.round(message.containerPort);
+    }
+    if (message.hostPort !== 0) {
+      obj.hostPort = Math.round(message.hostPort);
+    }
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PortMapping>, I>>(base?: I): PortMapping {
+    return PortMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortMapping>, I>>(object: I): PortMapping {
+    const message = createBasePortMapping();
+    message.containerPort = object.containerPort ?? 0;
+    message.hostPort = object.hostPort ?? 0;
+    message.protocol = object.protocol ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeMount(): VolumeMount {
+  return { containerPath: "", hostPath: "", mode: "", persistentName: "", persistentSizeMib: 0 };
+}
+
+export const VolumeMount: MessageFns<VolumeMount> = {
+  encode(message: VolumeMount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerPath !== "") {
+      writer.uint32(10).string(message.containerPath);
+    }
+    if (message.hostPath !== "") {
+      writer.uint32(18).string(message.hostPath);
+    }
+    if (message.mode !== "") {
+      writer.uint32(26).string(message.mode);
+    }
+    if (message.persistentName !== "") {
+      writer.uint32(34).string(message.persistentName);
+    }
+    if (message.persistentSizeMib !== 0) {
+      writer.uint32(41).double(message.persistentSizeMib);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeMount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeMount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerPath = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostPath = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.persistentName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.persistentSizeMib = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeMount {
+    return {
+      containerPath: isSet(object.containerPath)
+        ? globalThis.String(object.containerPath)
+        : isSet(object.container_path)
+        ? globalThis.String(object.container_path)
+        : "",
+      hostPath: isSet(object.hostPath)
+        ? globalThis.String(object.hostPath)
+        : isSet(object.host_path)
+        ? globalThis.String(object.host_path)
+        : "",
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      persistentName: isSet(object.persistentName)
+        ? globalThis.String(object.persistentName)
+        : isSet(object.persistent_name)
+        ? globalThis.String(object.persistent_name)
+        : "",
+      persistentSizeMib: isSet(object.persistentSizeMib)
+        ? globalThis.Number(object.persistentSizeMib)
+        : isSet(object.persistent_size_mib)
+        ? globalThis.Number(object.persistent_size_mib)
+        : 0,
+    };
+  },
+
+  toJSON(message: VolumeMount): unknown {
+    const obj: any = {};
+    if (message.containerPath !== "") {
+      obj.containerPath = message.containerPath;
+    }
+    if (message.hostPath !== "") {
+      obj.hostPath = message.hostPath;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.persistentName !== "") {
+      obj.persistentName = message.persistentName;
+    }
+    if (message.persistentSizeMib !== 0) {
+      obj.persistentSizeMib = floatToJson(message.persistentSizeMib);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeMount>, I>>(base?: I): VolumeMount {
+    return VolumeMount.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeMount>, I>>(object: I): VolumeMount {
+    const message = createBaseVolumeMount();
+    message.containerPath = object.containerPath ?? "";
+    message.hostPath = object.hostPath ?? "";
+    message.mode = object.mode ?? "";
+    message.persistentName = object.persistentName ?? "";
+    message.persistentSizeMib = object.persistentSizeMib ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchUri(): FetchUri {
+  return { uri: "", extract: false, executable: false, cache: false, outputFile: "" };
+}
+
+export const FetchUri: MessageFns<FetchUri> = {
+  encode(message: FetchUri, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uri !== "") {
+      writer.uint32(10).string(message.uri);
+    }
+    if (message.extract !== false) {
+      writer.uint32(16).bool(message.extract);
+    }
+    if (message.executable !== false) {
+      writer.uint32(24).bool(message.executable);
+    }
+    if (message.cache !== false) {
+      writer.uint32(32).bool(message.cache);
+    }
+    if (message.outputFile !== "") {
+      writer.uint32(42).string(message.outputFile);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchUri {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchUri();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.extract = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.executable = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cache = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outputFile = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchUri {
+    return {
+      uri: isSet(object.uri) ? globalThis.String(object.uri) : "",
+      extract: isSet(object.extract) ? globalThis.Boolean(object.extract) : false,
+      executable: isSet(object.executable) ? globalThis.Boolean(object.executable) : false,
+      cache: isSet(object.cache) ? globalThis.Boolean(object.cache) : false,
+      outputFile: isSet(object.outputFile)
+        ? globalThis.String(object.outputFile)
+        : isSet(object.output_file)
+        ? globalThis.String(object.output_file)
+        : "",
+    };
+  },
+
+  toJSON(message: FetchUri): unknown {
+    const obj: any = {};
+    if (message.uri !== "") {
+      obj.uri = message.uri;
+    }
+    if (message.extract !== false) {
+      obj.extract = message.extract;
+    }
+    if (message.executable !== false) {
+      obj.executable = message.executable;
+    }
+    if (message.cache !== false) {
+      obj.cache = message.cache;
+    }
+    if (message.outputFile !== "") {
+      obj.outputFile = message.outputFile;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FetchUri>, I>>(base?: I): FetchUri {
+    return FetchUri.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FetchUri>, I>>(object: I): FetchUri {
+    const message = createBaseFetchUri();
+    message.uri = object.uri ?? "";
+    message.extract = object.extract ?? false;
+    message.executable = object.executable ?? false;
+    message.cache = object.cache ?? false;
+    message.outputFile = object.outputFile ?? "";
+    return message;
+  },
+};
+
+function createBaseKeyValue(): KeyValue {
+  return { key: "", value: "" };
+}
+
+export const KeyValue: MessageFns<KeyValue> = {
+  encode(message: KeyValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyValue {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: KeyValue): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyValue>, I>>(base?: I): KeyValue {
+    return KeyValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
+    const message = createBaseKeyValue();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseHealthCheck(): HealthCheck {
+  return {
+    protocol: "",
+    portIndex: undefined,
+    port: undefined,
+    path: "",
+    gracePeriodSeconds: 0,
+    intervalSeconds: 0,
+    timeoutSeconds: 0,
+    maxConsecutiveFailures: 0,
+    delaySeconds: 0,
+    ignoreHttp1xx: false,
+    command: "",
+  };
+}
+
+export const HealthCheck: MessageFns<HealthCheck> = {
+  encode(message: HealthCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.protocol !== "") {
+      writer.uint32(10).string(message.protocol);
+    }
+    if (message.portIndex !== undefined) {
+      writer.uint32(16).uint32(message.portIndex);
+    }
+    if (message.port !== undefined) {
+      writer.uint32(24).uint32(message.port);
+    }
+    if (message.path !== "") {
+      writer.uint32(34).string(message.path);
+    }
+    if (message.gracePeriodSeconds !== 0) {
+      writer.uint32(40).uint32(message.gracePeriodSeconds);
+    }
+    if (message.intervalSeconds !== 0) {
+      writer.uint32(48).uint32(message.intervalSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(56).uint32(message.timeoutSeconds);
+    }
+    if (message.maxConsecutiveFailures !== 0) {
+      writer.uint32(64).uint32(message.maxConsecutiveFailures);
+    }
+    if (message.delaySeconds !== 0) {
+      writer.uint32(72).uint32(message.delaySeconds);
+    }
+    if (message.ignoreHttp1xx !== false) {
+      writer.uint32(80).bool(message.ignoreHttp1xx);
+    }
+    if (message.command !== "") {
+      writer.uint32(90).string(message.command);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.portIndex = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gracePeriodSeconds = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.intervalSeconds = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxConsecutiveFailures = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.delaySeconds = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.ignoreHttp1xx = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthCheck {
+    return {
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      portIndex: isSet(object.portIndex)
+        ? globalThis.Number(object.portIndex)
+        : isSet(object.port_index)
+        ? globalThis.Number(object.port_index)
+        : undefined,
+      port: isSet(object.port) ? globalThis.Number(object.port) : undefined,
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      gracePeriodSeconds: isSet(object.gracePeriodSeconds)
+        ? globalThis.Number(object.gracePeriodSeconds)
+        : isSet(object.grace_period_seconds)
+        ? globalThis.Number(object.grace_period_seconds)
+        : 0,
+      intervalSeconds: isSet(object.intervalSeconds)
+        ? globalThis.Number(object.intervalSeconds)
+        : isSet(object.interval_seconds)
+        ? globalThis.Number(object.interval_seconds)
+        : 0,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+      maxConsecutiveFailures: isSet(object.maxConsecutiveFailures)
+        ? globalThis.Number(object.maxConsecutiveFailures)
+        : isSet(object.max_consecutive_failures)
+        ? globalThis.Number(object.max_consecutive_failures)
+        : 0,
+      delaySeconds: isSet(object.delaySeconds)
+        ? globalThis.Number(object.delaySeconds)
+        : isSet(object.delay_seconds)
+        ? globalThis.Number(object.delay_seconds)
+        : 0,
+      ignoreHttp1xx: isSet(object.ignoreHttp1xx)
+        ? globalThis.Boolean(object.ignoreHttp1xx)
+        : isSet(object.ignore_http1xx)
+        ? globalThis.Boolean(object.ignore_http1xx)
+        : false,
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+    };
+  },
+
+  toJSON(message: HealthCheck): unknown {
+    const obj: any = {};
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.portIndex !== undefined) {
+      obj.portIndex = Math.round(message.portIndex);
+    }
+    if (message.port !== undefined) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.gracePeriodSeconds !== 0) {
+      obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
+    }
+    if (message.intervalSeconds !== 0) {
+      obj.intervalSeconds = Math.round(message.intervalSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    if (message.maxConsecutiveFailures !== 0) {
+      obj.maxConsecutiveFailures = Math.round(message.maxConsecutiveFailures);
+    }
+    if (message.delaySeconds !== 0) {
+      obj.delaySeconds = Math.round(message.delaySeconds);
+    }
+    if (message.ignoreHttp1xx !== false) {
+      obj.ignoreHttp1xx = message.ignoreHttp1xx;
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthCheck>, I>>(base?: I): HealthCheck {
+    return HealthCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthCheck>, I>>(object: I): HealthCheck {
+    const message = createBaseHealthCheck();
+    message.protocol = object.protocol ?? "";
+    message.portIndex = object.portIndex ?? undefined;
+    message.port = object.port ?? undefined;
+    message.path = object.path ?? "";
+    message.gracePeriodSeconds = object.gracePeriodSeconds ?? 0;
+    message.intervalSeconds = object.intervalSeconds ?? 0;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.maxConsecutiveFailures = object.maxConsecutiveFailures ?? 0;
+    message.delaySeconds = object.delaySeconds ?? 0;
+    message.ignoreHttp1xx = object.ignoreHttp1xx ?? false;
+    message.command = object.command ?? "";
+    return message;
+  },
+};
+
+function createBaseReadinessCheck(): ReadinessCheck {
+  return {
+    name: "",
+    protocol: "",
+    path: "",
+    portName: "",
+    intervalSeconds: 0,
+    timeoutSeconds: 0,
+    httpStatusCodesForReady: [],
+    preserveLastResponse: false,
+  };
+}
+
+export const ReadinessCheck: MessageFns<ReadinessCheck> = {
+  encode(message: ReadinessCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(18).string(message.protocol);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    if (message.portName !== "") {
+      writer.uint32(34).string(message.portName);
+    }
+    if (message.intervalSeconds !== 0) {
+      writer.uint32(40).uint32(message.intervalSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(48).uint32(message.timeoutSeconds);
+    }
+    if (message.httpStatusCodesForReady.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.httpStatusCodesForReady) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.preserveLastResponse !== false) {
+      writer.uint32(64).bool(message.preserveLastResponse);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadinessCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadinessCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.portName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.intervalSeconds = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag === 56) {
+              message.httpStatusCodesForReady.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.httpStatusCodesForReady.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.preserveLastResponse = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadinessCheck {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      portName: isSet(object.portName)
+        ? globalThis.String(object.portName)
+        : isSet(object.port_name)
+        ? globalThis.String(object.port_name)
+        : "",
+      intervalSeconds: isSet(object.intervalSeconds)
+        ? globalThis.Number(object.intervalSeconds)
+        : isSet(object.interval_seconds)
+        ? globalThis.Number(object.interval_seconds)
+        : 0,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+      httpStatusCodesForReady: globalThis.Array.isArray(object?.httpStatusCodesForReady)
+        ? object.httpStatusCodesForReady.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.http_status_codes_for_ready)
+        ? object.http_status_codes_for_ready.map((e: any) => globalThis.Number(e))
+        : [],
+      preserveLastResponse: isSet(object.preserveLastResponse)
+        ? globalThis.Boolean(object.preserveLastResponse)
+        : isSet(object.preserve_last_response)
+        ? globalThis.Boolean(object.preserve_last_response)
+        : false,
+    };
+  },
+
+  toJSON(message: ReadinessCheck): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.portName !== "") {
+      obj.portName = message.portName;
+    }
+    if (message.intervalSeconds !== 0) {
+      obj.intervalSeconds = Math.round(message.intervalSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    if (message.httpStatusCodesForReady?.length) {
+      obj.httpStatusCodesForReady = message.httpStatusCodesForReady.map((e) => Math.round(e));
+    }
+    if (message.preserveLastResponse !== false) {
+      obj.preserveLastResponse = message.preserveLastResponse;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadinessCheck>, I>>(base?: I): ReadinessCheck {
+    return ReadinessCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadinessCheck>, I>>(object: I): ReadinessCheck {
+    const message = createBaseReadinessCheck();
+    message.name = object.name ?? "";
+    message.protocol = object.protocol ?? "";
+    message.path = object.path ?? "";
+    message.portName = object.portName ?? "";
+    message.intervalSeconds = object.intervalSeconds ?? 0;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.httpStatusCodesForReady = object.httpStatusCodesForReady?.map((e) => e) || [];
+    message.preserveLastResponse = object.preserveLastResponse ?? false;
+    return message;
+  },
+};
+
+function createBaseTaskRun(): TaskRun {
+  return {
+    appVersion: "",
+    networkMode: "",
+    networkName: "",
+    portMappings: [],
+    volumes: [],
+    fetch: [],
+    privileged: false,
+    dockerParameters: [],
+    forcePullImage: false,
+    user: "",
+    killGracePeriodSeconds: undefined,
+    healthChecks: [],
+    readinessChecks: [],
+  };
+}
+
+export const TaskRun: MessageFns<TaskRun> = {
+  encode(message: TaskRun, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appVersion !== "") {
+      writer.uint32(10).string(message.appVersion);
+    }
+    if (message.networkMode !== "") {
+      writer.uint32(18).string(message.networkMode);
+    }
+    if (message.networkName !== "") {
+      writer.uint32(26).string(message.networkName);
+    }
+    for (const v of message.portMappings) {
+      PortMapping.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.volumes) {
+      VolumeMount.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.fetch) {
+      FetchUri.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.privileged !== false) {
+      writer.uint32(56).bool(message.privileged);
+    }
+    for (const v of message.dockerParameters) {
+      KeyValue.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.forcePullImage !== false) {
+      writer.uint32(72).bool(message.forcePullImage);
+    }
+    if (message.user !== "") {
+      writer.uint32(82).string(message.user);
+    }
+    if (message.killGracePeriodSeconds !== undefined) {
+      writer.uint32(88).uint32(message.killGracePeriodSeconds);
+    }
+    for (const v of message.healthChecks) {
+      HealthCheck.encode(v!, writer.uint32(98).fork()).join();
+    }
+    for (const v of message.readinessChecks) {
+      ReadinessCheck.encode(v!, writer.uint32(106).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskRun {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskRun();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appVersion = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.networkMode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.networkName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.portMappings.push(PortMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.volumes.push(VolumeMount.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fetch.push(FetchUri.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.privileged = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.dockerParameters.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.forcePullImage = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.killGracePeriodSeconds = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.healthChecks.push(HealthCheck.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.readinessChecks.push(ReadinessCheck.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskRun {
+    return {
+      appVersion: isSet(object.appVersion)
+        ? globalThis.String(object.appVersion)
+        : isSet(object.app_version)
+        ? globalThis.String(object.app_version)
+        : "",
+      networkMode: isSet(object.networkMode)
+        ? globalThis.String(object.networkMode)
+        : isSet(object.network_mode)
+        ? globalThis.String(object.network_mode)
+        : "",
+      networkName: isSet(object.networkName)
+        ? globalThis.String(object.networkName)
+        : isSet(object.network_name)
+        ? globalThis.String(object.network_name)
+        : "",
+      portMappings: globalThis.Array.isArray(object?.portMappings)
+        ? object.portMappings.map((e: any) => PortMapping.fromJSON(e))
+        : globalThis.Array.isArray(object?.port_mappings)
+        ? object.port_mappings.map((e: any) => PortMapping.fromJSON(e))
+        : [],
+      volumes: globalThis.Array.isArray(object?.volumes)
+        ? object.volumes.map((e: any) => VolumeMount.fromJSON(e))
+        : [],
+      fetch: globalThis.Array.isArray(object?.fetch) ? object.fetch.map((e: any) => FetchUri.fromJSON(e)) : [],
+      privileged: isSet(object.privileged) ? globalThis.Boolean(object.privileged) : false,
+      dockerParameters: globalThis.Array.isArray(object?.dockerParameters)
+        ? object.dockerParameters.map((e: any) => KeyValue.fromJSON(e))
+        : globalThis.Array.isArray(object?.docker_parameters)
+        ? object.docker_parameters.map((e: any) => KeyValue.fromJSON(e))
+        : [],
+      forcePullImage: isSet(object.forcePullImage)
+        ? globalThis.Boolean(object.forcePullImage)
+        : isSet(object.force_pull_image)
+        ? globalThis.Boolean(object.force_pull_image)
+        : false,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      killGracePeriodSeconds: isSet(object.killGracePeriodSeconds)
+        ? globalThis.Number(object.killGracePeriodSeconds)
+        : isSet(object.kill_grace_period_seconds)
+        ? globalThis.Number(object.kill_grace_period_seconds)
+        : undefined,
+      healthChecks: globalThis.Array.isArray(object?.healthChecks)
+        ? object.healthChecks.map((e: any) => HealthCheck.fromJSON(e))
+        : globalThis.Array.isArray(object?.health_checks)
+        ? object.health_checks.map((e: any) => HealthCheck.fromJSON(e))
+        : [],
+      readinessChecks: globalThis.Array.isArray(object?.readinessChecks)
+        ? object.readinessChecks.map((e: any) => ReadinessCheck.fromJSON(e))
+        : globalThis.Array.isArray(object?.readiness_checks)
+        ? object.readiness_checks.map((e: any) => ReadinessCheck.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TaskRun): unknown {
+    const obj: any = {};
+    if (message.appVersion !== "") {
+      obj.appVersion = message.appVersion;
+    }
+    if (message.networkMode !== "") {
+      obj.networkMode = message.networkMode;
+    }
+    if (message.networkName !== "") {
+      obj.networkName = message.networkName;
+    }
+    if (message.portMappings?.length) {
+      obj.portMappings = message.portMappings.map((e) => PortMapping.toJSON(e));
+    }
+    if (message.volumes?.length) {
+      obj.volumes = message.volumes.map((e) => VolumeMount.toJSON(e));
+    }
+    if (message.fetch?.length) {
+      obj.fetch = message.fetch.map((e) => FetchUri.toJSON(e));
+    }
+    if (message.privileged !== false) {
+      obj.privileged = message.privileged;
+    }
+    if (message.dockerParameters?.length) {
+      obj.dockerParameters = message.dockerParameters.map((e) => KeyValue.toJSON(e));
+    }
+    if (message.forcePullImage !== false) {
+      obj.forcePullImage = message.forcePullImage;
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.killGracePeriodSeconds !== undefined) {
+      obj.killGracePeriodSeconds = Math.round(message.killGracePeriodSeconds);
+    }
+    if (message.healthChecks?.length) {
+      obj.healthChecks = message.healthChecks.map((e) => HealthCheck.toJSON(e));
+    }
+    if (message.readinessChecks?.length) {
+      obj.readinessChecks = message.readinessChecks.map((e) => ReadinessCheck.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskRun>, I>>(base?: I): TaskRun {
+    return TaskRun.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskRun>, I>>(object: I): TaskRun {
+    const message = createBaseTaskRun();
+    message.appVersion = object.appVersion ?? "";
+    message.networkMode = object.networkMode ?? "";
+    message.networkName = object.networkName ?? "";
+    message.portMappings = object.portMappings?.map((e) => PortMapping.fromPartial(e)) || [];
+    message.volumes = object.volumes?.map((e) => VolumeMount.fromPartial(e)) || [];
+    message.fetch = object.fetch?.map((e) => FetchUri.fromPartial(e)) || [];
+    message.privileged = object.privileged ?? false;
+    message.dockerParameters = object.dockerParameters?.map((e) => KeyValue.fromPartial(e)) || [];
+    message.forcePullImage = object.forcePullImage ?? false;
+    message.user = object.user ?? "";
+    message.killGracePeriodSeconds = object.killGracePeriodSeconds ?? undefined;
+    message.healthChecks = object.healthChecks?.map((e) => HealthCheck.fromPartial(e)) || [];
+    message.readinessChecks = object.readinessChecks?.map((e) => ReadinessCheck.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTaskHealth(): TaskHealth {
+  return { healthy: false, lastSuccessMs: 0, lastFailureMs: 0, consecutiveFailures: 0, lastFailureCause: "" };
+}
+
+export const TaskHealth: MessageFns<TaskHealth> = {
+  encode(message: TaskHealth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.healthy !== false) {
+      writer.uint32(8).bool(message.healthy);
+    }
+    if (message.lastSuccessMs !== 0) {
+      writer.uint32(16).int64(message.lastSuccessMs);
+    }
+    if (message.lastFailureMs !== 0) {
+      writer.uint32(24).int64(message.lastFailureMs);
+    }
+    if (message.consecutiveFailures !== 0) {
+      writer.uint32(32).uint32(message.consecutiveFailures);
+    }
+    if (message.lastFailureCause !== "") {
+      writer.uint32(42).string(message.lastFailureCause);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskHealth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskHealth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lastSuccessMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lastFailureMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.consecutiveFailures = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastFailureCause = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskHealth {
+    return {
+      healthy: isSet(object.healthy) ? globalThis.Boolean(object.healthy) : false,
+      lastSuccessMs: isSet(object.lastSuccessMs)
+        ? globalThis.Number(object.lastSuccessMs)
+        : isSet(object.last_success_ms)
+        ? globalThis.Number(object.last_success_ms)
+        : 0,
+      lastFailureMs: isSet(object.lastFailureMs)
+        ? globalThis.Number(object.lastFailureMs)
+        : isSet(object.last_failure_ms)
+        ? globalThis.Number(object.last_failure_ms)
+        : 0,
+      consecutiveFailures: isSet(object.consecutiveFailures)
+        ? globalThis.Number(object.consecutiveFailures)
+        : isSet(object.consecutive_failures)
+        ? globalThis.Number(object.consecutive_failures)
+        : 0,
+      lastFailureCause: isSet(object.lastFailureCause)
+        ? globalThis.String(object.lastFailureCause)
+        : isSet(object.last_failure_cause)
+        ? globalThis.String(object.last_failure_cause)
+        : "",
+    };
+  },
+
+  toJSON(message: TaskHealth): unknown {
+    const obj: any = {};
+    if (message.healthy !== false) {
+      obj.healthy = message.healthy;
+    }
+    if (message.lastSuccessMs !== 0) {
+      obj.lastSuccessMs = Math.round(message.lastSuccessMs);
+    }
+    if (message.lastFailureMs !== 0) {
+      obj.lastFailureMs = Math.round(message.lastFailureMs);
+    }
+    if (message.consecutiveFailures !== 0) {
+      obj.consecutiveFailures = Math.round(message.consecutiveFailures);
+    }
+    if (message.lastFailureCause !== "") {
+      obj.lastFailureCause = message.lastFailureCause;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskHealth>, I>>(base?: I): TaskHealth {
+    return TaskHealth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskHealth>, I>>(object: I): TaskHealth {
+    const message = createBaseTaskHealth();
+    message.healthy = object.healthy ?? false;
+    message.lastSuccessMs = object.lastSuccessMs ?? 0;
+    message.lastFailureMs = object.lastFailureMs ?? 0;
+    message.consecutiveFailures = object.consecutiveFailures ?? 0;
+    message.lastFailureCause = object.lastFailureCause ?? "";
+    return message;
+  },
+};
+
+function createBaseReadinessResult(): ReadinessResult {
+  return { name: "", ready: false, checkedAtMs: 0, lastResponse: "" };
+}
+
+export const ReadinessResult: MessageFns<ReadinessResult> = {
+  encode(message: ReadinessResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.ready !== false) {
+      writer.uint32(16).bool(message.ready);
+    }
+    if (message.checkedAtMs !== 0) {
+      writer.uint32(24).int64(message.checkedAtMs);
+    }
+    if (message.lastResponse !== "") {
+      writer.uint32(34).string(message.lastResponse);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadinessResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadinessResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.checkedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastResponse = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadinessResult {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      checkedAtMs: isSet(object.checkedAtMs)
+        ? globalThis.Number(object.checkedAtMs)
+        : isSet(object.checked_at_ms)
+        ? globalThis.Number(object.checked_at_ms)
+        : 0,
+      lastResponse: isSet(object.lastResponse)
+        ? globalThis.String(object.lastResponse)
+        : isSet(object.last_response)
+        ? globalThis.String(object.last_response)
+        : "",
+    };
+  },
+
+  toJSON(message: ReadinessResult): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
+    }
+    if (message.checkedAtMs !== 0) {
+      obj.checkedAtMs = Math.round(message.checkedAtMs);
+    }
+    if (message.lastResponse !== "") {
+      obj.lastResponse = message.lastResponse;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadinessResult>, I>>(base?: I): ReadinessResult {
+    return ReadinessResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadinessResult>, I>>(object: I): ReadinessResult {
+    const message = createBaseReadinessResult();
+    message.name = object.name ?? "";
+    message.ready = object.ready ?? false;
+    message.checkedAtMs = object.checkedAtMs ?? 0;
+    message.lastResponse = object.lastResponse ?? "";
+    return message;
+  },
+};
+
 function createBaseTaskStatus(): TaskStatus {
   return {
     taskId: "",
@@ -1037,6 +2749,9 @@ function createBaseTaskStatus(): TaskStatus {
     uuid: "",
     containerId: "",
     source: "",
+    health: undefined,
+    reason: "",
+    readiness: [],
   };
 }
 
@@ -1068,6 +2783,15 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.source !== "") {
       writer.uint32(74).string(message.source);
+    }
+    if (message.health !== undefined) {
+      TaskHealth.encode(message.health, writer.uint32(82).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(90).string(message.reason);
+    }
+    for (const v of message.readiness) {
+      ReadinessResult.encode(v!, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1157,6 +2881,30 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.source = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.health = TaskHealth.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.readiness.push(ReadinessResult.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1200,6 +2948,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         ? globalThis.String(object.container_id)
         : "",
       source: isSet(object.source) ? globalThis.String(object.source) : "",
+      health: isSet(object.health) ? TaskHealth.fromJSON(object.health) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      readiness: globalThis.Array.isArray(object?.readiness)
+        ? object.readiness.map((e: any) => ReadinessResult.fromJSON(e))
+        : [],
     };
   },
 
@@ -1232,6 +2985,15 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.source !== "") {
       obj.source = message.source;
     }
+    if (message.health !== undefined) {
+      obj.health = TaskHealth.toJSON(message.health);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.readiness?.length) {
+      obj.readiness = message.readiness.map((e) => ReadinessResult.toJSON(e));
+    }
     return obj;
   },
 
@@ -1249,6 +3011,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.uuid = object.uuid ?? "";
     message.containerId = object.containerId ?? "";
     message.source = object.source ?? "";
+    message.health = (object.health !== undefined && object.health !== null)
+      ? TaskHealth.fromPartial(object.health)
+      : undefined;
+    message.reason = object.reason ?? "";
+    message.readiness = object.readiness?.map((e) => ReadinessResult.fromPartial(e)) || [];
     return message;
   },
 };
