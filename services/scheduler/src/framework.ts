@@ -37,6 +37,7 @@ import {
   type TaskState,
   taskEnv,
   taskIdPrefix,
+  taskRunOf,
   type UnplacedReason,
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
@@ -682,7 +683,9 @@ export function taskSpecOf(
   ports: number[],
 ): TaskSpec & { appId: string } {
   const taskId = `${taskIdPrefix(app.id)}${randomUUID()}`;
-  const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts: hostPortsByIndex(app, ports) });
+  const hostPorts = hostPortsByIndex(app, ports);
+  const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts });
+  const run = taskRunOf(app, { hostPorts });
   return {
     taskId,
     name: app.id,
@@ -696,6 +699,7 @@ export function taskSpecOf(
     ports,
     env: { ...env, DROVER_TASK_ID: taskId, DROVER_APP_ID: app.id },
     labels: { ...app.labels },
+    ...(Object.keys(run).length > 0 ? { run } : {}),
   };
 }
 

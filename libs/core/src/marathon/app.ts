@@ -87,6 +87,7 @@ export {
   taskIdToAppId,
 } from "./path-id.js";
 export { ALLOWED_DOCKER_PARAMETERS, REFUSED_FIELDS, type RefusalOptions } from "./refusals.js";
+export { type TaskRunContext, taskRunOf } from "./run.js";
 export { type MarathonAppInput, MarathonAppInputSchema, READ_ONLY_FIELDS } from "./schema.js";
 export {
   appResourcesOf,
