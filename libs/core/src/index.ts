@@ -11,6 +11,7 @@ export * from "./master-decisions.js";
 export * from "./placement.js";
 export * from "./ports.js";
 export * from "./reconcile.js";
+export * from "./residency.js";
 export * from "./resources.js";
 export * from "./task-state.js";
 export * from "./validation.js";

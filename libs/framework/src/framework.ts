@@ -184,6 +184,7 @@ export class Framework {
           message: t.status?.message ?? "",
           createdAtMs: t.createdAtMs,
           updatedAtMs: t.updatedAtMs,
+          labels: { ...t.info.labels },
         },
       ];
     });

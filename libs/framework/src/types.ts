@@ -56,6 +56,8 @@ export interface FrameworkTask {
   message: string;
   createdAtMs: number;
   updatedAtMs: number;
+  /** The labels it was launched with. */
+  labels: Record<string, string>;
 }
 
 export interface FrameworkOptions {

@@ -25,15 +25,22 @@ import {
   type BackoffState,
   type Constraint,
   hostPortsByIndex,
+  type InstanceDemand,
   initialBackoff,
+  isResident,
   isActive,
   isTerminal,
+  type Placement,
   type PlacementResult,
+  persistentVolumeName,
   parseConstraints,
   placeInstances,
+  type Reservation,
   reconcileApp,
   recordFailure,
   recordHealthy,
+  assignReservations,
+  residentLaunches,
   type TaskState,
   taskEnv,
   taskIdPrefix,
@@ -51,6 +58,8 @@ export interface TaskEntry {
   createdAtMs: number;
   runningSinceMs?: number;
   killRequested: boolean;
+  /** Resident apps: the reservation (agent and volumes) the task uses. */
+  reservationId?: string;
 }
 
 export interface QueueEntry {
@@ -108,7 +117,20 @@ export interface FrameworkDeps {
   leading?(): boolean;
   loadFrameworkId(): Promise<string | undefined>;
   saveFrameworkId(id: string): Promise<void>;
+  /** Reservations of resident apps (local persistent volumes); without it, they are never placed. */
+  residency?: ResidencyView;
 }
+
+/** What the driver needs of the reservations of resident apps (services/scheduler/src/residency.ts). */
+export interface ResidencyView {
+  of(appId: string): readonly Reservation[];
+  reserve(appId: string, reservations: Reservation[]): Promise<void>;
+  apps(): string[];
+  release(appId: string): Promise<void>;
+}
+
+/** The label that names a resident task's reservation (read back after a failover). */
+export const RESERVATION_LABEL = "drover.reservation";
 
 /** The view of the framework's tasks, indexed by app (no scan of every task per app). */
 export class TaskView extends Map<string, TaskEntry> {
@@ -317,6 +339,7 @@ export class FrameworkDriver {
         createdAtMs: t.createdAtMs,
         ...(t.state === "TASK_RUNNING" ? { runningSinceMs: prev?.runningSinceMs ?? t.updatedAtMs } : {}),
         killRequested: prev?.killRequested ?? t.state === "TASK_KILLING",
+        ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -378,6 +401,11 @@ export class FrameworkDriver {
       if (!apps.has(appId))
         for (const t of this.tasks.ofApp(appId))
           if (isActive(t.state) && !t.killRequested) kills.push(t.taskId);
+    for (const appId of this.deps.residency?.apps() ?? [])
+      if (!apps.has(appId) && this.leads())
+        await this.deps.residency
+          ?.release(appId)
+          .catch((err: unknown) => this.deps.log.warn("releasing reservations failed", { appId, err: errorMessage(err) }));
     for (const id of [...this.waiting.keys(), ...this.launchFailures.keys()])
       if (!apps.has(id)) {
         this.waiting.delete(id);
@@ -462,19 +490,39 @@ export class FrameworkDriver {
     }
     const now = Date.now();
     const apps = this.deps.apps();
-    const demands = [];
+    const demands: InstanceDemand[] = [];
+    const pinnedByApp = new Map<string, Reservation[]>();
     for (const [appId, app] of apps) {
       const plan = this.plan(appId, app, now);
       const failure = this.launchFailures.get(appId);
       if (failure && failure.retryAtMs > now) continue;
-      if (plan.launch > 0)
+      if (plan.launch === 0) continue;
+      const demand = {
+        appId,
+        count: plan.launch,
+        resources: appResources(app.spec),
+        ...appPortDemand(app.spec),
+        ...(app.spec.constraints.length > 0 ? { constraints: constraintsOf(app.spec) } : {}),
+      };
+      if (!isResident(app.spec)) {
+        demands.push(demand);
+        continue;
+      }
+      // A resident app: an instance whose reservation is free runs again where its volumes are.
+      if (!this.deps.residency) continue;
+      const inUse = new Set<string>();
+      for (const t of this.tasks.ofApp(appId)) if (t.reservationId && isActive(t.state)) inUse.add(t.reservationId);
+      const { pinned, fresh } = residentLaunches(this.deps.residency.of(appId), inUse, plan.launch);
+      pinnedByApp.set(appId, pinned);
+      const byHost = new Map<string, number>();
+      for (const r of pinned) byHost.set(r.hostname, (byHost.get(r.hostname) ?? 0) + 1);
+      for (const [hostname, count] of byHost)
         demands.push({
-          appId,
-          count: plan.launch,
-          resources: appResources(app.spec),
-          ...appPortDemand(app.spec),
-          ...(app.spec.constraints.length > 0 ? { constraints: constraintsOf(app.spec) } : {}),
+          ...demand,
+          count,
+          constraints: [...(demand.constraints ?? []), { field: "hostname", operator: "IS" as const, value: hostname }],
         });
+      if (fresh > 0) demands.push({ ...demand, count: fresh });
     }
     const existing = this.tasks.activeByAppAgent;
     // At most a round's worth of launches: a round that takes longer than the offer timeout to
@@ -499,14 +547,24 @@ export class FrameworkDriver {
       this.agentFacts.set(o.agentId, { hostname: o.hostname, attributes: o.attributes });
     const result = placeInstances(offers, capped, existing, { agents: this.agentFacts });
     this.recordWaiting(capped, result, offers.length, now);
-    const byOffer = new Map<string, { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[] }>();
+    const byOffer = new Map<
+      string,
+      { offer: FrameworkOffer; tasks: (TaskSpec & { appId: string })[]; reserve: Map<string, Reservation[]> }
+    >();
     const offerById = new Map(offers.map((o) => [o.offerId, o]));
-    for (const p of result.placements) {
+    const reservationsOf = this.reservationsFor(result.placements, offerById, pinnedByApp, now);
+    for (const [i, p] of result.placements.entries()) {
       const app = apps.get(p.appId);
       const offer = offerById.get(p.offerId);
       if (!app || !offer) continue;
-      const entry = byOffer.get(p.offerId) ?? { offer, tasks: [] };
-      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports));
+      const entry = byOffer.get(p.offerId) ?? {
+        offer,
+        tasks: [] as (TaskSpec & { appId: string })[],
+        reserve: new Map<string, Reservation[]>(),
+      };
+      const reservation = reservationsOf.get(i);
+      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports, reservation?.id));
+      if (reservation?.created) entry.reserve.set(p.appId, [...(entry.reserve.get(p.appId) ?? []), reservation.created]);
       byOffer.set(p.offerId, entry);
     }
     const unused = offers.map((o) => o.offerId).filter((id) => !byOffer.has(id));
@@ -520,6 +578,7 @@ export class FrameworkDriver {
           state: "TASK_STAGING",
           createdAtMs: now,
           killRequested: false,
+          ...(t.labels?.[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
         });
     // What this round does not use goes back first, so the master can offer it again meanwhile.
     if (unused.length > 0) this.decline(unused, demands.length > 0 ? 1 : 30);
@@ -529,7 +588,7 @@ export class FrameworkDriver {
     const accepts = [...byOffer.values()];
     const count = accepts.reduce((n, a) => n + a.tasks.length, 0);
     this.accepting += count;
-    void forEachLimit(accepts, ACCEPTS_IN_FLIGHT, (a) => this.accept(a.offer, a.tasks, now)).finally(() => {
+    void forEachLimit(accepts, ACCEPTS_IN_FLIGHT, (a) => this.accept(a.offer, a.tasks, now, a.reserve)).finally(() => {
       this.accepting -= count;
     });
   }
@@ -539,7 +598,19 @@ export class FrameworkDriver {
     offer: FrameworkOffer,
     tasks: (TaskSpec & { appId: string })[],
     now: number,
+    reserve: ReadonlyMap<string, Reservation[]> = new Map(),
   ): Promise<void> {
+    // New reservations are stored before the tasks that use them are launched.
+    for (const [appId, reservations] of reserve) {
+      try {
+        await this.deps.residency?.reserve(appId, reservations);
+      } catch (err) {
+        for (const t of tasks) if (t.appId === appId) this.tasks.delete(t.taskId);
+        tasks = tasks.filter((t) => t.appId !== appId);
+        this.recordLaunchFailure(appId, `could not store the volume reservation: ${errorMessage(err)}`, now);
+      }
+    }
+    if (tasks.length === 0) return;
     try {
       // An accept may launch part of its tasks (the master says which): the others leave the view.
       const launched = new Set(await this.sdk().launch(offer, tasks, 1));
@@ -570,6 +641,48 @@ export class FrameworkDriver {
         this.recordLaunchFailure(appId, errorMessage(err), now);
       await this.forgetUnknown(tasks.map((t) => t.taskId));
     }
+  }
+
+  /**
+   * The reservation of each placement of a resident app (by placement index): on each agent, the
+   * free reservations pinned there first, then new ones (`created`, to store before the launch).
+   */
+  private reservationsFor(
+    placements: readonly Placement[],
+    offerById: ReadonlyMap<string, FrameworkOffer>,
+    pinnedByApp: ReadonlyMap<string, Reservation[]>,
+    now: number,
+  ): Map<number, { id: string; created?: Reservation }> {
+    const out = new Map<number, { id: string; created?: Reservation }>();
+    const groups = new Map<string, number[]>();
+    for (const [i, p] of placements.entries()) {
+      const pinned = pinnedByApp.get(p.appId);
+      if (!pinned) continue;
+      const key = `${p.appId}\u0000${p.agentId}`;
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    }
+    for (const indexes of groups.values()) {
+      const first = placements[indexes[0] ?? -1];
+      const offer = first && offerById.get(first.offerId);
+      if (!first || !offer) continue;
+      const onAgent = (pinnedByApp.get(first.appId) ?? []).filter((r) => r.agentId === first.agentId);
+      const { ids, created } = assignReservations(
+        first.agentId,
+        offer.hostname,
+        indexes.length,
+        onAgent,
+        () => randomUUID().replaceAll("-", "").slice(0, 12),
+        now,
+      );
+      const createdById = new Map(created.map((r) => [r.id, r]));
+      indexes.forEach((placement, k) => {
+        const id = ids[k];
+        if (id === undefined) return;
+        const c = createdById.get(id);
+        out.set(placement, c ? { id, created: c } : { id });
+      });
+    }
+    return out;
   }
 
   /** The next try of `appId`'s launch waits 1 s, doubling to 30 s while the master keeps failing it. */
@@ -681,11 +794,17 @@ export function taskSpecOf(
   app: AppSpec,
   offer: FrameworkOffer,
   ports: number[],
+  reservationId?: string,
 ): TaskSpec & { appId: string } {
   const taskId = `${taskIdPrefix(app.id)}${randomUUID()}`;
   const hostPorts = hostPortsByIndex(app, ports);
   const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts });
-  const run = taskRunOf(app, { hostPorts });
+  const run = taskRunOf(app, {
+    hostPorts,
+    ...(reservationId !== undefined
+      ? { persistentVolumeName: (path: string) => persistentVolumeName(app.id, reservationId, path) }
+      : {}),
+  });
   return {
     taskId,
     name: app.id,
@@ -698,7 +817,7 @@ export function taskSpecOf(
     disk: app.disk,
     ports,
     env: { ...env, DROVER_TASK_ID: taskId, DROVER_APP_ID: app.id },
-    labels: { ...app.labels },
+    labels: { ...app.labels, ...(reservationId !== undefined ? { [RESERVATION_LABEL]: reservationId } : {}) },
     ...(Object.keys(run).length > 0 ? { run } : {}),
   };
 }

@@ -22,6 +22,7 @@ import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drove
 import { Server } from "@grpc/grpc-js";
 import { AppStore } from "./apps.js";
 import { FrameworkDriver } from "./framework.js";
+import { ResidencyStore } from "./residency.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
 
 const config = loadOrExit("scheduler", () => loadSchedulerConfig());
@@ -78,10 +79,13 @@ await election.serve(config.advertise, abort.signal, lead);
 async function lead(leadership: Leadership): Promise<void> {
   const apps = new AppStore(store, leadership);
   await apps.load();
+  const residency = new ResidencyStore(store, leadership);
+  await residency.load();
   const framework = new FrameworkDriver({
     config,
     log,
     apps: () => apps.records(),
+    residency,
     leading: () => leadership.isLeader(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),

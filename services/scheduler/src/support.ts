@@ -10,7 +10,7 @@
  * backoffFactor, maxLaunchDelaySeconds, killSelection, role, acceptedResourceRoles with "*",
  * constraints (all seven operators, on hostname and agent attributes).
  */
-import type { AppSpec, FieldIssue } from "@drover/core";
+import { type AppSpec, type FieldIssue, isResident } from "@drover/core";
 
 const SOON = "not supported yet: Drover does not run";
 
@@ -31,11 +31,12 @@ export function notYetHonoured(def: AppSpec): FieldIssue[] {
   if (def.user !== undefined) refuse("user", "tasks as another user");
   if (def.tty) refuse("tty", "a TTY");
   if (def.resourceLimits !== undefined) refuse("resourceLimits", "resource limits above the request");
-  if (def.residency !== undefined) refuse("residency", "resident tasks");
   if (def.taskKillGracePeriodSeconds !== undefined)
     refuse("taskKillGracePeriodSeconds", "a per-app kill grace period (5 s for every task)");
   const u = def.upgradeStrategy;
-  if (u.minimumHealthCapacity !== 1 || u.maximumOverCapacity !== 1)
+  // A resident app's default (0.5/0) is Marathon's for every resident app: not a choice to refuse.
+  const residentDefault = isResident(def) && u.minimumHealthCapacity === 0.5 && u.maximumOverCapacity === 0;
+  if ((u.minimumHealthCapacity !== 1 || u.maximumOverCapacity !== 1) && !residentDefault)
     refuse("upgradeStrategy", "rolling upgrades (a changed definition does not restart tasks yet)");
   const r = def.unreachableStrategy;
   if (r === "disabled" || r.inactiveAfterSeconds !== 0 || r.expungeAfterSeconds !== 0)

@@ -2,12 +2,14 @@ import { AgentAggregate } from "./agent.js";
 import type { AggregateDef } from "./aggregate.js";
 import { AppAggregate } from "./app.js";
 import { FrameworkAggregate } from "./framework.js";
+import { ResidencyAggregate } from "./residency.js";
 import { TaskAggregate } from "./task.js";
 
 export * from "./agent.js";
 export * from "./aggregate.js";
 export * from "./app.js";
 export * from "./framework.js";
+export * from "./residency.js";
 export * from "./task.js";
 
 /** Every aggregate type of Drover, by name (used by replay and verification). */
@@ -16,4 +18,5 @@ export const AGGREGATES: Record<string, AggregateDef<unknown, { type: string }>>
   [TaskAggregate.name]: TaskAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [AgentAggregate.name]: AgentAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [FrameworkAggregate.name]: FrameworkAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [ResidencyAggregate.name]: ResidencyAggregate as unknown as AggregateDef<unknown, { type: string }>,
 };

@@ -18,8 +18,8 @@ interface Expectation {
 }
 
 const PERSISTENT =
-  "persistent local volumes are refused: Marathon keeps them on resources reserved on one agent and relaunches the " +
-  "task there; Drover has no reservations (and no agent pinning yet), so the data would not follow the task";
+  "a persistent volume on a Mesos mount disk is refused: Drover's agents offer only their root disk, so the app " +
+  "would wait forever for a disk no agent has";
 
 /** Where Drover's answer differs from expected.json, on purpose. */
 const DROVER_DECIDES: Record<string, Expectation & { why: string }> = {
@@ -46,24 +46,9 @@ const DROVER_DECIDES: Record<string, Expectation & { why: string }> = {
     ],
     why: "also names the placeholder docker parameters a-docker-option and b-docker-option (not in the allow-list)",
   },
-  "14-persistent-volume-app.json": {
-    outcome: "refuse",
-    refusedFields: ["container.volumes[0].persistent"],
-    why: PERSISTENT,
-  },
-  "15-resident-docker-app.json": {
-    outcome: "refuse",
-    refusedFields: ["container.volumes[0].persistent"],
-    why: PERSISTENT,
-  },
-  "16-mysql-persistent.json": {
-    outcome: "refuse",
-    refusedFields: ["container.volumes[0].persistent"],
-    why: PERSISTENT,
-  },
   "17-postgres-residency.json": {
     outcome: "refuse",
-    refusedFields: ["container.volumes[0].persistent"],
+    refusedFields: ["container.volumes[0].persistent.type"],
     why: PERSISTENT,
   },
   "19-ipv6-mesos-http.json": {

@@ -47,9 +47,17 @@ const CASES: Record<string, { input: unknown; path: string }> = {
     }),
     path: "container.volumes[0].external",
   },
-  "container.volumes[i].persistent": {
-    input: { ...docker({ volumes: [{ containerPath: "data", mode: "RW", persistent: { size: 100 } }] }) },
-    path: "container.volumes[0].persistent",
+  "container.volumes[i].persistent.type": {
+    input: docker({
+      volumes: [{ containerPath: "data", mode: "RW", persistent: { type: "mount", size: 100 } }],
+    }),
+    path: "container.volumes[0].persistent.type",
+  },
+  "container.volumes[i].persistent.profileName": {
+    input: docker({
+      volumes: [{ containerPath: "data", mode: "RW", persistent: { size: 100, profileName: "fast" } }],
+    }),
+    path: "container.volumes[0].persistent.profileName",
   },
   "container.volumes[i].hostPath": {
     input: docker({ volumes: [{ containerPath: "/x", hostPath: "logs/../../etc", mode: "RO" }] }),

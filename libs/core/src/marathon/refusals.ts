@@ -108,9 +108,14 @@ export const REFUSED_FIELDS: ReadonlyArray<{ field: string; when: string; why: s
     why: "Drover has no external volume provider (DVDI, CSI)",
   },
   {
-    field: "container.volumes[i].persistent",
+    field: "container.volumes[i].persistent.type",
+    when: "mount or path",
+    why: "Drover's agents offer only their root disk (no Mesos mount or path disks)",
+  },
+  {
+    field: "container.volumes[i].persistent.profileName",
     when: "given",
-    why: "persistent local volumes need resources reserved on one agent; Drover has no reservations",
+    why: "Drover has no storage profiles (CSI)",
   },
   {
     field: "container.volumes[i].hostPath",
@@ -185,12 +190,13 @@ export function addRefusals(
     if ("secret" in v) refuse([...path, "secret"], "secret volumes: Drover has no secret store yet");
     else if ("external" in v)
       refuse([...path, "external"], "external volumes: Drover has no volume provider (DVDI, CSI)");
-    else if ("persistent" in v)
-      refuse(
-        [...path, "persistent"],
-        "persistent local volumes: they need resources reserved on one agent, and Drover has no reservations",
-      );
-    else if (!v.hostPath.startsWith("/") && v.hostPath.split("/").includes(".."))
+    else if ("persistent" in v) {
+      const p = v.persistent;
+      const at = [...path, "persistent"];
+      if (p.type !== "root")
+        refuse([...at, "type"], `${p.type} disks: Drover's agents offer only their root disk`);
+      if (p.profileName !== undefined) refuse([...at, "profileName"], "storage profiles: Drover has no CSI");
+    } else if (!v.hostPath.startsWith("/") && v.hostPath.split("/").includes(".."))
       refuse([...path, "hostPath"], "a relative hostPath with '..': it must stay inside the task's sandbox");
   });
   if (c?.type === "DOCKER") {

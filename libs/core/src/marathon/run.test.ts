@@ -139,4 +139,25 @@ describe("taskRunOf", () => {
     assert.equal(run.killGracePeriodSeconds, 30);
     assert.ok(TaskRunSchema.safeParse(run).success);
   });
+
+  it("a relative hostPath naming a persistent volume mounts the same volume again", () => {
+    const app = def({
+      id: "/mysql",
+      container: {
+        type: "DOCKER",
+        docker: { image: "mysql" },
+        volumes: [{ containerPath: "/var/lib/mysql", hostPath: "mysqldata", mode: "RW" }],
+      },
+    });
+    app.container?.volumes.unshift({
+      containerPath: "mysqldata",
+      mode: "RW",
+      persistent: { type: "root", size: 1000, constraints: [] },
+    });
+    const run = taskRunOf(app, { hostPorts: [], persistentVolumeName: (p) => `v-${p}` });
+    assert.deepEqual(run.volumes, [
+      { containerPath: "mysqldata", mode: "RW", persistent: { name: "v-mysqldata", sizeMib: 1000 } },
+      { containerPath: "/var/lib/mysql", mode: "RW", persistent: { name: "v-mysqldata", sizeMib: 1000 } },
+    ]);
+  });
 });

@@ -49,8 +49,21 @@ export function taskRunOf(def: AppDefinition, ctx: TaskRunContext): TaskRun {
       });
   }
   const volumes: VolumeMount[] = [];
+  const persistentAt = new Map<string, number>();
+  for (const v of def.container?.volumes ?? [])
+    if ("persistent" in v) persistentAt.set(v.containerPath, v.persistent.size);
   for (const v of def.container?.volumes ?? []) {
-    if ("hostPath" in v) volumes.push({ containerPath: v.containerPath, hostPath: v.hostPath, mode: v.mode });
+    // A relative hostPath naming a persistent volume (its sandbox path) mounts that volume again
+    // elsewhere, as Mesos does (`mysqldata` → /var/lib/mysql).
+    const again = "hostPath" in v ? persistentAt.get(v.hostPath) : undefined;
+    if ("hostPath" in v && again !== undefined && ctx.persistentVolumeName)
+      volumes.push({
+        containerPath: v.containerPath,
+        mode: v.mode,
+        persistent: { name: ctx.persistentVolumeName(v.hostPath), sizeMib: again },
+      });
+    else if ("hostPath" in v)
+      volumes.push({ containerPath: v.containerPath, hostPath: v.hostPath, mode: v.mode });
     else if ("persistent" in v && ctx.persistentVolumeName)
       volumes.push({
         containerPath: v.containerPath,
