@@ -83,7 +83,7 @@ export function compilePattern(value: string): RegExp {
 }
 
 /** One constraint given as [field, operator, value?], or the problem with it. */
-function check(field: string, op: string, value: string | undefined): string | Constraint {
+export function checkConstraint(field: string, op: string, value: string | undefined): string | Constraint {
   if (field === "") return "missing field";
   if (!PSEUDO_FIELDS.has(field) && !(ATTRIBUTE_NAME.test(field) && field.length <= LIMITS.attributeKeyChars))
     return `field must be hostname, @hostname, @region, @zone or an agent attribute name (letters, digits, '_', '.', '-'; at most ${LIMITS.attributeKeyChars} characters)`;
@@ -158,7 +158,7 @@ export const ConstraintSchema = z.union([z.array(z.unknown()), z.string()]).tran
     ctx.addIssue({ code: "custom", input: raw, message: "field, operator and value must be strings" });
     return z.NEVER;
   }
-  const result = check(field, op, value);
+  const result = checkConstraint(field, op, value);
   if (typeof result === "string") {
     ctx.addIssue({ code: "custom", input: raw, message: result });
     return z.NEVER;
