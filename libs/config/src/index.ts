@@ -141,6 +141,14 @@ export const AgentConfigSchema = z.strictObject({
     )
     .default({}),
   dockerSocket: z.string().default("/var/run/docker.sock"),
+  /** Keep a task's sandbox (`<workDir>/sandboxes/drover-<taskId>`) when its container is removed. */
+  keepSandboxes: z.boolean().default(false),
+  /** Upper bound of one fetch URI's download, and of unpacking it. */
+  fetchTimeoutSeconds: z.number().min(1).max(86_400).default(300),
+  /** The largest file a task may fetch, MiB. */
+  fetchMaxMib: z.number().min(1).default(1024),
+  /** The fetch cache (`<workDir>/fetch-cache`) keeps at most this much, MiB; least recently used go first. */
+  fetchCacheMib: z.number().min(0).default(2048),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
@@ -185,6 +193,10 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_AGENT_EXTRA_LABELS: { key: "extraLabels", kind: "map" },
   DROVER_AGENT_RESOURCES_CPUS: { key: "cpus", kind: "number" },
   DROVER_DOCKER_SOCKET: { key: "dockerSocket", kind: "string" },
+  DROVER_AGENT_KEEP_SANDBOXES: { key: "keepSandboxes", kind: "json" },
+  DROVER_AGENT_FETCH_TIMEOUT_SECONDS: { key: "fetchTimeoutSeconds", kind: "number" },
+  DROVER_AGENT_FETCH_MAX_MIB: { key: "fetchMaxMib", kind: "number" },
+  DROVER_AGENT_FETCH_CACHE_MIB: { key: "fetchCacheMib", kind: "number" },
 };
 
 function envFor(

@@ -345,6 +345,35 @@ export function describeExecutor(name: string, factory: ExecutorFactory, options
       for (const s of [broken, invalid, elsewhere]) assert.equal(running.has(s.taskId), false);
     });
 
+    test("a run the runtime cannot carry out is refused naming the field, before anything starts", {
+      timeout,
+    }, async () => {
+      const { ex, rec, agentId } = await open();
+      const unknown = spec(agentId, "badparam", faults.runsUntilKilled(), {
+        run: {
+          dockerParameters: [
+            { key: "label", value: "a=b" },
+            { key: "no-such-flag", value: "1" },
+          ],
+        },
+      });
+      await ex.launch(unknown);
+      const refused = await rec.terminal(unknown.taskId);
+      assert.equal(refused.state, "TASK_FAILED");
+      assert.equal(refused.message, "container.docker.parameters: no-such-flag not supported");
+      assert.deepEqual(rec.states(unknown.taskId), ["TASK_FAILED"]);
+
+      const escaping = spec(agentId, "escape", faults.runsUntilKilled(), {
+        run: { volumes: [{ containerPath: "../../etc", hostPath: "/tmp", mode: "RO" }] },
+      });
+      await ex.launch(escaping);
+      const refused2 = await rec.terminal(escaping.taskId);
+      assert.equal(refused2.state, "TASK_FAILED");
+      assert.match(refused2.message, /^run\.volumes\.0\.containerPath: /);
+      const running = await ex.running();
+      assert.equal(running.has(unknown.taskId) || running.has(escaping.taskId), false);
+    });
+
     test("a kill during the launch leaves nothing running", { timeout }, async () => {
       const { ex, rec, agentId } = await open();
       const s = spec(agentId, "racer", faults.runsUntilKilled());

@@ -59,6 +59,11 @@ export interface ExecutorEvent {
   exitCode?: number | undefined;
   /** Once the container exists (always on TASK_RUNNING). */
   containerId?: string | undefined;
+  /**
+   * On TASK_RUNNING of a task on a bridge or user-defined network: the container's address there
+   * (what a health check of a container network probes). Absent for host networking.
+   */
+  containerIp?: string | undefined;
   timestampMs: number;
 }
 
@@ -73,6 +78,8 @@ export interface RecoveredTask {
   cpus: number;
   mem: number;
   image: string;
+  /** As ExecutorEvent.containerIp, for a task recovered running. */
+  containerIp?: string;
 }
 
 /**

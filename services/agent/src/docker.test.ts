@@ -6,6 +6,9 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -73,13 +76,15 @@ async function removeTestContainers(): Promise<void> {
 }
 
 const executors: DockerExecutor[] = [];
+/** The executors' work dir (their task sandboxes), removed at the end. */
+let workDir: string | undefined;
 function newExecutor(opts: Partial<DockerExecutorOptions> = {}): {
   ex: DockerExecutor;
   rec: EventRecorder;
   agentId: string;
 } {
   const agentId = opts.agentId ?? newAgentId();
-  const ex = new DockerExecutor({ agentId, extraLabels: TEST_LABELS, logger: quiet, ...opts });
+  const ex = new DockerExecutor({ agentId, extraLabels: TEST_LABELS, logger: quiet, workDir, ...opts });
   executors.push(ex);
   const rec = new EventRecorder();
   ex.onEvent(rec.push);
@@ -110,11 +115,13 @@ before(async () => {
     await run("bash", [script], { timeout: 300_000 });
     await docker.getImage(IMAGE).inspect();
   }
+  workDir = await mkdtemp(join(tmpdir(), "drover-executor-test-"));
 });
 
 after(async () => {
   await Promise.allSettled(executors.map((e) => e.close()));
   await removeTestContainers();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
   const left = await docker.listContainers({ all: true, filters: { label: [`drover.test.run=${RUN_ID}`] } });
   assert.equal(left.length, 0, "test containers left behind");
 });

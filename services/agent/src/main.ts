@@ -51,6 +51,14 @@ const executor = new DockerExecutor({
   agentId: id,
   docker: new Dockerode({ socketPath: config.dockerSocket }),
   extraLabels: config.extraLabels,
+  // Task sandboxes and the fetch cache live in the agent's work dir.
+  workDir: config.workDir,
+  keepSandboxes: config.keepSandboxes,
+  fetch: {
+    timeoutMs: config.fetchTimeoutSeconds * 1000,
+    maxBytes: config.fetchMaxMib * 1024 * 1024,
+    cacheMaxBytes: config.fetchCacheMib * 1024 * 1024,
+  },
 });
 const metrics = new AgentMetrics();
 const agent = new Agent(identity, config, executor, bus, log, {

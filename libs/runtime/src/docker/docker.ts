@@ -2,9 +2,10 @@
  * DockerExecutor: runs each task in one Docker container named `drover-<taskId>` and labelled with
  * the drover.* labels, so a restarted agent finds its tasks again (recover()).
  *
- * Pipeline of a task: launch → STARTING → (find existing container | inspect image → pull if absent
- * → create → start) → RUNNING → `die` event or periodic check → inspect → FINISHED / FAILED /
- * KILLED → remove the container.
+ * Pipeline of a task: launch → plan the container (pure: parameters, volumes, network) → STARTING →
+ * (find existing container | inspect image → pull if absent or forcePullImage → network exists? →
+ * sandbox + fetch → persistent volumes → create → start) → RUNNING → `die` event or periodic check →
+ * inspect → FINISHED / FAILED / KILLED → remove the container, then its sandbox.
  *
  * Concurrency notes (everything runs on one event loop, so these checks hold between awaits):
  * - one TaskRecord per task id; a second launch() awaits the first one's promise instead of
@@ -14,6 +15,8 @@
  * - a `die` seen while the launch is still between start() and RUNNING is remembered (dieSeen)
  *   and handled right after RUNNING, so RUNNING always precedes the terminal event.
  */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import Dockerode from "dockerode";
 import {
   type Executor,
@@ -34,16 +37,18 @@ import {
   isNotModified,
 } from "./docker-errors.js";
 import { type DockerEvent, DockerEventSubscription } from "./docker-events.js";
-import { ensureImage } from "./image.js";
+import { FetchError, Fetcher } from "./fetch.js";
+import { ensureImage, pullImage } from "./image.js";
 import {
-  buildLabels,
   containerName,
   type DroverLabels,
   LABEL_AGENT_ID,
   LABEL_TASK_ID,
   parseDroverLabels,
 } from "./labels.js";
-import { containerCmd, envList, memoryBytes, nanoCpus, portBindings } from "./spec.js";
+import { checkNetwork, ensureVolumes, imageWorkingDir } from "./prerequisites.js";
+import { chownSandbox, Sandboxes } from "./sandbox.js";
+import { type ContainerPlan, containerIpOf, planContainer, workingDirOf } from "./spec.js";
 
 export interface DockerExecutorOptions {
   agentId: string;
@@ -58,6 +63,16 @@ export interface DockerExecutorOptions {
   logger?: ExecutorLogger;
   /** Clock for event timestamps (default Date.now). */
   now?: () => number;
+  /**
+   * The agent's work dir: task sandboxes live in `<workDir>/sandboxes`, the fetch cache in
+   * `<workDir>/fetch-cache`. The Docker daemon must see the same path (it bind-mounts the sandbox).
+   * Default: `<os tmpdir>/drover-agent/<agentId>`.
+   */
+  workDir?: string;
+  /** Keep a task's sandbox when its container is removed (default false: removed with it). */
+  keepSandboxes?: boolean;
+  /** Limits of fetching URIs into sandboxes (defaults: 300 s per URI, 1 GiB per file, a 2 GiB cache). */
+  fetch?: { timeoutMs?: number; maxBytes?: number; cacheMaxBytes?: number };
 }
 
 /** A Docker call failed for a reason that is not task-level (daemon unreachable, server error). */
@@ -86,6 +101,10 @@ interface TaskRecord {
   dieSeen: boolean;
   /** The launch in progress, awaited by a duplicate launch() and by kill(). */
   launching: Promise<void> | undefined;
+  /** Aborts the launch's fetches (a kill during the launch). */
+  abort: AbortController | undefined;
+  /** The container's address on its bridge or user-defined network (reported on TASK_RUNNING). */
+  containerIp: string | undefined;
 }
 
 /** Terminal records are kept (for idempotence) up to this many tasks; the oldest go first. */
@@ -111,6 +130,9 @@ export class DockerExecutor implements Executor {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly events: DockerEventSubscription;
   private readonly checkTimer: NodeJS.Timeout;
+  private readonly sandboxes: Sandboxes;
+  private readonly keepSandboxes: boolean;
+  private readonly fetcher: Fetcher;
   private checking = false;
   private closed = false;
 
@@ -122,6 +144,12 @@ export class DockerExecutor implements Executor {
     this.pullTimeoutMs = opts.pullTimeoutMs ?? 300_000;
     this.log = opts.logger ?? stderrLogger;
     this.now = opts.now ?? Date.now;
+    const workDir = opts.workDir ?? join(tmpdir(), "drover-agent", this.agentId);
+    if (workDir.includes(":"))
+      throw new Error("DockerExecutor: workDir must not contain ':' (it is bind-mounted)");
+    this.sandboxes = new Sandboxes(workDir);
+    this.keepSandboxes = opts.keepSandboxes ?? false;
+    this.fetcher = new Fetcher({ cacheDir: join(this.sandboxes.root, "..", "fetch-cache"), ...opts.fetch });
     this.events = new DockerEventSubscription({
       docker: this.docker,
       filters: { type: ["container"], event: ["die"], label: [`${LABEL_AGENT_ID}=${this.agentId}`] },
@@ -158,6 +186,8 @@ export class DockerExecutor implements Executor {
       killRequested: false,
       dieSeen: false,
       launching: undefined,
+      abort: undefined,
+      containerIp: undefined,
     });
     const p = this.track(
       this.doLaunch(rec, spec).catch((err: unknown) => {
@@ -225,6 +255,18 @@ export class DockerExecutor implements Executor {
       });
       return;
     }
+    // What cannot be run at all (an unsupported docker parameter, a volume leaving the sandbox) is
+    // refused like an invalid spec: before anything is pulled or created.
+    const plan = planContainer(spec, {
+      agentId: this.agentId,
+      extraLabels: this.extraLabels,
+      sandboxHostPath: this.sandboxes.path(spec.taskId),
+      containerName: containerName(spec.taskId),
+    });
+    if ("error" in plan) {
+      this.finish(rec, { state: "TASK_FAILED", message: plan.error });
+      return;
+    }
     this.emit(rec, "TASK_STARTING", "starting");
     // Subscribe to `die` events before anything can die (the periodic check covers a failed subscription).
     await this.events.ready;
@@ -234,37 +276,40 @@ export class DockerExecutor implements Executor {
       await this.adoptOnLaunch(rec, existing);
       return;
     }
-    const pullError = await ensureImage(this.docker, spec.image, this.pullTimeoutMs);
+    const pullError = spec.run?.forcePullImage
+      ? await pullImage(this.docker, spec.image, this.pullTimeoutMs)
+      : await ensureImage(this.docker, spec.image, this.pullTimeoutMs);
     if (pullError !== undefined) {
       this.finish(rec, { state: "TASK_FAILED", message: pullError });
       return;
+    }
+    if (plan.networkName !== undefined) {
+      const networkError = await checkNetwork(this.docker, plan.networkName);
+      if (networkError !== undefined) {
+        this.finish(rec, { state: "TASK_FAILED", message: networkError });
+        return;
+      }
     }
     if (rec.killRequested) {
       this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
       return;
     }
+    if (!(await this.prepareSandbox(rec, spec))) return;
+    const volumeError = await ensureVolumes(this.docker, plan.persistent, {
+      agentId: this.agentId,
+      appId: spec.appId,
+      taskId: spec.taskId,
+      extraLabels: this.extraLabels,
+    });
+    if (volumeError !== undefined) {
+      this.finish(rec, { state: "TASK_FAILED", message: volumeError });
+      await this.removeSandbox(rec.taskId);
+      return;
+    }
 
     let container: Dockerode.Container;
     try {
-      const memory = memoryBytes(spec.mem);
-      const { ExposedPorts, PortBindings } = portBindings(spec.ports);
-      container = await this.docker.createContainer({
-        ExposedPorts,
-        name: containerName(spec.taskId),
-        Image: spec.image,
-        Cmd: containerCmd(spec.cmd, spec.args),
-        Env: envList(spec.env),
-        Labels: buildLabels(spec, this.agentId, this.extraLabels),
-        // Init: a tiny init (tini) as PID 1 forwards SIGTERM to the task, so a kill honours the grace period
-        // instead of always waiting it out (a shell as PID 1 ignores SIGTERM).
-        HostConfig: {
-          NanoCpus: nanoCpus(spec.cpus),
-          Memory: memory,
-          MemorySwap: memory,
-          Init: true,
-          PortBindings,
-        },
-      });
+      container = await this.docker.createContainer(await this.createOptions(plan, spec.image));
     } catch (err) {
       if (isConflict(err)) {
         // The name is taken: by this task's container (a concurrent launcher) or by something else.
@@ -275,15 +320,48 @@ export class DockerExecutor implements Executor {
         }
       }
       this.finish(rec, { state: "TASK_FAILED", message: dockerErrorMessage(err) });
+      await this.removeSandbox(rec.taskId);
       return;
     }
     rec.containerId = container.id;
     if (rec.killRequested) {
       this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
-      await this.removeContainer(container.id);
+      await this.removeContainer(container.id, rec.taskId);
       return;
     }
     await this.startContainer(rec, container.id);
+  }
+
+  /**
+   * Creates the task's sandbox and fetches its URIs into it; false when the launch ended here (a fetch
+   * failed: TASK_FAILED `fetch <uri>: <reason>`, or a kill came), with the sandbox removed.
+   */
+  private async prepareSandbox(rec: TaskRecord, spec: TaskLaunchSpec): Promise<boolean> {
+    rec.abort = new AbortController();
+    try {
+      const dir = await this.sandboxes.create(rec.taskId);
+      await this.fetcher.fetchAll(spec.run?.fetch ?? [], dir, rec.abort.signal);
+      await chownSandbox(dir, spec.run?.user);
+    } catch (err) {
+      if (rec.killRequested) this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
+      else if (err instanceof FetchError) this.finish(rec, { state: "TASK_FAILED", message: err.message });
+      else this.finish(rec, { state: "TASK_FAILED", message: `sandbox: ${String(err)}` });
+      await this.removeSandbox(rec.taskId);
+      return false;
+    } finally {
+      rec.abort = undefined;
+    }
+    if (rec.killRequested) {
+      this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
+      await this.removeSandbox(rec.taskId);
+      return false;
+    }
+    return true;
+  }
+
+  private async createOptions(plan: ContainerPlan, image: string): Promise<Dockerode.ContainerCreateOptions> {
+    const workingDir = workingDirOf(plan, await imageWorkingDir(this.docker, image));
+    return { ...plan.options, ...(workingDir !== undefined ? { WorkingDir: workingDir } : {}) };
   }
 
   private async startContainer(rec: TaskRecord, containerId: string): Promise<void> {
@@ -292,10 +370,11 @@ export class DockerExecutor implements Executor {
     } catch (err) {
       if (!isNotModified(err)) {
         this.finish(rec, { state: "TASK_FAILED", message: dockerErrorMessage(err) });
-        await this.removeContainer(containerId);
+        await this.removeContainer(containerId, rec.taskId);
         return;
       }
     }
+    rec.containerIp = await this.containerIp(containerId);
     rec.phase = "running";
     this.emit(rec, "TASK_RUNNING", "running");
     if (rec.dieSeen) await this.checkExit(rec);
@@ -307,13 +386,14 @@ export class DockerExecutor implements Executor {
     if (c.State === "created") {
       if (rec.killRequested) {
         this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
-        await this.removeContainer(c.Id);
+        await this.removeContainer(c.Id, rec.taskId);
         return;
       }
       await this.startContainer(rec, c.Id);
       return;
     }
     rec.phase = "running";
+    rec.containerIp = containerIpOf(c.HostConfig?.NetworkMode, c.NetworkSettings?.Networks);
     if (LIVE_STATES.has(c.State)) this.emit(rec, "TASK_RUNNING", "running (container already existed)");
     else await this.checkExit(rec);
   }
@@ -341,6 +421,7 @@ export class DockerExecutor implements Executor {
       rec.phase = "running";
     }
     rec.killRequested = true;
+    rec.abort?.abort(); // a fetch in flight stops now
     await rec.launching; // a launch in flight sees killRequested and stops before start
     if (rec.phase !== "running" || rec.containerId === undefined) return;
     try {
@@ -390,6 +471,7 @@ export class DockerExecutor implements Executor {
           if (isNotFound(err)) continue;
           throw new ExecutorDockerError("inspect container", err);
         }
+        rec.containerIp = containerIpOf(info.HostConfig?.NetworkMode, info.NetworkSettings?.Networks);
         if (info.State.Running || info.State.Restarting) {
           out.push(recovered(rec, c.Id, { state: "TASK_RUNNING", message: "running" }));
           continue;
@@ -397,7 +479,7 @@ export class DockerExecutor implements Executor {
         outcome = classifyExit(info.State, false);
       }
       this.finish(rec, outcome);
-      await this.removeContainer(c.Id);
+      await this.removeContainer(c.Id, rec.taskId);
       out.push(recovered(rec, c.Id, outcome));
     }
     // Anything that died between the listing and now is caught by this check.
@@ -432,6 +514,7 @@ export class DockerExecutor implements Executor {
             ? { state: "TASK_KILLED", message: "killed (container removed)" }
             : { state: "TASK_FAILED", message: "container disappeared" },
         );
+        await this.removeSandbox(rec.taskId);
       } else {
         this.log.debug("inspect failed; will retry", { taskId: rec.taskId, err: dockerErrorMessage(err) });
       }
@@ -442,10 +525,10 @@ export class DockerExecutor implements Executor {
     if (s.Status === "created") {
       if (!rec.killRequested) return;
       if (this.finish(rec, { state: "TASK_KILLED", message: "killed before start" }))
-        await this.removeContainer(id);
+        await this.removeContainer(id, rec.taskId);
       return;
     }
-    if (this.finish(rec, classifyExit(s, rec.killRequested))) await this.removeContainer(id);
+    if (this.finish(rec, classifyExit(s, rec.killRequested))) await this.removeContainer(id, rec.taskId);
   }
 
   private triggerCheck(): void {
@@ -473,7 +556,7 @@ export class DockerExecutor implements Executor {
       const rec = this.tasks.get(taskId);
       if (rec === undefined || rec.containerId !== c.Id) continue;
       if (rec.phase === "terminal" && c.State !== "removing") {
-        await this.removeContainer(c.Id); // an earlier removal failed
+        await this.removeContainer(c.Id, taskId); // an earlier removal failed
       } else if (rec.phase === "running") {
         live.set(c.Id, c.State);
       }
@@ -505,7 +588,11 @@ export class DockerExecutor implements Executor {
     return undefined;
   }
 
-  private async removeContainer(id: string): Promise<void> {
+  /**
+   * Removes a task's container (its anonymous volumes too; named persistent volumes stay), then its
+   * sandbox once the container is gone.
+   */
+  private async removeContainer(id: string, taskId: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
@@ -515,7 +602,28 @@ export class DockerExecutor implements Executor {
           containerId: id,
           err: dockerErrorMessage(err),
         });
+        return;
       }
+    }
+    await this.removeSandbox(taskId);
+  }
+
+  private async removeSandbox(taskId: string): Promise<void> {
+    if (this.keepSandboxes) return;
+    try {
+      await this.sandboxes.remove(taskId);
+    } catch (err) {
+      this.log.warn("remove sandbox failed", { taskId, err: String(err) });
+    }
+  }
+
+  /** The address of a started container on its bridge or user-defined network, if it has one. */
+  private async containerIp(containerId: string): Promise<string | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return containerIpOf(info.HostConfig?.NetworkMode, info.NetworkSettings?.Networks);
+    } catch {
+      return undefined; // gone already: its exit is reported by the watch
     }
   }
 
@@ -531,6 +639,7 @@ export class DockerExecutor implements Executor {
     const event: ExecutorEvent = { taskId: rec.taskId, state, message, timestampMs: this.now() };
     if (exitCode !== undefined) event.exitCode = exitCode;
     if (rec.containerId !== undefined) event.containerId = rec.containerId;
+    if (state === "TASK_RUNNING" && rec.containerIp !== undefined) event.containerIp = rec.containerIp;
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -594,6 +703,8 @@ function recordFromLabels(
     killRequested: false,
     dieSeen: false,
     launching: undefined,
+    abort: undefined,
+    containerIp: undefined,
   };
 }
 
@@ -614,6 +725,7 @@ function recovered(
     image: rec.image,
   };
   if (o.exitCode !== undefined) r.exitCode = o.exitCode;
+  if (o.state === "TASK_RUNNING" && rec.containerIp !== undefined) r.containerIp = rec.containerIp;
   return r;
 }
 

@@ -3,11 +3,16 @@
  * thousands of agents in one process. A task is a timer: it starts after a seeded latency, runs until
  * its command or the profile says it exits (or until killed), and exits with the code they say.
  *
+ * A task's `run` is validated (launch-spec schema) and refused where Docker would refuse it
+ * (runProblem: an unsupported docker parameter, a volume leaving the sandbox, a container network
+ * without a name); the rest of it (networks, ports, volumes, fetch) is not simulated.
+ *
  * It mirrors DockerExecutor's concurrency rules (one record per task id; a terminal event only from
  * finish(), which flips the phase synchronously), with the host in the role of the Docker engine:
  * containers of an agent outlive its executor, and a new executor re-attaches to them (recover()).
  */
 
+import { runProblem } from "../docker/spec.js";
 import {
   type Executor,
   ExecutorClosedError,
@@ -99,6 +104,13 @@ export class SimulatedExecutor implements Executor {
         state: "TASK_FAILED",
         message: `task is for agent ${spec.agentId}, this is agent ${this.agentId}`,
       });
+      return;
+    }
+    // `run` (networks, volumes, fetch, docker options) is not simulated, but what Docker would refuse
+    // outright is refused here too, with Docker's words.
+    const problem = runProblem(spec);
+    if (problem !== undefined) {
+      this.finish(rec, { state: "TASK_FAILED", message: problem });
       return;
     }
     this.emit(rec, "TASK_STARTING", "starting");
