@@ -39,6 +39,8 @@ export interface ParameterEffects {
     DnsSearch?: string[];
     DnsOptions?: string[];
     MemorySwap?: number;
+    MemorySwappiness?: number;
+    PidsLimit?: number;
     ShmSize?: number;
     LogConfig?: { Type: string; Config: Record<string, string> };
     SecurityOpt?: string[];
@@ -128,6 +130,18 @@ const APPLY: Record<string, Apply> = {
   },
   "memory-swap": (e, v) => {
     e.host.MemorySwap = v.trim() === "-1" ? -1 : parseBytes(v);
+  },
+  "memory-swappiness": (e, v) => {
+    const n = Number(v.trim());
+    if (!Number.isInteger(n) || n < 0 || n > 100)
+      throw new ParameterError("must be an integer from 0 to 100");
+    e.host.MemorySwappiness = n;
+  },
+  "pids-limit": (e, v) => {
+    const n = Number(v.trim());
+    if (!Number.isInteger(n) || n < -1 || n === 0)
+      throw new ParameterError("must be a positive integer, or -1 for none");
+    e.host.PidsLimit = n;
   },
   "shm-size": (e, v) => {
     e.host.ShmSize = parseBytes(v);

@@ -1,6 +1,7 @@
 /** The pure parts of Marathon's app model in Docker: parameters, port bindings, networks, binds, the plan. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { ALLOWED_DOCKER_PARAMETERS } from "@drover/core";
 import type { TaskLaunchSpec } from "../executor.js";
 import { LABEL_TASK_ID } from "./labels.js";
 import { dockerParameters, parseBytes, parseUlimit, SUPPORTED_DOCKER_PARAMETERS } from "./parameters.js";
@@ -130,6 +131,26 @@ describe("docker parameters", () => {
       "tmpfs",
     ])
       assert.ok(SUPPORTED_DOCKER_PARAMETERS.includes(k), k);
+  });
+
+  test("every key the app definition accepts (core's ALLOWED_DOCKER_PARAMETERS) is mapped here", () => {
+    for (const k of ALLOWED_DOCKER_PARAMETERS) assert.ok(SUPPORTED_DOCKER_PARAMETERS.includes(k), k);
+    assert.deepEqual(
+      dockerParameters([
+        { key: "pids-limit", value: "100" },
+        { key: "memory-swappiness", value: "0" },
+      ]),
+      {
+        ok: true,
+        effects: {
+          labels: {},
+          env: [],
+          binds: [],
+          config: {},
+          host: { PidsLimit: 100, MemorySwappiness: 0 },
+        },
+      },
+    );
   });
 
   test("unknown keys are refused, every one named once; nothing else is reported first", () => {
