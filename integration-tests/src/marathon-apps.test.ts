@@ -184,19 +184,13 @@ test(
       assert.deepEqual(info.Config.Cmd, ["sleep", "100000"]);
       assert.equal((await current().cli(["app", "remove", "args-app"])).code, 0);
 
-      const hc = join(dir, "health.json");
+      const dependent = join(dir, "dependent.json");
       await writeFile(
-        hc,
-        JSON.stringify({
-          id: "checked",
-          cmd: "sleep 1000",
-          healthChecks: [{ protocol: "TCP" }],
-          cpus: 0.05,
-          mem: 16,
-        }),
+        dependent,
+        JSON.stringify({ id: "dependent", cmd: "sleep 1000", dependencies: ["/db"], cpus: 0.05, mem: 16 }),
       );
-      const refused = await current().cli(["app", "add", hc]);
+      const refused = await current().cli(["app", "add", dependent]);
       assert.notEqual(refused.code, 0);
-      assert.match(refused.stderr, /healthChecks: not supported yet/);
+      assert.match(refused.stderr, /dependencies: not supported yet/);
     }),
 );

@@ -3,7 +3,8 @@
  * the time, and carries out what they return. Each is property-tested in master-decisions.test.ts.
  */
 import type { TaskRecord, TaskStatus } from "./events/task.js";
-import { isTerminal, shouldApplyStatus, type TaskState } from "./task-state.js";
+import { shouldApplyTaskStatus } from "./task-health.js";
+import { isTerminal, type TaskState } from "./task-state.js";
 
 /** What to do with an agent's report of its tasks at (re-)registration (invariant 5). */
 export interface AgentReportPlan {
@@ -40,7 +41,7 @@ export function reconcileAgentReport(
       plan.kill.push(r.taskId);
       continue;
     }
-    if (shouldApplyStatus(known.status.state, r.status.state))
+    if (shouldApplyTaskStatus(known.status, r.status))
       plan.apply.push({ task: known, status: { ...r.status, source: "reconciliation" } });
   }
   for (const t of expected) {

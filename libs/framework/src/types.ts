@@ -58,6 +58,9 @@ export interface FrameworkTask {
   updatedAtMs: number;
   /** The labels it was launched with. */
   labels: Record<string, string>;
+  /** The task's health and readiness as its last status carries them. */
+  health?: TaskHealth;
+  readiness?: ReadinessResult[];
 }
 
 export interface FrameworkOptions {

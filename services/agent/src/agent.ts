@@ -26,6 +26,7 @@ import {
 } from "@drover/proto";
 import type { Executor, ExecutorEvent } from "@drover/runtime";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { AgentHealth, type AgentHealthDeps, type HealthStatusUpdate } from "./health.js";
 
 interface KnownTask {
   taskId: string;
@@ -48,6 +49,8 @@ export interface AgentOptions {
   /** Told of each launch command carried out and each status update published (metrics). */
   onLaunch?: () => void;
   onStatusPublished?: () => void;
+  /** The health checks' access to task containers (COMMAND checks, container IPs), and test hooks. */
+  health?: Pick<AgentHealthDeps, "containers" | "clock" | "runCheck" | "probeReadiness">;
 }
 
 export class Agent {
@@ -55,6 +58,7 @@ export class Agent {
   private readonly tasks = new Map<string, KnownTask>();
   private readonly statusChains = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
+  private readonly health: AgentHealth;
   private stream: ClientDuplexStream<AgentMessage, AgentCommand> | undefined;
   private heartbeatMs = 2000;
   private sessionRegistered = false;
@@ -68,6 +72,12 @@ export class Agent {
     private readonly options: AgentOptions = {},
   ) {
     this.masters = new LeaderClient(MasterClient, config.masters);
+    this.health = new AgentHealth({
+      ...options.health,
+      log,
+      publish: (taskId, update) => this.onHealthUpdate(taskId, update),
+      kill: (taskId, grace) => this.executor.kill(taskId, grace),
+    });
     executor.onEvent((e) => this.onExecutorEvent(e));
   }
 
@@ -113,6 +123,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.abort.abort();
+    this.health.close();
     this.stream?.cancel();
     this.masters.close();
     await Promise.allSettled([...this.statusChains.values()]);
@@ -216,6 +227,7 @@ export class Agent {
     // Mesos/Marathon convention: the task learns its host ports from PORT0…PORTn and PORT.
     for (const [i, p] of ports.entries()) env[`PORT${i}`] ??= String(p);
     if (ports[0] !== undefined) env.PORT ??= String(ports[0]);
+    if (checked.value.run) this.health.launched(task.taskId, { ports, env, run: checked.value.run });
     this.executor
       .launch({
         taskId: task.taskId,
@@ -244,6 +256,7 @@ export class Agent {
   }
 
   private kill(taskId: string, grace: number): void {
+    this.health.stop(taskId);
     this.executor
       .kill(taskId, grace)
       .catch((err: unknown) => this.log.warn("kill failed", { taskId, err: errorMessage(err) }));
@@ -252,13 +265,34 @@ export class Agent {
   private onExecutorEvent(e: ExecutorEvent): void {
     const prev = this.tasks.get(e.taskId);
     if (prev && isTerminal(prev.status.state)) return;
-    this.setStatus(e.taskId, {
+    const status: TaskStatus = {
       state: e.state,
       message: e.message,
       ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
       timestampMs: e.timestampMs,
       uuid: randomUUID(),
       ...(e.containerId ? { containerId: e.containerId } : {}),
+      source: "agent",
+    };
+    // A task a health check killed says so in its terminal status (health.ts).
+    this.setStatus(e.taskId, isTerminal(e.state) ? this.health.finished(e.taskId, status) : status);
+    if (e.state === "TASK_RUNNING")
+      this.health
+        .running(e.taskId, e.containerId, e.timestampMs)
+        .catch((err: unknown) =>
+          this.log.warn("health checks not started", { taskId: e.taskId, err: errorMessage(err) }),
+        );
+  }
+
+  /** The task's health or readiness changed: a TASK_RUNNING update carries it (newer than the last). */
+  private onHealthUpdate(taskId: string, update: HealthStatusUpdate): void {
+    const prev = this.tasks.get(taskId);
+    if (prev?.status.state !== "TASK_RUNNING") return;
+    this.setStatus(taskId, {
+      ...prev.status,
+      ...update,
+      timestampMs: Math.max(Date.now(), prev.status.timestampMs + 1),
+      uuid: randomUUID(),
       source: "agent",
     });
   }

@@ -7,7 +7,7 @@ import { connectBus, ensureStreams } from "@drover/bus";
 import { createLogger, installProcessGuards } from "@drover/common";
 import { loadAgentConfig, loadOrExit } from "@drover/config";
 import { AgentMetrics, serveMetrics } from "@drover/observability";
-import { DockerExecutor } from "@drover/runtime";
+import { DockerExecutor, DockerTaskContainers } from "@drover/runtime";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
 
@@ -47,9 +47,10 @@ const identity = {
 };
 const bus = await connectBus(config.natsServers, `agent-${id}`, log);
 await ensureStreams(bus);
+const docker = new Dockerode({ socketPath: config.dockerSocket });
 const executor = new DockerExecutor({
   agentId: id,
-  docker: new Dockerode({ socketPath: config.dockerSocket }),
+  docker,
   extraLabels: config.extraLabels,
   // Task sandboxes and the fetch cache live in the agent's work dir.
   workDir: config.workDir,
@@ -64,6 +65,8 @@ const metrics = new AgentMetrics();
 const agent = new Agent(identity, config, executor, bus, log, {
   onLaunch: () => metrics.launches.inc(),
   onStatusPublished: () => metrics.statusUpdates.inc(),
+  // Health checks next to the tasks: COMMAND checks by docker exec, container IPs by inspect.
+  health: { containers: new DockerTaskContainers(docker) },
 });
 metrics.source = () => ({ connected: agent.registered, tasksByState: () => agent.tasksByState() });
 const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);

@@ -19,6 +19,7 @@ import {
 } from "@drover/proto";
 import { connectEtcd, EventStore, verifyLog } from "@drover/store";
 import { Metadata } from "@grpc/grpc-js";
+import { healthColumn, healthCounts, taskHealthJson } from "./health.js";
 import { ago, table } from "./table.js";
 
 class UsageError extends Error {}
@@ -103,6 +104,7 @@ function taskJson(t: Task) {
     mem: t.info?.resources?.mem,
     createdAtMs: t.createdAtMs,
     updatedAtMs: t.updatedAtMs,
+    ...taskHealthJson(t),
   };
 }
 
@@ -149,6 +151,15 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
                 ...(JSON.parse(a.definitionJson || "{}") as Record<string, unknown>),
                 tasksRunning: a.tasksRunning,
                 tasksStaged: a.tasksStaged,
+                // Marathon's counts of tasks whose health checks pass / fail.
+                ...(await healthCounts((pageToken) =>
+                  s.call((c) => c.listTasks.bind(c), {
+                    appId: id,
+                    includeTerminal: false,
+                    pageSize: 5000,
+                    pageToken,
+                  }),
+                )),
               }
             : undefined;
           out(json, shown, () => JSON.stringify(shown, null, 2));
@@ -231,12 +242,13 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
       const tasks = res.tasks.map(taskJson);
       out(json, tasks, () =>
         table(
-          ["TASK", "APP", "AGENT", "STATE", "EXIT", "AGE", "MESSAGE"],
+          ["TASK", "APP", "AGENT", "STATE", "HEALTH", "EXIT", "AGE", "MESSAGE"],
           res.tasks.map((t) => [
             t.info?.taskId ?? "",
             t.info?.appId ?? "",
             t.info?.agentId ?? "",
             (t.status && fromWireState(t.status.state)) ?? "?",
+            healthColumn(t),
             t.status?.exitCode === undefined ? "-" : String(t.status.exitCode),
             ago(t.createdAtMs),
             (t.status?.message ?? "").replace(/\s+/g, " "),

@@ -240,6 +240,51 @@ test("a task being killed that its agent reports FAILED is recorded KILLED", asy
   await m.leader.stop();
 });
 
+test("a RUNNING update that changes the task's health is stored and forwarded; a duplicate or an older one is not", async () => {
+  const { m, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  const t0 = m.clock.now();
+  await m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0 }));
+  const healthy = { healthy: true, lastSuccessMs: t0 + 1000, consecutiveFailures: 0 };
+  const up = statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0 + 1000, health: healthy });
+  await m.leader.tasks.onStatus(up);
+  await m.leader.tasks.onStatus(up); // redelivered
+  const down = statusOf(m, "a1", id, "TASK_RUNNING", {
+    timestampMs: t0 + 3000,
+    health: {
+      ...healthy,
+      healthy: false,
+      lastFailureMs: t0 + 3000,
+      consecutiveFailures: 1,
+      lastFailureCause: "503",
+    },
+    reason: "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+  });
+  await m.leader.tasks.onStatus(down);
+  // An update overtaken by a newer one, and a plain RUNNING without health: ignored.
+  await m.leader.tasks.onStatus(
+    statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0 + 2000, health: healthy }),
+  );
+  await m.leader.tasks.onStatus(statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0 + 4000 }));
+
+  const stored = m.leader.state.task(id)?.status;
+  assert.equal(stored?.uuid, down.status.uuid);
+  assert.equal(stored?.health?.lastFailureCause, "503");
+  assert.equal((await storedTasks(m.store)).get(id)?.status.health?.healthy, false);
+  const updates = fw.conn.updatesOf(id);
+  assert.deepEqual(
+    updates.map((u) => [updateState(u), u.status?.health?.healthy]),
+    [
+      ["TASK_RUNNING", undefined],
+      ["TASK_RUNNING", true],
+      ["TASK_RUNNING", false],
+    ],
+  );
+  assert.equal(updates.at(-1)?.status?.reason, "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED");
+  assert.equal(m.kv.keys(`/drover/log/task/${id}/`).length, 4, "launched, running, healthy, unhealthy");
+  await m.leader.stop();
+});
+
 test("a status update from an agent that does not run the task is ignored", async () => {
   const { m, fw, ids } = await withTasks(1);
   const id = ids[0] as string;

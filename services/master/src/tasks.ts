@@ -16,7 +16,7 @@ import {
   LIMITS,
   type Resources,
   reconcileAgentReport,
-  shouldApplyStatus,
+  shouldApplyTaskStatus,
   type TaskInfo,
   type TaskRecord,
   type TaskState,
@@ -160,7 +160,8 @@ export class TaskLifecycle {
       this.ctx.log.warn("status from a foreign agent ignored", { taskId: m.taskId, agentId: m.agentId });
       return;
     }
-    if (!shouldApplyStatus(task.status.state, m.status.state)) return;
+    // A same-state update applies when it is a newer health or readiness update (task-health.ts).
+    if (!shouldApplyTaskStatus(task.status, m.status)) return;
     if (task.status.state === "TASK_KILLING" && m.status.state === "TASK_FAILED") {
       await this.apply(task, { ...m.status, state: "TASK_KILLED" });
       return;
@@ -168,12 +169,15 @@ export class TaskLifecycle {
     await this.apply(task, m.status);
   }
 
-  /** Commits a status change and forwards it to the task's framework. Idempotent by state ordering. */
+  /**
+   * Commits a status change (or a health or readiness change of the same state) and forwards it to
+   * the task's framework. Idempotent by state ordering and the status's time (shouldApplyTaskStatus).
+   */
   async apply(task: TaskRecord, status: TaskStatus): Promise<void> {
     const id = task.info.taskId;
     const applies = () => {
       const c = this.ctx.state.task(id);
-      return c !== undefined && shouldApplyStatus(c.status.state, status.state);
+      return c !== undefined && shouldApplyTaskStatus(c.status, status);
     };
     if (!applies()) return;
     // The guard re-checks in commit order: a decision taken before an earlier queued commit landed

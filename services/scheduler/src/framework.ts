@@ -60,6 +60,9 @@ export interface TaskEntry {
   killRequested: boolean;
   /** Resident apps: the reservation (agent and volumes) the task uses. */
   reservationId?: string;
+  /** The latest health and readiness its checks reported (absent: no checks, or no answer yet). */
+  health?: TaskUpdate["health"];
+  readiness?: TaskUpdate["readiness"];
 }
 
 export interface QueueEntry {
@@ -340,6 +343,8 @@ export class FrameworkDriver {
         ...(t.state === "TASK_RUNNING" ? { runningSinceMs: prev?.runningSinceMs ?? t.updatedAtMs } : {}),
         killRequested: prev?.killRequested ?? t.state === "TASK_KILLING",
         ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
+        ...(t.health ? { health: t.health } : {}),
+        ...(t.readiness ? { readiness: t.readiness } : {}),
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -374,6 +379,8 @@ export class FrameworkDriver {
       }
     } else if (entry) {
       entry.state = u.state;
+      if (u.health) entry.health = u.health;
+      if (u.readiness) entry.readiness = u.readiness;
       if (u.state === "TASK_RUNNING" && entry.runningSinceMs === undefined)
         entry.runningSinceMs = u.timestampMs || now;
     } else if (u.appId) {

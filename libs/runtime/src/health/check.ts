@@ -34,6 +34,8 @@ export interface RunCheckOptions {
   commandRunner?: CommandRunner | undefined;
   /** Aborting ends the check at once (sockets destroyed, command killed); its result is then meaningless. */
   signal?: AbortSignal | undefined;
+  /** Why there is no target (the failure cause of a check that needs one); default: no effective port. */
+  unresolved?: string | undefined;
 }
 
 const unhealthy = (cause: string): CheckResult => ({ kind: "unhealthy", cause });
@@ -50,18 +52,19 @@ export async function runCheck(
 ): Promise<CheckResult> {
   const { signal } = options;
   if (signal?.aborted) return unhealthy("aborted");
+  const noTarget = options.unresolved ?? "unable to get the task's effective port";
   switch (spec.protocol) {
     case "COMMAND":
       return commandCheck(spec, timeoutMs, options);
     case "TCP":
     case "MESOS_TCP":
-      if (!target) return unhealthy("unable to get the task's effective port");
+      if (!target) return unhealthy(noTarget);
       return tcpCheck(target, timeoutMs, signal);
     case "HTTP":
     case "HTTPS":
     case "MESOS_HTTP":
     case "MESOS_HTTPS": {
-      if (!target) return unhealthy("unable to get the task's effective port");
+      if (!target) return unhealthy(noTarget);
       const tls = spec.protocol === "HTTPS" || spec.protocol === "MESOS_HTTPS";
       // Mesos (curl) waits past informational answers for the final one; Marathon takes the first.
       const mesos = isMesosLevel(spec.protocol);

@@ -39,8 +39,15 @@ export interface WatchedTask {
   taskId: string;
   /** When the task became TASK_RUNNING (ms since the epoch): the grace period and the first check count from it. */
   runningSinceMs: number;
-  /** In the app's order; `target` undefined for COMMAND checks, or when the port could not be resolved. */
-  healthChecks: ReadonlyArray<{ spec: HealthCheckSpec; target?: CheckTarget | undefined }>;
+  /**
+   * In the app's order; `target` undefined for COMMAND checks, or when the port could not be
+   * resolved (`unresolved` then says why: the cause of each of its failures).
+   */
+  healthChecks: ReadonlyArray<{
+    spec: HealthCheckSpec;
+    target?: CheckTarget | undefined;
+    unresolved?: string | undefined;
+  }>;
   readinessChecks?: ReadonlyArray<{ spec: ReadinessCheckSpec; target?: CheckTarget | undefined }> | undefined;
   /** Runs COMMAND checks where the task runs (Docker: `docker exec` in its container). */
   commandRunner?: CommandRunner | undefined;
@@ -131,6 +138,7 @@ interface Loop {
 interface HealthLoop extends Loop {
   spec: HealthCheckSpec;
   target: CheckTarget | undefined;
+  unresolved: string | undefined;
   state: HealthState;
 }
 
@@ -177,6 +185,7 @@ export class HealthChecker {
       health: task.healthChecks.map((c) => ({
         spec: c.spec,
         target: c.target,
+        unresolved: c.unresolved,
         state: initialHealth(),
         timer: undefined,
         inFlight: undefined,
@@ -254,6 +263,7 @@ export class HealthChecker {
       result = await this.run(loop.spec, loop.target, checkTimeoutMs(loop.spec), {
         commandRunner: task.commandRunner,
         signal: abort.signal,
+        unresolved: loop.unresolved,
       });
     } catch (err) {
       result = { kind: "unhealthy", cause: err instanceof Error ? err.message : String(err) };
