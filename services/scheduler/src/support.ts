@@ -8,7 +8,12 @@
  * default task image), cpus, mem, disk, instances, env, labels, host networking with
  * portDefinitions / requirePorts (PORT0.., PORT_<NAME>, PORTS, HOST), backoffSeconds,
  * backoffFactor, maxLaunchDelaySeconds, killSelection, role, acceptedResourceRoles with "*",
- * constraints (all seven operators, on hostname and agent attributes).
+ * constraints (all seven operators, on hostname and agent attributes), bridge networking with
+ * portMappings and user-defined Docker networks by name, host-path volumes and local persistent
+ * volumes (resident apps, residency.ts), fetch into the sandbox, privileged, docker parameters,
+ * forcePullImage and user (the agent's Docker runtime, libs/runtime/src/docker).
+ * Health checks (every protocol) and readiness checks run on the agent, next to the task
+ * (services/agent/src/health.ts); a task killed for failing them is replaced as a failed task.
  */
 import { type AppSpec, type FieldIssue, isResident } from "@drover/core";
 
@@ -17,18 +22,14 @@ const SOON = "not supported yet: Drover does not run";
 export function notYetHonoured(def: AppSpec): FieldIssue[] {
   const out: FieldIssue[] = [];
   const refuse = (path: string, what: string) => out.push({ path, message: `${SOON} ${what}` });
-  if (def.healthChecks.length > 0) refuse("healthChecks", "health checks");
-  if (def.readinessChecks.length > 0) refuse("readinessChecks", "readiness checks");
-  if (def.fetch.length > 0) refuse("fetch", "fetch (URIs downloaded into the sandbox)");
   if (def.dependencies.length > 0) refuse("dependencies", "app dependencies (deployments)");
-  if (def.networks.some((n) => n.mode !== "host"))
-    refuse("networks", "bridge or container networking (only host networking)");
-  const c = def.container;
-  if (c && c.volumes.length > 0) refuse("container.volumes", "volumes");
-  if (c?.docker?.forcePullImage) refuse("container.docker.forcePullImage", "forced image pulls");
-  if (c?.docker?.privileged) refuse("container.docker.privileged", "privileged containers");
-  if (c?.docker && c.docker.parameters.length > 0) refuse("container.docker.parameters", "docker parameters");
-  if (def.user !== undefined) refuse("user", "tasks as another user");
+  def.networks.forEach((n, i) => {
+    if (n.mode === "container" && !n.name)
+      out.push({
+        path: `networks[${i}].name`,
+        message: "not supported: a container network without a name (Drover has no default network name)",
+      });
+  });
   if (def.tty) refuse("tty", "a TTY");
   if (def.resourceLimits !== undefined) refuse("resourceLimits", "resource limits above the request");
   if (def.taskKillGracePeriodSeconds !== undefined)
