@@ -233,6 +233,128 @@ test(
     }),
 );
 
+test(
+  "after an agent restart the recovered task is checked again (its checks were kept in the work dir)",
+  { timeout: 180_000 },
+  () =>
+    withLogs(async () => {
+      await addApp({
+        id: "survivor",
+        cmd: "mkdir -p /www && echo ok > /www/health && exec httpd -f -p $PORT0 -h /www",
+        healthChecks: [
+          {
+            protocol: "HTTP",
+            path: "/health",
+            intervalSeconds: 1,
+            gracePeriodSeconds: 5,
+            maxConsecutiveFailures: 1,
+          },
+        ],
+      });
+      const t = await waitFor(
+        "survivor healthy",
+        async () => (await tasks("survivor")).find((x) => x.state === "TASK_RUNNING" && x.health?.healthy),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      const agent = current().agents[0];
+      assert.ok(agent);
+      const restarted = await current().restart(agent);
+      await waitFor(
+        "the restarted agent checking the recovered task",
+        async () =>
+          restarted.logs().includes(`"health checks started","agentId"`) &&
+          restarted.logs().includes(t.taskId),
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      const c = await containerOf(t.taskId);
+      await exec(c.Id, ["/bin/sh", "-c", "rm /www/health"]);
+      const killed = await waitFor(
+        "survivor killed for its health after the restart",
+        async () =>
+          (await tasks("survivor", true)).find(
+            (x) => x.taskId === t.taskId && x.reason === "REASON_TASK_UNHEALTHY_CHECK_STATUS",
+          ),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      assert.equal(killed.state, "TASK_KILLED");
+      assert.match(killed.message, /^unhealthy: HTTP check on port \d+ failed 2 times: 404\b/);
+      await waitFor(
+        "survivor replaced",
+        async () =>
+          (await tasks("survivor")).find((x) => x.taskId !== t.taskId && x.state === "TASK_RUNNING"),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      assert.equal((await current().cli(["app", "remove", "survivor"])).code, 0);
+    }),
+);
+
+test(
+  "bridge: an HTTP check on the mapping's host port; a user-defined network without host port: a MESOS_HTTP check on the container's IP",
+  { timeout: 180_000 },
+  () =>
+    withLogs(async () => {
+      const network = `drover-hc-${current().id}`;
+      await docker.createNetwork({ Name: network, Labels: { "drover.test.cluster": current().id } });
+      try {
+        const serve = "mkdir -p /www && echo ok > /www/health && exec httpd -f -p 8080 -h /www";
+        const check = {
+          path: "/health",
+          intervalSeconds: 1,
+          gracePeriodSeconds: 10,
+          maxConsecutiveFailures: 2,
+        };
+        await addApp({
+          id: "bridged",
+          cmd: serve,
+          networks: [{ mode: "container/bridge" }],
+          container: {
+            type: "DOCKER",
+            docker: { image: TASK_IMAGE },
+            portMappings: [{ containerPort: 8080, hostPort: 0, name: "http" }],
+          },
+          healthChecks: [{ protocol: "HTTP", portIndex: 0, ...check }],
+        });
+        await addApp({
+          id: "overlay",
+          cmd: serve,
+          networks: [{ mode: "container", name: network }],
+          container: {
+            type: "DOCKER",
+            docker: { image: TASK_IMAGE },
+            portMappings: [{ containerPort: 8080, name: "http" }],
+          },
+          healthChecks: [{ protocol: "MESOS_HTTP", portIndex: 0, delaySeconds: 1, ...check }],
+        });
+        for (const id of ["bridged", "overlay"])
+          await waitFor(
+            `${id} RUNNING and healthy`,
+            async () => (await tasks(id)).find((t) => t.state === "TASK_RUNNING" && t.health?.healthy),
+            { timeoutMs: 60_000, intervalMs: 500 },
+          );
+        // Where each check went: the agent logs its checks by address.
+        const agentLog = current()
+          .agents.map((a) => a.logs())
+          .join("\n");
+        assert.match(agentLog, /"checks":\["HTTP check on port 311\d\d"\]/, "bridge: the host port");
+        assert.match(
+          agentLog,
+          /"checks":\["MESOS_HTTP check on \d+\.\d+\.\d+\.\d+:8080"\]/,
+          "container network: the container's IP",
+        );
+        for (const id of ["bridged", "overlay"])
+          assert.equal((await current().cli(["app", "remove", id])).code, 0);
+        await waitFor("overlay's container gone", async () => (await tasks("overlay")).length === 0, {
+          timeoutMs: 30_000,
+        });
+      } finally {
+        await docker
+          .getNetwork(network)
+          .remove()
+          .catch(() => undefined);
+      }
+    }),
+);
+
 test("a TCP check and a COMMAND check (docker exec in the task's container) pass", { timeout: 120_000 }, () =>
   withLogs(async () => {
     await addApp({

@@ -50,7 +50,7 @@ export interface AgentOptions {
   onLaunch?: () => void;
   onStatusPublished?: () => void;
   /** The health checks' access to task containers (COMMAND checks, container IPs), and test hooks. */
-  health?: Pick<AgentHealthDeps, "containers" | "clock" | "runCheck" | "probeReadiness">;
+  health?: Pick<AgentHealthDeps, "containers" | "store" | "clock" | "runCheck" | "probeReadiness">;
 }
 
 export class Agent {
@@ -96,6 +96,8 @@ export class Agent {
       };
       this.setStatus(r.taskId, status);
     }
+    // The recovered tasks whose checks were kept (work dir) are checked again.
+    this.health.recover(recovered.filter((r) => r.state === "TASK_RUNNING"));
     this.log.info("recovered containers", {
       count: recovered.length,
       running: recovered.filter((r) => !isTerminal(r.state)).length,

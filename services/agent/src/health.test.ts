@@ -4,6 +4,9 @@
  * check fails too often (its grace, and its terminal status: reason and message).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Logger } from "@drover/common";
 import {
@@ -27,6 +30,7 @@ import {
   resolveReadinessTarget,
   type TaskChecks,
 } from "./health.js";
+import { FileHealthCheckStore } from "./health-store.js";
 
 const S = 1000;
 
@@ -322,5 +326,88 @@ describe("AgentHealth", () => {
     );
     assert.equal(published[1]?.message, "readiness check readinessCheck: ready");
     assert.equal(published[0]?.health, undefined);
+  });
+});
+
+describe("checks kept across an agent restart", () => {
+  const run: TaskRun = {
+    network: { mode: "bridge" },
+    portMappings: [{ containerPort: 80, hostPort: 31004, protocol: "tcp", name: "http" }],
+    healthChecks: [check({ port: 31004 })],
+    killGracePeriodSeconds: 9,
+    volumes: [{ containerPath: "/data", hostPath: "/srv/data", mode: "RW" }],
+  };
+
+  it("FileHealthCheckStore keeps what the checks need (no other environment), validates it, prunes the rest", () => {
+    const dir = mkdtempSync(join(tmpdir(), "drover-health-store-"));
+    try {
+      const store = new FileHealthCheckStore(join(dir, "health"), silent);
+      store.save("web.1", task(run, [31004], { PORT0: "31004", PORT_HTTP: "31004", DB_PASSWORD: "s3cret" }));
+      store.save("web.2", task(run));
+      assert.deepEqual(store.load("web.1"), {
+        ports: [31004],
+        env: { PORT0: "31004", PORT_HTTP: "31004" },
+        run: {
+          network: run.network,
+          portMappings: run.portMappings,
+          healthChecks: run.healthChecks,
+          killGracePeriodSeconds: 9,
+        },
+      });
+      assert.equal(store.load("unknown"), undefined);
+      writeFileSync(join(dir, "health", "bad.json"), '{"ports":["x"]}');
+      assert.equal(store.load("bad"), undefined);
+      store.prune(new Set(["web.1"]));
+      assert.deepEqual(readdirSync(join(dir, "health")), ["web.1.json"]);
+      store.remove("web.1");
+      assert.deepEqual(readdirSync(join(dir, "health")), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a restarted agent checks the recovered tasks whose checks it kept, and forgets them when they end", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "drover-health-store-"));
+    try {
+      const store = new FileHealthCheckStore(dir, silent);
+      const first = new AgentHealth({
+        clock: new FakeClock(),
+        log: silent,
+        publish: () => {},
+        kill: async () => {},
+        store,
+      });
+      first.launched("web.1", task(run));
+      first.close(); // the agent stops; the container keeps running
+      store.save("gone.1", task(run)); // a task that ended while the agent was down
+
+      const probes: Array<CheckTarget | undefined> = [];
+      const clock = new FakeClock();
+      const published: HealthStatusUpdate[] = [];
+      const again = new AgentHealth({
+        clock,
+        log: silent,
+        publish: (_t, u) => published.push(u),
+        kill: async () => {},
+        store,
+        runCheck: async (_s, target) => {
+          probes.push(target);
+          return ok;
+        },
+      });
+      again.recover([
+        { taskId: "web.1", containerId: "c1" },
+        { taskId: "plain.1", containerId: "c2" },
+      ]);
+      await clock.advance(2 * S);
+      assert.deepEqual(again.watching(), ["web.1"]);
+      assert.deepEqual(probes[0], { host: "127.0.0.1", port: 31004 });
+      assert.equal(published[0]?.health?.healthy, true);
+      assert.deepEqual(readdirSync(dir), ["web.1.json"], "what ended meanwhile is dropped");
+      again.finished("web.1", { ...running(clock.now()), state: "TASK_KILLED" });
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

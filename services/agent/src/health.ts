@@ -16,7 +16,7 @@
  * The rules (grace period, kill threshold, schedule, what healthy means) are @drover/core's; the
  * timers are the HealthChecker's. This module only maps tasks to checks and results to statuses.
  */
-import { type Clock, errorMessage, type Logger } from "@drover/common";
+import { type Clock, errorMessage, type Logger, systemClock } from "@drover/common";
 import {
   type HealthCheckSpec,
   REASON_HEALTH_UPDATED,
@@ -38,6 +38,7 @@ import {
   type ReadinessEvent,
   type TaskContainers,
 } from "@drover/runtime";
+import type { HealthCheckStore } from "./health-store.js";
 
 /** SIGTERM → SIGKILL wait of a health kill when the task's run does not give one (as the master's kills). */
 export const HEALTH_KILL_GRACE_SECONDS = 5;
@@ -68,6 +69,8 @@ export interface AgentHealthDeps {
   kill(taskId: string, gracePeriodSeconds: number): Promise<void>;
   /** The task containers (Docker): COMMAND checks and container IPs. Without it those checks fail. */
   containers?: TaskContainers | undefined;
+  /** Keeps the tasks' checks across an agent restart (the work dir); without it, recovered tasks are not checked. */
+  store?: HealthCheckStore | undefined;
   log: Logger;
   clock?: Clock;
   /** Tests replace the checks themselves. */
@@ -122,6 +125,27 @@ export class AgentHealth {
     if (healthChecks.length === 0 && readinessChecks.length === 0) return;
     if (this.tasks.has(taskId)) return;
     this.tasks.set(taskId, { checks, names: [], readinessKey: "", started: false, done: false });
+    this.deps.store?.save(taskId, checks);
+  }
+
+  /**
+   * After an agent restart: the tasks found running, whose checks this agent kept, are checked
+   * again (from now: the grace period starts over, as after a Marathon failover). What was kept of
+   * any other task is dropped.
+   */
+  recover(running: ReadonlyArray<{ taskId: string; containerId: string }>): void {
+    const { store } = this.deps;
+    if (!store) return;
+    store.prune(new Set(running.map((r) => r.taskId)));
+    const now = (this.deps.clock ?? systemClock).now();
+    for (const { taskId, containerId } of running) {
+      const checks = store.load(taskId);
+      if (!checks || this.tasks.has(taskId)) continue;
+      this.tasks.set(taskId, { checks, names: [], readinessKey: "", started: false, done: false });
+      this.running(taskId, containerId, now).catch((err: unknown) =>
+        this.deps.log.warn("health checks not started", { taskId, err: errorMessage(err) }),
+      );
+    }
   }
 
   /**
@@ -183,6 +207,7 @@ export class AgentHealth {
     this.checker.stop(taskId);
     const w = this.tasks.get(taskId);
     this.tasks.delete(taskId);
+    if (w) this.deps.store?.remove(taskId);
     if (!w?.killed) return status;
     return {
       ...status,

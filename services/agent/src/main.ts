@@ -10,6 +10,7 @@ import { AgentMetrics, serveMetrics } from "@drover/observability";
 import { DockerExecutor, DockerTaskContainers } from "@drover/runtime";
 import Dockerode from "dockerode";
 import { Agent } from "./agent.js";
+import { FileHealthCheckStore } from "./health-store.js";
 
 const config = loadOrExit("agent", () => loadAgentConfig());
 
@@ -66,7 +67,10 @@ const agent = new Agent(identity, config, executor, bus, log, {
   onLaunch: () => metrics.launches.inc(),
   onStatusPublished: () => metrics.statusUpdates.inc(),
   // Health checks next to the tasks: COMMAND checks by docker exec, container IPs by inspect.
-  health: { containers: new DockerTaskContainers(docker) },
+  health: {
+    containers: new DockerTaskContainers(docker),
+    store: new FileHealthCheckStore(join(config.workDir, "health"), log),
+  },
 });
 metrics.source = () => ({ connected: agent.registered, tasksByState: () => agent.tasksByState() });
 const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
