@@ -709,7 +709,9 @@ export type SchedulerMethod =
   | "ScaleApp"
   | "DeleteApp"
   | "ListTasks"
-  | "GetQueue";
+  | "GetQueue"
+  | "ListAppVersions"
+  | "GetAppVersion";
 
 export type MasterUnaryMethod =
   | "Accept"
@@ -789,6 +791,24 @@ export const schedulerRequest: fc.Arbitrary<{ method: SchedulerMethod; req: Wire
     arbitrary: fc
       .record({ appId: stringField(["anchorAppId"]) })
       .map((req) => ({ method: "GetQueue" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ appId: stringField(["anchorAppId"]) })
+      .map((req) => ({ method: "ListAppVersions" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({
+        appId: stringField(["anchorAppId"]),
+        version: fc.oneof(
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          hostileString(),
+        ),
+      })
+      .map((req) => ({ method: "GetAppVersion" as const, req })),
   },
 );
 
@@ -1146,6 +1166,8 @@ export const METHOD_PATHS: readonly string[] = [
   "/drover.v1.Scheduler/DeleteApp",
   "/drover.v1.Scheduler/ListTasks",
   "/drover.v1.Scheduler/GetQueue",
+  "/drover.v1.Scheduler/ListAppVersions",
+  "/drover.v1.Scheduler/GetAppVersion",
 ];
 
 function varint(value: bigint, minBytes = 1): number[] {

@@ -18,6 +18,8 @@ import {
   DeleteAppResponse,
   FrameworkEvent,
   GetAppRequest,
+  GetAppVersionRequest,
+  GetAppVersionResponse,
   GetQueueRequest,
   GetQueueResponse,
   GetStateRequest,
@@ -30,6 +32,8 @@ import {
   ListAppsResponse,
   ListAppTasksRequest,
   ListAppTasksResponse,
+  ListAppVersionsRequest,
+  ListAppVersionsResponse,
   ListFrameworksRequest,
   ListFrameworksResponse,
   ListTasksRequest,
@@ -148,6 +152,14 @@ export const SCHEDULER_METHODS: Record<string, MethodSpec> = {
   DeleteApp: spec("scheduler", "DeleteApp", "unary", DeleteAppRequest, DeleteAppResponse),
   ListTasks: spec("scheduler", "ListTasks", "unary", ListAppTasksRequest, ListAppTasksResponse),
   GetQueue: spec("scheduler", "GetQueue", "unary", GetQueueRequest, GetQueueResponse),
+  ListAppVersions: spec(
+    "scheduler",
+    "ListAppVersions",
+    "unary",
+    ListAppVersionsRequest,
+    ListAppVersionsResponse,
+  ),
+  GetAppVersion: spec("scheduler", "GetAppVersion", "unary", GetAppVersionRequest, GetAppVersionResponse),
 };
 
 export function methodByPath(path: string): MethodSpec | undefined {

@@ -96,6 +96,8 @@ export const SchedulerConfigSchema = z.strictObject({
     .number()
     .min(0)
     .default(7 * 24 * 3600),
+  /** Versions kept per app, the current one included; the oldest go first (Marathon's `--max_versions`). */
+  maxAppVersions: z.number().int().min(1).max(10_000).default(50),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 
@@ -174,6 +176,7 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_LOG_RETENTION_INTERVAL_SECONDS: { key: "logRetentionIntervalSeconds", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_MEM: { key: "minAllocatableMem", kind: "number" },
+  DROVER_SCHEDULER_MAX_APP_VERSIONS: { key: "maxAppVersions", kind: "number" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
   DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
   DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },

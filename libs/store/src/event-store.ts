@@ -520,6 +520,27 @@ export class EventStore {
   }
 
   /**
+   * The keys under `prefix`, without their values, in key order (a page of up to
+   * SCAN_MAX_PAGE_SIZE at a time), as of `revision` ("0": the latest).
+   */
+  async keys(prefix: string, revision = "0"): Promise<string[]> {
+    const end = prefixEnd(Buffer.from(prefix));
+    const out: string[] = [];
+    let from = Buffer.from(prefix);
+    for (;;) {
+      const res = await storeCall(`a read of ${prefix}`, () =>
+        this.kv.range({ key: from, range_end: end, limit: SCAN_MAX_PAGE_SIZE, revision, keys_only: true }),
+      );
+      for (const kv of res.kvs) out.push(kv.key.toString());
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) return out;
+      // Later pages at the revision of the first, so the list is one point in time.
+      if (revision === "0") revision = res.header.revision;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
+  /**
    * The log as of `revision`, a page at a time, in key order: per aggregate, in version order
    * (which is all a replay needs). Each event is checked; an error names its key.
    */
@@ -586,7 +607,7 @@ export class EventStore {
 }
 
 /** The end of etcd's range for every key that starts with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if ((end[i] ?? 0) < 0xff) {

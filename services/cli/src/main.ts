@@ -29,7 +29,8 @@ const USAGE = `usage: drover <command> [--json]
   app add FILE.json          create an app from its JSON definition
   app update ID FILE.json    replace an app's definition
   app list                   list apps
-  app show ID                show one app
+  app show ID [--version V]  show one app (as of version V)
+  app versions ID            an app's versions, newest first
   app scale ID N             set the instance count
   app remove ID              delete an app (its tasks are killed)
   app why ID                 why an app's instances are waiting (from the last offers seen)
@@ -102,6 +103,7 @@ function taskJson(t: Task) {
       Array.from({ length: Math.max(0, r.end - r.begin + 1) }, (_, i) => r.begin + i),
     ),
     mem: t.info?.resources?.mem,
+    appVersion: t.info?.run?.appVersion || undefined,
     createdAtMs: t.createdAtMs,
     updatedAtMs: t.updatedAtMs,
     ...taskHealthJson(t),
@@ -141,8 +143,16 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
           return;
         }
         case "show": {
+          const version = option(rest, "--version");
           const id = rest[0];
           if (!id) throw new UsageError("missing ID");
+          if (version !== undefined) {
+            // The definition as of that version, in Marathon's shape (GET /v2/apps/{id}/versions/{v}).
+            const res = await s.call((c) => c.getAppVersion.bind(c), { appId: id, version });
+            const shown = JSON.parse(res.definitionJson || "{}") as unknown;
+            out(json, shown, () => JSON.stringify(shown, null, 2));
+            return;
+          }
           const res = await s.call((c) => c.getApp.bind(c), { id });
           // Marathon's shape (every default filled in) with the counts of Marathon's AppInfo.
           const a = res.app;
@@ -163,6 +173,18 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
               }
             : undefined;
           out(json, shown, () => JSON.stringify(shown, null, 2));
+          return;
+        }
+        case "versions": {
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const res = await s.call((c) => c.listAppVersions.bind(c), { appId: id });
+          out(json, res.versions, () =>
+            table(
+              ["VERSION"],
+              res.versions.map((v, i) => [i === 0 ? `${v}  (current)` : v]),
+            ),
+          );
           return;
         }
         case "scale": {
@@ -242,10 +264,11 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
       const tasks = res.tasks.map(taskJson);
       out(json, tasks, () =>
         table(
-          ["TASK", "APP", "AGENT", "STATE", "HEALTH", "EXIT", "AGE", "MESSAGE"],
+          ["TASK", "APP", "VERSION", "AGENT", "STATE", "HEALTH", "EXIT", "AGE", "MESSAGE"],
           res.tasks.map((t) => [
             t.info?.taskId ?? "",
             t.info?.appId ?? "",
+            t.info?.run?.appVersion || "-",
             t.info?.agentId ?? "",
             (t.status && fromWireState(t.status.state)) ?? "?",
             healthColumn(t),

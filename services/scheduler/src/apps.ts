@@ -2,29 +2,68 @@
  * The app aggregates, owned by the scheduler leader (event-sourced, fenced writes). Apps are
  * known by their Marathon id (`/group/app`); the store keys them by `appIdToKey` (`group_app`),
  * since an etcd aggregate id holds no "/".
+ *
+ * Versions (Marathon's): every change is a new version (`nextAppVersion`), carried by its event.
+ * A change of `instances` alone is a scale (AppScaled), an identical definition no change at all.
+ * The definition of each earlier version is kept under `/drover/app-versions/<app key>/<version>`,
+ * written in the transaction of the change that supersedes it (the current version is the
+ * projection); the same transaction drops the oldest beyond `maxVersions` (one range delete), and
+ * a create or a delete clears them all.
  */
-import { AlreadyExistsError, FencedError, InvalidArgumentError, NotFoundError } from "@drover/common";
+import {
+  AlreadyExistsError,
+  FencedError,
+  InvalidArgumentError,
+  NotFoundError,
+  TooLargeError,
+} from "@drover/common";
 import {
   APP_LIMITS,
   AppAggregate,
   type AppEvent,
   type AppRecord,
   type AppSpec,
+  type AppVersionEntry,
+  AppVersionEntrySchema,
+  AppVersionSchema,
+  appChangeKind,
   appIdToKey,
+  appVersionEntry,
+  appVersionOf,
+  nextAppVersion,
   parseAppSpecJson,
+  parseAppVersion,
   parseConstraints,
+  versionsToKeep,
 } from "@drover/core";
-import type { AggregateRead, EventStore, Leadership } from "@drover/store";
+import {
+  type AggregateRead,
+  appVersionKey,
+  appVersionsPrefix,
+  type EventStore,
+  type Leadership,
+  type PreparedChange,
+  prefixEnd,
+} from "@drover/store";
 import { notYetHonoured } from "./support.js";
+
+type IRequestOp = PreparedChange["ops"][number];
+
+/** Versions kept per app by default (Marathon's `--max_versions`). */
+export const DEFAULT_MAX_APP_VERSIONS = 50;
 
 export class AppStore {
   /** `stale`: a commit ended without a known outcome; re-read before the next commit. */
   private readonly apps = new Map<string, AggregateRead<AppRecord> & { stale?: boolean }>();
+  /** The earlier versions stored per app, oldest first; read from the store when unknown. */
+  private readonly stored = new Map<string, string[]>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: EventStore,
     private readonly leadership: Leadership,
+    /** Versions kept per app, the current one included (at least 1). */
+    private readonly maxVersions = DEFAULT_MAX_APP_VERSIONS,
   ) {}
 
   async load(): Promise<void> {
@@ -41,6 +80,42 @@ export class AppStore {
     const e = this.apps.get(id);
     if (!e?.state) throw new NotFoundError(`app ${id}`);
     return { state: e.state, version: e.version };
+  }
+
+  /** The app as last committed, or undefined (no copy of every app, unlike records()). */
+  record(id: string): AppRecord | undefined {
+    return this.apps.get(id)?.state;
+  }
+
+  /** The app's versions, newest first: the current one and the earlier ones kept (at most maxVersions). */
+  async versions(id: string): Promise<string[]> {
+    const { state } = this.get(id);
+    const current = appVersionOf(state).version;
+    const earlier = (await this.storedVersions(id)).filter((v) => v < current);
+    return [current, ...earlier.reverse()].slice(0, this.maxVersions);
+  }
+
+  /** The app's definition as of `version` (any ISO-8601 form); NotFoundError when it is not kept. */
+  async version(id: string, version: string): Promise<AppVersionEntry> {
+    const v = parseAppVersion(version);
+    if (v === undefined)
+      throw new InvalidArgumentError([
+        { path: "version", message: "must be an ISO-8601 time, e.g. 2026-11-29T19:13:37.123Z" },
+      ]);
+    const { state } = this.get(id);
+    if (appVersionOf(state).version === v) return appVersionEntry(state);
+    const kv = await this.store.readAt(Buffer.from(appVersionKey(appIdToKey(id), v)), "0");
+    if (!kv) throw new NotFoundError(`version ${v} of app ${id}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(kv.value.toString());
+    } catch {
+      json = undefined;
+    }
+    const entry = AppVersionEntrySchema.safeParse(json);
+    // etcd is a boundary too: a value that is not a version entry is reported, not served.
+    if (!entry.success) throw new Error(`invalid stored version ${v} of app ${id}: ${entry.error.message}`);
+    return entry.data;
   }
 
   /** A Marathon app definition, normalized; refused by field where Drover cannot run it (yet). */
@@ -66,16 +141,29 @@ export class AppStore {
         if (requestId && existing.createdBy === requestId) return existing;
         throw new AlreadyExistsError(`app ${spec.id}`);
       }
-      return this.commit(spec.id, [{ type: "AppCreated", spec, ...(requestId ? { requestId } : {}) }]);
+      return this.commit(spec.id, (version) => [
+        { type: "AppCreated", spec, ...(requestId ? { requestId } : {}), version },
+      ]);
     });
   }
 
+  /**
+   * Replaces the app's definition: a config change, a scale when only `instances` differs (as
+   * Marathon: no restart, lastConfigChangeAt stays), nothing at all when it is identical.
+   */
   update(id: string, spec: AppSpec) {
     return this.serial(async () => {
       if (spec.id !== id)
         throw new InvalidArgumentError([{ path: "id", message: `must be ${id} (the app being updated)` }]);
-      this.get(id);
-      return this.commit(id, [{ type: "AppUpdated", spec }]);
+      const current = await this.existing(id);
+      switch (appChangeKind(current.spec, spec)) {
+        case "none":
+          return current;
+        case "scale":
+          return this.commit(id, (version) => [{ type: "AppScaled", instances: spec.instances, version }]);
+        case "config":
+          return this.commit(id, (version) => [{ type: "AppUpdated", spec, version }]);
+      }
     });
   }
 
@@ -85,16 +173,25 @@ export class AppStore {
         throw new InvalidArgumentError([
           { path: "instances", message: `must be an integer from 0 to ${APP_LIMITS.maxInstances}` },
         ]);
-      this.get(id);
-      return this.commit(id, [{ type: "AppScaled", instances }]);
+      const current = await this.existing(id);
+      // The same count is no change (no new version).
+      if (current.spec.instances === instances) return current;
+      return this.commit(id, (version) => [{ type: "AppScaled", instances, version }]);
     });
   }
 
   remove(id: string) {
     return this.serial(async () => {
-      this.get(id);
-      await this.commit(id, [{ type: "AppDeleted" }]);
+      await this.existing(id);
+      await this.commit(id, () => [{ type: "AppDeleted" }]);
     });
+  }
+
+  /** The app as last committed (re-read when stale); NotFoundError when there is none. */
+  private async existing(id: string): Promise<AppRecord> {
+    const state = (await this.entry(id)).state;
+    if (!state) throw new NotFoundError(`app ${id}`);
+    return state;
   }
 
   /** The app as last committed; read from the store when unknown or stale. */
@@ -103,45 +200,119 @@ export class AppStore {
     if (!entry || entry.stale) {
       entry = await this.store.get(AppAggregate, appIdToKey(id));
       this.apps.set(id, entry);
+      this.stored.delete(id);
     }
     return entry;
   }
 
-  private async commit(id: string, events: AppEvent[]): Promise<AppRecord | undefined> {
+  /** `events` makes the change's events from the version it makes. */
+  private async commit(id: string, events: (version: string) => AppEvent[]): Promise<AppRecord | undefined> {
     const entry = await this.entry(id);
-    let res: Awaited<ReturnType<EventStore["commit"]>>;
+    const now = Date.now();
+    const version = nextAppVersion(entry.state, now);
+    const made = events(version);
+    const prepared = this.store.prepare(
+      {
+        def: AppAggregate,
+        id: appIdToKey(id),
+        expectedVersion: entry.version,
+        expectedModRevision: entry.modRevision,
+        legacy: entry.legacy ?? false,
+        state: entry.state,
+        events: made,
+      },
+      now,
+    );
+    let kept: string[] | undefined;
+    let revision: string;
     try {
-      res = await this.store.commit(
-        this.leadership,
-        [
-          {
-            def: AppAggregate,
-            id: appIdToKey(id),
-            expectedVersion: entry.version,
-            expectedModRevision: entry.modRevision,
-            legacy: entry.legacy ?? false,
-            state: entry.state,
-            events,
-          },
-        ],
-        Date.now(),
-      );
+      const versions = await this.versionOps(id, entry.state, made, version);
+      kept = versions.kept;
+      try {
+        revision = await this.store.commitPrepared(this.leadership, [
+          { ...prepared, ops: [...prepared.ops, ...versions.ops] },
+        ]);
+      } catch (err) {
+        if (!(err instanceof TooLargeError) || versions.ops.length === 0) throw err;
+        // A definition near the size limit: the earlier version's definition and the change do not
+        // fit one transaction. The definition goes first: it is true once written (that version
+        // exists), so a change that fails after it leaves nothing wrong.
+        await this.store.commitRaw(this.leadership, [], versions.ops);
+        revision = await this.store.commitPrepared(this.leadership, [prepared]);
+      }
     } catch (err) {
       // A conflict or an unanswered commit: re-read before the next commit (the view stays listed).
+      this.stored.delete(id);
       if (!(err instanceof FencedError)) {
         const e = this.apps.get(id);
         if (e) e.stale = true;
       }
       throw err;
     }
-    const r = res.results[0];
-    if (r)
-      this.apps.set(id, {
-        state: r.state as AppRecord | undefined,
-        version: r.version,
-        modRevision: r.modRevision,
+    const r = prepared.result;
+    const state = r.state as AppRecord | undefined;
+    this.apps.set(id, { state, version: r.version, modRevision: revision });
+    if (state && kept) this.stored.set(id, kept);
+    else this.stored.delete(id);
+    return state;
+  }
+
+  /**
+   * The operations on the app's stored versions that go with `events`: a create or a delete clears
+   * them; any other change stores the version it supersedes and drops the oldest beyond
+   * maxVersions. `kept`: the stored versions after it, oldest first.
+   */
+  private async versionOps(
+    id: string,
+    state: AppRecord | undefined,
+    events: AppEvent[],
+    next: string,
+  ): Promise<{ ops: IRequestOp[]; kept: string[] }> {
+    const prefix = Buffer.from(appVersionsPrefix(appIdToKey(id)));
+    const clear: IRequestOp = { request_delete_range: { key: prefix, range_end: prefixEnd(prefix) } };
+    if (!state || events.some((e) => e.type === "AppDeleted" || e.type === "AppCreated"))
+      return { ops: [clear], kept: [] };
+    const stored = await this.storedVersions(id);
+    const superseded = appVersionEntry(state);
+    const { keep, drop } = versionsToKeep([...stored, superseded.version], next, this.maxVersions);
+    const ops: IRequestOp[] = [];
+    const storedSet = new Set(stored);
+    if (drop.some((v) => storedSet.has(v))) {
+      // Every dropped version is older than every kept one: one range delete, whatever the count.
+      const oldestKept = keep[0];
+      ops.push(
+        oldestKept === undefined
+          ? clear
+          : {
+              request_delete_range: {
+                key: prefix,
+                range_end: Buffer.from(appVersionKey(appIdToKey(id), oldestKept)),
+              },
+            },
+      );
+    }
+    if (keep.includes(superseded.version) && !storedSet.has(superseded.version))
+      ops.push({
+        request_put: {
+          key: Buffer.from(appVersionKey(appIdToKey(id), superseded.version)),
+          value: Buffer.from(JSON.stringify(superseded)),
+        },
       });
-    return r?.state as AppRecord | undefined;
+    return { ops, kept: keep };
+  }
+
+  /** The app's earlier versions in the store, oldest first (read once, then kept up to date). */
+  private async storedVersions(id: string): Promise<string[]> {
+    let list = this.stored.get(id);
+    if (!list) {
+      const prefix = appVersionsPrefix(appIdToKey(id));
+      list = (await this.store.keys(prefix))
+        .map((k) => k.slice(prefix.length))
+        .filter((v) => AppVersionSchema.safeParse(v).success)
+        .sort();
+      this.stored.set(id, list);
+    }
+    return list;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

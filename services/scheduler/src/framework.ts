@@ -21,6 +21,7 @@ import {
   type AppSpec,
   appPortDemand,
   appResources,
+  appVersionOf,
   type BackoffPolicy,
   type BackoffState,
   type Constraint,
@@ -120,6 +121,8 @@ export interface FrameworkDeps {
   leading?(): boolean;
   loadFrameworkId(): Promise<string | undefined>;
   saveFrameworkId(id: string): Promise<void>;
+  /** The launch backoff per app: kept in etcd by the leader (backoff-store.ts); default in memory. */
+  backoff?: Map<string, BackoffState>;
   /** Reservations of resident apps (local persistent volumes); without it, they are never placed. */
   residency?: ResidencyView;
 }
@@ -205,7 +208,7 @@ export class TaskView extends Map<string, TaskEntry> {
 
 export class FrameworkDriver {
   readonly tasks = new TaskView();
-  readonly backoff = new Map<string, BackoffState>();
+  readonly backoff: Map<string, BackoffState>;
   /** Why each app's waiting instances were not placed, from the last offers seen. */
   private readonly waiting = new Map<
     string,
@@ -229,6 +232,7 @@ export class FrameworkDriver {
   private readonly agentFacts = new Map<string, AgentFacts>();
 
   constructor(private readonly deps: FrameworkDeps) {
+    this.backoff = deps.backoff ?? new Map();
     this.convergeSoon = coalesce(
       () => this.converge(),
       50,
@@ -570,7 +574,7 @@ export class FrameworkDriver {
         reserve: new Map<string, Reservation[]>(),
       };
       const reservation = reservationsOf.get(i);
-      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports, reservation?.id));
+      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports, reservation?.id, appVersionOf(app).version));
       if (reservation?.created) entry.reserve.set(p.appId, [...(entry.reserve.get(p.appId) ?? []), reservation.created]);
       byOffer.set(p.offerId, entry);
     }
@@ -802,12 +806,16 @@ export function taskSpecOf(
   offer: FrameworkOffer,
   ports: number[],
   reservationId?: string,
+  /** The app version the task runs (TaskRun.appVersion, MARATHON_APP_VERSION). */
+  appVersion?: string,
 ): TaskSpec & { appId: string } {
   const taskId = `${taskIdPrefix(app.id)}${randomUUID()}`;
   const hostPorts = hostPortsByIndex(app, ports);
-  const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts });
+  const version = appVersion !== undefined ? { version: appVersion } : {};
+  const env = taskEnv(app, { taskId, host: offer.hostname, hostPorts, ...version });
   const run = taskRunOf(app, {
     hostPorts,
+    ...(appVersion !== undefined ? { appVersion } : {}),
     ...(reservationId !== undefined
       ? { persistentVolumeName: (path: string) => persistentVolumeName(app.id, reservationId, path) }
       : {}),

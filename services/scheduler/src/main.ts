@@ -16,11 +16,13 @@ import {
   startupFailed,
 } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
+import { appVersionOf } from "@drover/core";
 import { SchedulerMetrics, serveMetrics } from "@drover/observability";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
 import { Server } from "@grpc/grpc-js";
 import { AppStore } from "./apps.js";
+import { PersistedBackoff } from "./backoff-store.js";
 import { FrameworkDriver } from "./framework.js";
 import { ResidencyStore } from "./residency.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
@@ -77,14 +79,26 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 await election.serve(config.advertise, abort.signal, lead);
 
 async function lead(leadership: Leadership): Promise<void> {
-  const apps = new AppStore(store, leadership);
+  const apps = new AppStore(store, leadership, config.maxAppVersions);
   await apps.load();
+  // The launch backoff of the previous leader, before the first converge.
+  const backoff = new PersistedBackoff({
+    store,
+    leadership,
+    log,
+    configVersion: (id) => {
+      const r = apps.record(id);
+      return r && appVersionOf(r).versionInfo.lastConfigChangeAt;
+    },
+  });
+  await backoff.load();
   const residency = new ResidencyStore(store, leadership);
   await residency.load();
   const framework = new FrameworkDriver({
     config,
     log,
     apps: () => apps.records(),
+    backoff,
     residency,
     leading: () => leadership.isLeader(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
@@ -105,7 +119,14 @@ async function lead(leadership: Leadership): Promise<void> {
     50,
     (err) => log.error("converge failed", { err: errorMessage(err) }),
   );
-  const leader: SchedulerLeader = { apps, framework, changed: () => converge.trigger() };
+  const leader: SchedulerLeader = {
+    apps,
+    framework,
+    changed: () => {
+      converge.trigger();
+      backoff.prune();
+    },
+  };
   // React to app events (from any writer) as they are published.
   const stopEvents = await followEvents(bus, log, () => converge.trigger(), {
     filter: "drover.events.app.>",
@@ -119,6 +140,7 @@ async function lead(leadership: Leadership): Promise<void> {
     clearInterval(tick);
     converge.cancel();
     framework.stop();
+    backoff.stop();
     await stopEvents().catch(() => undefined);
     await leadership.resign();
   };
@@ -128,6 +150,7 @@ async function lead(leadership: Leadership): Promise<void> {
   clearInterval(tick);
   converge.cancel();
   framework.stop();
+  backoff.stop();
   await running.catch(() => undefined);
   await stopEvents().catch(() => undefined);
   metrics.leader.set(0);

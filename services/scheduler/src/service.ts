@@ -3,6 +3,7 @@
 import { InvalidArgumentError, type Logger, NotLeaderError, requestIdOf, unaryHandler } from "@drover/common";
 import {
   type AppRecord,
+  appVersionOf,
   checkAppId,
   formatReason,
   hostPortsWanted,
@@ -29,6 +30,7 @@ export interface SchedulerRef {
 function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
   const s = r.spec;
   const c = l.framework.counts(s.id);
+  const versioned = appVersionOf(r);
   return {
     id: s.id,
     image: s.container?.docker?.image ?? "",
@@ -44,9 +46,12 @@ function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
     tasksRunning: c.running,
     tasksStaged: c.staged,
     backoffUntilMs: l.framework.backoffUntil(s.id),
-    // The definition in Marathon's shape, every default filled in (`app show --json`).
-    definitionJson: JSON.stringify(toMarathonJson(s)),
+    // The definition in Marathon's shape, every default filled in, with its version (`app show --json`).
+    definitionJson: JSON.stringify(toMarathonJson(s, versioned)),
     ports: hostPortsWanted(s).map((p) => p ?? 0),
+    appVersion: versioned.version,
+    lastScalingAt: versioned.versionInfo.lastScalingAt,
+    lastConfigChangeAt: versioned.versionInfo.lastConfigChangeAt,
   };
 }
 
@@ -145,6 +150,18 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       await l.apps.remove(id);
       l.changed();
       return {};
+    }),
+    listAppVersions: unaryHandler(log, "ListAppVersions", async (req) => {
+      const id = requireId(req.appId, "appId");
+      const l = await leader();
+      return { versions: await l.apps.versions(id) };
+    }),
+    getAppVersion: unaryHandler(log, "GetAppVersion", async (req) => {
+      const id = requireId(req.appId, "appId");
+      if (!req.version) throw new InvalidArgumentError([{ path: "version", message: "required" }]);
+      const l = await leader();
+      const entry = await l.apps.version(id, req.version);
+      return { definitionJson: JSON.stringify(toMarathonJson(entry.spec, entry)) };
     }),
     getQueue: unaryHandler(log, "GetQueue", async (req) => {
       const appId = req.appId ? requireId(req.appId, "appId") : "";

@@ -8,6 +8,7 @@ import { TaskAggregate } from "./task.js";
 export * from "./agent.js";
 export * from "./aggregate.js";
 export * from "./app.js";
+export * from "./app-version.js";
 export * from "./framework.js";
 export * from "./residency.js";
 export * from "./task.js";

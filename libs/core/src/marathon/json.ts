@@ -1,7 +1,8 @@
 /**
- * The canonical definition as Marathon prints it (`GET /v2/apps/{id}`, without the AppInfo counters
- * and `version`, which the service adds): fields in the RAML's property order (Marathon's JSON writer
- * is generated from app.raml and writes properties in that order), and Marathon's omissions: lists
+ * The canonical definition as Marathon prints it (`GET /v2/apps/{id}`, without the AppInfo counters,
+ * which the service adds; with `version` and `versionInfo` when given): fields in the RAML's
+ * property order (Marathon's JSON writer is generated from app.raml and writes properties in that
+ * order), and Marathon's omissions: lists
  * and maps marked `omitEmpty` in the RAML (`args`, `constraints`, `dependencies`, `env`, `fetch`,
  * `healthChecks`, `readinessChecks`, `secrets`; labels of port definitions and networks, `networkNames`)
  * are left out when empty, optional values when absent. `labels` and `container.volumes` are always
@@ -164,7 +165,11 @@ function artifactJson(a: Artifact): JsonObject {
  * shape and field order. `normalizeApp(toMarathonJson(def))` gives `def` back. Pure; the result
  * shares nothing with `def`.
  */
-export function toMarathonJson(def: AppDefinition): JsonObject {
+export function toMarathonJson(
+  def: AppDefinition,
+  /** The app's `version` and `versionInfo` (GET /v2/apps/{id} prints them after `user`). */
+  versioned?: { version: string; versionInfo: { lastScalingAt: string; lastConfigChangeAt: string } },
+): JsonObject {
   const host = !def.networks.some((n) => n.mode !== "host");
   return ordered([
     ["id", def.id],
@@ -205,6 +210,15 @@ export function toMarathonJson(def: AppDefinition): JsonObject {
       ]),
     ],
     ["user", def.user],
+    ["version", versioned?.version],
+    [
+      "versionInfo",
+      versioned &&
+        ordered([
+          ["lastScalingAt", versioned.versionInfo.lastScalingAt],
+          ["lastConfigChangeAt", versioned.versionInfo.lastConfigChangeAt],
+        ]),
+    ],
     ["killSelection", def.killSelection],
     [
       "unreachableStrategy",

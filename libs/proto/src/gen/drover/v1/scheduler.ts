@@ -33,7 +33,7 @@ export interface App {
   mem: number;
   env: { [key: string]: string };
   labels: { [key: string]: string };
-  /** Aggregate version (number of events applied). */
+  /** Aggregate version (number of events applied); the app's version is app_version. */
   version: number;
   tasksRunning: number;
   tasksStaged: number;
@@ -43,6 +43,13 @@ export interface App {
   definitionJson: string;
   /** Host ports each instance asks for (0: any port from the agent's ranges). */
   ports: number[];
+  /**
+   * Marathon's version (ISO-8601, UTC, ms: "2026-11-29T19:13:37.123Z") and versionInfo: every
+   * change is a new version; a scale moves last_scaling_at only, a config change both.
+   */
+  appVersion: string;
+  lastScalingAt: string;
+  lastConfigChangeAt: string;
 }
 
 export interface App_EnvEntry {
@@ -143,6 +150,26 @@ export interface GetQueueResponse {
   apps: QueuedApp[];
 }
 
+export interface ListAppVersionsRequest {
+  appId: string;
+}
+
+export interface ListAppVersionsResponse {
+  /** Newest first; the first is the current version. */
+  versions: string[];
+}
+
+export interface GetAppVersionRequest {
+  appId: string;
+  /** ISO-8601 ("2026-11-29T19:13:37.123Z"; another zone or fewer digits name the same instant). */
+  version: string;
+}
+
+export interface GetAppVersionResponse {
+  /** The definition as of that version in Marathon's shape, with its version and versionInfo. */
+  definitionJson: string;
+}
+
 function createBaseApp(): App {
   return {
     id: "",
@@ -159,6 +186,9 @@ function createBaseApp(): App {
     backoffUntilMs: 0,
     definitionJson: "",
     ports: [],
+    appVersion: "",
+    lastScalingAt: "",
+    lastConfigChangeAt: "",
   };
 }
 
@@ -209,6 +239,15 @@ export const App: MessageFns<App> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.appVersion !== "") {
+      writer.uint32(122).string(message.appVersion);
+    }
+    if (message.lastScalingAt !== "") {
+      writer.uint32(130).string(message.lastScalingAt);
+    }
+    if (message.lastConfigChangeAt !== "") {
+      writer.uint32(138).string(message.lastConfigChangeAt);
     }
     return writer;
   },
@@ -354,6 +393,30 @@ export const App: MessageFns<App> = {
 
             break;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.appVersion = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.lastScalingAt = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.lastConfigChangeAt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -426,6 +489,21 @@ export const App: MessageFns<App> = {
       ports: globalThis.Array.isArray(object?.ports)
         ? object.ports.map((e: any) => globalThis.Number(e))
         : [],
+      appVersion: isSet(object.appVersion)
+        ? globalThis.String(object.appVersion)
+        : isSet(object.app_version)
+        ? globalThis.String(object.app_version)
+        : "",
+      lastScalingAt: isSet(object.lastScalingAt)
+        ? globalThis.String(object.lastScalingAt)
+        : isSet(object.last_scaling_at)
+        ? globalThis.String(object.last_scaling_at)
+        : "",
+      lastConfigChangeAt: isSet(object.lastConfigChangeAt)
+        ? globalThis.String(object.lastConfigChangeAt)
+        : isSet(object.last_config_change_at)
+        ? globalThis.String(object.last_config_change_at)
+        : "",
     };
   },
 
@@ -485,6 +563,15 @@ export const App: MessageFns<App> = {
     if (message.ports?.length) {
       obj.ports = message.ports.map((e) => Math.round(e));
     }
+    if (message.appVersion !== "") {
+      obj.appVersion = message.appVersion;
+    }
+    if (message.lastScalingAt !== "") {
+      obj.lastScalingAt = message.lastScalingAt;
+    }
+    if (message.lastConfigChangeAt !== "") {
+      obj.lastConfigChangeAt = message.lastConfigChangeAt;
+    }
     return obj;
   },
 
@@ -523,6 +610,9 @@ export const App: MessageFns<App> = {
     message.backoffUntilMs = object.backoffUntilMs ?? 0;
     message.definitionJson = object.definitionJson ?? "";
     message.ports = object.ports?.map((e) => e) || [];
+    message.appVersion = object.appVersion ?? "";
+    message.lastScalingAt = object.lastScalingAt ?? "";
+    message.lastConfigChangeAt = object.lastConfigChangeAt ?? "";
     return message;
   },
 };
@@ -1962,6 +2052,310 @@ export const GetQueueResponse: MessageFns<GetQueueResponse> = {
   },
 };
 
+function createBaseListAppVersionsRequest(): ListAppVersionsRequest {
+  return { appId: "" };
+}
+
+export const ListAppVersionsRequest: MessageFns<ListAppVersionsRequest> = {
+  encode(message: ListAppVersionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAppVersionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAppVersionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAppVersionsRequest {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAppVersionsRequest): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAppVersionsRequest>, I>>(base?: I): ListAppVersionsRequest {
+    return ListAppVersionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAppVersionsRequest>, I>>(object: I): ListAppVersionsRequest {
+    const message = createBaseListAppVersionsRequest();
+    message.appId = object.appId ?? "";
+    return message;
+  },
+};
+
+function createBaseListAppVersionsResponse(): ListAppVersionsResponse {
+  return { versions: [] };
+}
+
+export const ListAppVersionsResponse: MessageFns<ListAppVersionsResponse> = {
+  encode(message: ListAppVersionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.versions) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAppVersionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAppVersionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.versions.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAppVersionsResponse {
+    return {
+      versions: globalThis.Array.isArray(object?.versions) ? object.versions.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ListAppVersionsResponse): unknown {
+    const obj: any = {};
+    if (message.versions?.length) {
+      obj.versions = message.versions;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAppVersionsResponse>, I>>(base?: I): ListAppVersionsResponse {
+    return ListAppVersionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAppVersionsResponse>, I>>(object: I): ListAppVersionsResponse {
+    const message = createBaseListAppVersionsResponse();
+    message.versions = object.versions?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGetAppVersionRequest(): GetAppVersionRequest {
+  return { appId: "", version: "" };
+}
+
+export const GetAppVersionRequest: MessageFns<GetAppVersionRequest> = {
+  encode(message: GetAppVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAppVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAppVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetAppVersionRequest {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: GetAppVersionRequest): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetAppVersionRequest>, I>>(base?: I): GetAppVersionRequest {
+    return GetAppVersionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetAppVersionRequest>, I>>(object: I): GetAppVersionRequest {
+    const message = createBaseGetAppVersionRequest();
+    message.appId = object.appId ?? "";
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
+function createBaseGetAppVersionResponse(): GetAppVersionResponse {
+  return { definitionJson: "" };
+}
+
+export const GetAppVersionResponse: MessageFns<GetAppVersionResponse> = {
+  encode(message: GetAppVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.definitionJson !== "") {
+      writer.uint32(10).string(message.definitionJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAppVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAppVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.definitionJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetAppVersionResponse {
+    return {
+      definitionJson: isSet(object.definitionJson)
+        ? globalThis.String(object.definitionJson)
+        : isSet(object.definition_json)
+        ? globalThis.String(object.definition_json)
+        : "",
+    };
+  },
+
+  toJSON(message: GetAppVersionResponse): unknown {
+    const obj: any = {};
+    if (message.definitionJson !== "") {
+      obj.definitionJson = message.definitionJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetAppVersionResponse>, I>>(base?: I): GetAppVersionResponse {
+    return GetAppVersionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetAppVersionResponse>, I>>(object: I): GetAppVersionResponse {
+    const message = createBaseGetAppVersionResponse();
+    message.definitionJson = object.definitionJson ?? "";
+    return message;
+  },
+};
+
 /**
  * The Drover scheduler (a framework of the master): apps and their tasks.
  * App definitions travel as JSON documents so that the scheduler validates them in one
@@ -2043,6 +2437,29 @@ export const SchedulerService = {
     responseSerialize: (value: GetQueueResponse): Buffer => Buffer.from(GetQueueResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetQueueResponse => GetQueueResponse.decode(value),
   },
+  /** An app's versions, newest first (Marathon's GET /v2/apps/{id}/versions). */
+  listAppVersions: {
+    path: "/drover.v1.Scheduler/ListAppVersions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAppVersionsRequest): Buffer =>
+      Buffer.from(ListAppVersionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAppVersionsRequest => ListAppVersionsRequest.decode(value),
+    responseSerialize: (value: ListAppVersionsResponse): Buffer =>
+      Buffer.from(ListAppVersionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAppVersionsResponse => ListAppVersionsResponse.decode(value),
+  },
+  /** An app's definition as of one of its versions (GET /v2/apps/{id}/versions/{version}). */
+  getAppVersion: {
+    path: "/drover.v1.Scheduler/GetAppVersion" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetAppVersionRequest): Buffer => Buffer.from(GetAppVersionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAppVersionRequest => GetAppVersionRequest.decode(value),
+    responseSerialize: (value: GetAppVersionResponse): Buffer =>
+      Buffer.from(GetAppVersionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetAppVersionResponse => GetAppVersionResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerServer extends UntypedServiceImplementation {
@@ -2055,6 +2472,10 @@ export interface SchedulerServer extends UntypedServiceImplementation {
   listTasks: handleUnaryCall<ListAppTasksRequest, ListAppTasksResponse>;
   /** Apps with instances waiting to be placed, and why (from the last offers seen). */
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
+  /** An app's versions, newest first (Marathon's GET /v2/apps/{id}/versions). */
+  listAppVersions: handleUnaryCall<ListAppVersionsRequest, ListAppVersionsResponse>;
+  /** An app's definition as of one of its versions (GET /v2/apps/{id}/versions/{version}). */
+  getAppVersion: handleUnaryCall<GetAppVersionRequest, GetAppVersionResponse>;
 }
 
 export interface SchedulerClient extends Client {
@@ -2178,6 +2599,38 @@ export interface SchedulerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueResponse) => void,
+  ): ClientUnaryCall;
+  /** An app's versions, newest first (Marathon's GET /v2/apps/{id}/versions). */
+  listAppVersions(
+    request: ListAppVersionsRequest,
+    callback: (error: ServiceError | null, response: ListAppVersionsResponse) => void,
+  ): ClientUnaryCall;
+  listAppVersions(
+    request: ListAppVersionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAppVersionsResponse) => void,
+  ): ClientUnaryCall;
+  listAppVersions(
+    request: ListAppVersionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAppVersionsResponse) => void,
+  ): ClientUnaryCall;
+  /** An app's definition as of one of its versions (GET /v2/apps/{id}/versions/{version}). */
+  getAppVersion(
+    request: GetAppVersionRequest,
+    callback: (error: ServiceError | null, response: GetAppVersionResponse) => void,
+  ): ClientUnaryCall;
+  getAppVersion(
+    request: GetAppVersionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetAppVersionResponse) => void,
+  ): ClientUnaryCall;
+  getAppVersion(
+    request: GetAppVersionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetAppVersionResponse) => void,
   ): ClientUnaryCall;
 }
 
