@@ -43,9 +43,21 @@ export const MasterConfigSchema = z.strictObject({
   advertise: address.default("127.0.0.1:5050"),
   /** After becoming leader, wait this long for agents to re-register before offering their resources. */
   agentReregisterTimeoutSeconds: z.number().min(0).max(600).default(10),
-  /** An agent whose session is gone for this long has its tasks marked TASK_LOST. */
+  /**
+   * Deprecated, ignored (still accepted so that older configs load): the tasks of an agent away are
+   * TASK_UNREACHABLE from the heartbeat timeout until agentRemoveTimeoutSeconds, then TASK_LOST.
+   */
   agentLostTimeoutSeconds: z.number().min(1).max(3600).default(30),
-  /** An agent gone for this long is removed (AgentRemoved): a failover no longer waits for it. */
+  /**
+   * An agent not heard from for this long has its session closed and its active tasks marked
+   * TASK_UNREACHABLE (a session that ended is waited for this long after it was last heard from).
+   * Absent: max(5 × heartbeatIntervalMs, 10 s).
+   */
+  agentHeartbeatTimeoutSeconds: z.number().min(0.5).max(3600).optional(),
+  /**
+   * An agent gone for this long is removed (AgentRemoved), its tasks TASK_LOST: a failover no longer
+   * waits for it, and frameworks replace its tasks whatever their unreachable strategy.
+   */
   agentRemoveTimeoutSeconds: z
     .number()
     .min(1)
@@ -170,6 +182,8 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_AGENT_REREGISTER_TIMEOUT_SECONDS: { key: "agentReregisterTimeoutSeconds", kind: "number" },
   DROVER_MASTER_AGENT_LOST_TIMEOUT_SECONDS: { key: "agentLostTimeoutSeconds", kind: "number" },
   DROVER_MASTER_AGENT_REMOVE_TIMEOUT_SECONDS: { key: "agentRemoveTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_AGENT_HEARTBEAT_TIMEOUT_SECONDS: { key: "agentHeartbeatTimeoutSeconds", kind: "number" },
+  DROVER_MASTER_HEARTBEAT_INTERVAL_MS: { key: "heartbeatIntervalMs", kind: "number" },
   DROVER_MASTER_ALLOCATION_INTERVAL_MS: { key: "allocationIntervalMs", kind: "number" },
   DROVER_MASTER_TERMINAL_TASK_RETENTION_SECONDS: { key: "terminalTaskRetentionSeconds", kind: "number" },
   DROVER_MASTER_LOG_RETENTION_SECONDS: { key: "logRetentionSeconds", kind: "number" },

@@ -89,29 +89,33 @@ test("reconcileAgentReport: every reported task is killed, applied or left alone
   );
 });
 
-test("agentLiveness: silent sessions time out; gone agents are lost, then removed, never both", () => {
+test("agentLiveness: silent sessions time out and are unreachable; gone agents are unreachable from their time, then removed, never both", () => {
   fc.assert(
     fc.property(
       fc.array(fc.integer({ min: 0, max: 100_000 }), { maxLength: 8 }),
-      fc.array(fc.integer({ min: 0, max: 2_000_000 }), { maxLength: 8 }),
+      fc.array(
+        fc.tuple(fc.integer({ min: 0, max: 2_000_000 }), fc.integer({ min: -100_000, max: 100_000 })),
+        { maxLength: 8 },
+      ),
       fc.integer({ min: 1000, max: 60_000 }),
-      fc.integer({ min: 1000, max: 600_000 }),
       fc.integer({ min: 1000, max: 2_000_000 }),
-      (silences, aways, hb, lost, remove) => {
+      (silences, aways, hb, remove) => {
         const now = 10_000_000;
         const plan = agentLiveness({
           sessions: silences.map((s, i) => ({ agentId: `s${i}`, lastSeenMs: now - s })),
-          gone: aways.map((a, i) => ({ agentId: `g${i}`, sinceMs: now - a })),
+          gone: aways.map(([a, u], i) => ({ agentId: `g${i}`, sinceMs: now - a, unreachableAtMs: now + u })),
           nowMs: now,
           heartbeatTimeoutMs: hb,
-          lostAfterMs: lost,
           removeAfterMs: remove,
         });
-        for (const [i, s] of silences.entries()) assert.equal(plan.timedOut.includes(`s${i}`), s > hb);
-        for (const [i, a] of aways.entries()) {
+        for (const [i, s] of silences.entries()) {
+          assert.equal(plan.timedOut.includes(`s${i}`), s > hb);
+          assert.equal(plan.unreachable.includes(`s${i}`), s > hb);
+        }
+        for (const [i, [a, u]] of aways.entries()) {
           const id = `g${i}`;
-          assert.equal(plan.remove.includes(id), a >= Math.max(remove, lost));
-          assert.equal(plan.lost.includes(id), a >= lost && a < Math.max(remove, lost));
+          assert.equal(plan.remove.includes(id), a >= remove);
+          assert.equal(plan.unreachable.includes(id), a < remove && u <= 0);
         }
       },
     ),

@@ -58,35 +58,38 @@ export function reconcileAgentReport(
 export interface AgentLiveness {
   /** Connected agents and when each was last heard from. */
   sessions: readonly { agentId: string; lastSeenMs: number }[];
-  /** Known agents without a session, and since when. */
-  gone: readonly { agentId: string; sinceMs: number }[];
+  /**
+   * Known agents without a session: since when, and from when their tasks are TASK_UNREACHABLE
+   * (the shell chooses: last heard from + the heartbeat timeout for a session that ended, the
+   * re-registration window after a failover).
+   */
+  gone: readonly { agentId: string; sinceMs: number; unreachableAtMs: number }[];
   nowMs: number;
-  /** A session silent this long is closed. */
+  /** A session silent this long is closed, and its agent's tasks are unreachable. */
   heartbeatTimeoutMs: number;
-  /** An agent gone this long has its tasks marked TASK_LOST. */
-  lostAfterMs: number;
-  /** An agent gone this long is removed from the registry (AgentRemoved); >= lostAfterMs. */
+  /** An agent gone this long is removed from the registry (AgentRemoved), its tasks TASK_LOST. */
   removeAfterMs: number;
 }
 
 export interface AgentLivenessPlan {
   /** Sessions to close for silence. */
   timedOut: string[];
-  /** Agents whose tasks are now lost. */
-  lost: string[];
-  /** Agents to remove for good. */
+  /** Agents whose tasks are TASK_UNREACHABLE now (the timed-out ones among them); not those removed. */
+  unreachable: string[];
+  /** Agents to remove for good (their tasks are lost). */
   remove: string[];
 }
 
 export function agentLiveness(f: AgentLiveness): AgentLivenessPlan {
-  const plan: AgentLivenessPlan = { timedOut: [], lost: [], remove: [] };
+  const plan: AgentLivenessPlan = { timedOut: [], unreachable: [], remove: [] };
   for (const s of f.sessions)
-    if (f.nowMs - s.lastSeenMs > f.heartbeatTimeoutMs) plan.timedOut.push(s.agentId);
-  const removeAfter = Math.max(f.removeAfterMs, f.lostAfterMs);
+    if (f.nowMs - s.lastSeenMs > f.heartbeatTimeoutMs) {
+      plan.timedOut.push(s.agentId);
+      plan.unreachable.push(s.agentId);
+    }
   for (const g of f.gone) {
-    const away = f.nowMs - g.sinceMs;
-    if (away >= removeAfter) plan.remove.push(g.agentId);
-    else if (away >= f.lostAfterMs) plan.lost.push(g.agentId);
+    if (f.nowMs - g.sinceMs >= f.removeAfterMs) plan.remove.push(g.agentId);
+    else if (f.nowMs >= g.unreachableAtMs) plan.unreachable.push(g.agentId);
   }
   return plan;
 }

@@ -146,10 +146,18 @@ export class Framework {
     );
   }
 
-  async kill(taskId: string): Promise<void> {
+  /**
+   * Kills a task: SIGTERM, then SIGKILL after `gracePeriodSeconds` (absent: the task's own kill
+   * grace, else the agent's default of 5 s). A task whose agent is unreachable is TASK_GONE at once.
+   */
+  async kill(taskId: string, gracePeriodSeconds?: number): Promise<void> {
     await this.masters.call(
       (c) => c.kill.bind(c),
-      { frameworkId: this.requireId(), taskId },
+      {
+        frameworkId: this.requireId(),
+        taskId,
+        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+      },
       15_000,
       this.streamHeaders(),
     );

@@ -53,9 +53,14 @@ export interface AgentOptions {
   health?: Pick<AgentHealthDeps, "containers" | "store" | "clock" | "runCheck" | "probeReadiness">;
 }
 
+/** SIGTERM → SIGKILL wait of a kill that names none, of a task that has none of its own. */
+const DEFAULT_KILL_GRACE_SECONDS = 5;
+
 export class Agent {
   private readonly masters: LeaderClient<MasterClient>;
   private readonly tasks = new Map<string, KnownTask>();
+  /** The kill grace of the tasks launched here that have one (TaskInfo.run.killGracePeriodSeconds). */
+  private readonly killGrace = new Map<string, number>();
   private readonly statusChains = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private readonly health: AgentHealth;
@@ -224,6 +229,8 @@ export class Agent {
       return;
     }
     this.options.onLaunch?.();
+    const grace = checked.value.run?.killGracePeriodSeconds;
+    if (grace !== undefined) this.killGrace.set(task.taskId, grace);
     const ports = portsOf(task);
     const env: Record<string, string> = { ...task.env };
     // Mesos/Marathon convention: the task learns its host ports from PORT0…PORTn and PORT.
@@ -257,7 +264,9 @@ export class Agent {
       });
   }
 
-  private kill(taskId: string, grace: number): void {
+  /** `requested`: the master's (the framework's) grace for this kill; absent, the task's own, else 5 s. */
+  private kill(taskId: string, requested: number | undefined): void {
+    const grace = requested ?? this.killGrace.get(taskId) ?? DEFAULT_KILL_GRACE_SECONDS;
     this.health.stop(taskId);
     this.executor
       .kill(taskId, grace)
@@ -332,7 +341,10 @@ export class Agent {
 
   private forget(taskId: string): void {
     const t = this.tasks.get(taskId);
-    if (t && isTerminal(t.status.state)) this.tasks.delete(taskId);
+    if (t && isTerminal(t.status.state)) {
+      this.tasks.delete(taskId);
+      this.killGrace.delete(taskId);
+    }
   }
 }
 

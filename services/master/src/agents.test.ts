@@ -1,7 +1,8 @@
 /**
  * AgentRegistry on the in-process master: agents gone for good are removed after their tasks are
- * lost (D5), so a failover no longer waits for them; re-registration reconciles the agent's report
- * with the master's view (invariant 5); silent sessions are closed.
+ * lost (D5), so a failover no longer waits for them (until then their tasks are unreachable:
+ * unreachable.test.ts); re-registration reconciles the agent's report with the master's view
+ * (invariant 5); silent sessions are closed.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -61,16 +62,20 @@ test("D5: an agent gone past agentRemoveTimeoutSeconds is removed, after its tas
   const { m, fw, a1, ids } = await clusterWithTasksOnA1();
   m.leader.agentDisconnected("a1", a1);
 
-  await m.clock.advance(29_000);
+  await m.clock.advance(31_000);
   for (const id of ids)
-    assert.equal(stateOf(m, id), "TASK_RUNNING", "not lost before agentLostTimeoutSeconds");
+    assert.equal(
+      stateOf(m, id),
+      "TASK_UNREACHABLE",
+      "unreachable (not lost) until agentRemoveTimeoutSeconds",
+    );
+  assert.deepEqual(agentList(m).sort(), ["a1", "a2"], "unreachable is not removed yet");
 
+  await m.clock.advance(88_000);
+  for (const id of ids) assert.equal(stateOf(m, id), "TASK_UNREACHABLE");
   await m.clock.advance(2_000);
   for (const id of ids) assert.equal(stateOf(m, id), "TASK_LOST");
   for (const id of ids) assert.equal(updateState(fw.conn.updatesOf(id).at(-1)), "TASK_LOST");
-  assert.deepEqual(agentList(m).sort(), ["a1", "a2"], "lost is not removed yet");
-
-  await m.clock.advance(90_000);
   assert.deepEqual(agentList(m), ["a2"], "a1 is removed");
   assert.equal(m.leader.state.agent("a1"), undefined);
   assert.deepEqual(m.kv.keys("/drover/state/agent/"), ["/drover/state/agent/a1", "/drover/state/agent/a2"]);
@@ -118,10 +123,10 @@ test("D5: a new leader on the same store offers at once when the only missing ag
   await m2.leader.stop();
 });
 
-test("D5 (control): a new leader waits agentReregisterTimeoutSeconds for a known agent that is only lost", async () => {
+test("D5 (control): a new leader waits agentReregisterTimeoutSeconds for a known agent that is only unreachable", async () => {
   const { m, fw, a1 } = await clusterWithTasksOnA1();
   m.leader.agentDisconnected("a1", a1);
-  await m.clock.advance(31_000); // lost, not removed
+  await m.clock.advance(31_000); // unreachable, not removed
   assert.ok(m.leader.state.agent("a1"));
 
   await m.leader.stop();

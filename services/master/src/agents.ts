@@ -1,9 +1,11 @@
 /**
  * The agent registry: the session of each connected agent (its connection and when it was last
  * heard from) and, for each known agent without a session, since when it has been gone. Its
- * timer checks liveness every second with the pure agentLiveness: silent sessions are closed,
- * agents gone for `agentLostTimeoutSeconds` have their tasks marked lost, agents gone for
- * `agentRemoveTimeoutSeconds` are removed (AgentRemoved), so a later failover never waits for them.
+ * timer checks liveness every second with the pure agentLiveness: silent sessions are closed;
+ * agents not heard from for the heartbeat timeout have their tasks marked TASK_UNREACHABLE (back
+ * to RUNNING when the agent re-registers reporting them); agents gone for
+ * `agentRemoveTimeoutSeconds` have their tasks marked TASK_LOST and are removed (AgentRemoved),
+ * so a later failover never waits for them.
  */
 import { errorMessage } from "@drover/common";
 import { type AgentRecord, agentLiveness, awaitingReregistration } from "@drover/core";
@@ -23,6 +25,8 @@ interface Session {
 export interface AgentHooks {
   /** The agent's session ended or began anew: its outstanding offers must go. */
   offersVoid(agentId: string): void;
+  /** The agent has not been heard from for `silentMs`: its tasks are unreachable. Resolves when they are marked. */
+  unreachable(agentId: string, silentMs: number): Promise<void>;
   /** The agent has been gone too long: its tasks are lost. Resolves when they are marked. */
   lost(agentId: string, awayMs: number): Promise<void>;
 }
@@ -30,6 +34,10 @@ export interface AgentHooks {
 export class AgentRegistry {
   private readonly sessions = new Map<string, Session>();
   private readonly goneSince = new Map<string, number>();
+  /** Agents without a session: when they were last heard from, and when their tasks become unreachable. */
+  private readonly away = new Map<string, { lastHeardMs: number; unreachableAtMs: number }>();
+  /** Agents whose tasks are marked unreachable (not marked again until they come back). */
+  private readonly unreachableMarked = new Set<string>();
   /** Agents whose tasks are marked lost (not marked again until they come back). */
   private readonly lostMarked = new Set<string>();
   private startedAtMs = 0;
@@ -41,11 +49,27 @@ export class AgentRegistry {
     private readonly hooks: AgentHooks,
   ) {}
 
-  /** Every known agent counts as gone from now until it re-registers. */
+  /**
+   * Every known agent counts as gone from now until it re-registers; its tasks become unreachable
+   * only if it is not back within the re-registration window (or the heartbeat timeout if longer).
+   */
   start(): void {
     this.startedAtMs = this.ctx.clock.now();
-    for (const [id, e] of this.ctx.state.agents) if (e.state) this.goneSince.set(id, this.startedAtMs);
+    const wait = Math.max(this.heartbeatTimeoutMs(), this.ctx.config.agentReregisterTimeoutSeconds * 1000);
+    for (const [id, e] of this.ctx.state.agents)
+      if (e.state) {
+        this.goneSince.set(id, this.startedAtMs);
+        this.away.set(id, { lastHeardMs: this.startedAtMs, unreachableAtMs: this.startedAtMs + wait });
+      }
     this.timer = this.ctx.clock.setInterval(() => void this.check(), 1000);
+  }
+
+  /** A session silent this long is closed and its agent's tasks are unreachable. */
+  heartbeatTimeoutMs(): number {
+    const c = this.ctx.config;
+    return c.agentHeartbeatTimeoutSeconds !== undefined
+      ? c.agentHeartbeatTimeoutSeconds * 1000
+      : Math.max(5 * c.heartbeatIntervalMs, 10_000);
   }
 
   stop(reason: string): void {
@@ -62,6 +86,8 @@ export class AgentRegistry {
     this.hooks.offersVoid(agentId);
     this.sessions.set(agentId, { conn, lastSeenMs: this.ctx.clock.now() });
     this.goneSince.delete(agentId);
+    this.away.delete(agentId);
+    this.unreachableMarked.delete(agentId);
     this.lostMarked.delete(agentId);
   }
 
@@ -76,6 +102,12 @@ export class AgentRegistry {
     if (!s || s.conn !== conn) return false;
     this.sessions.delete(agentId);
     this.goneSince.set(agentId, this.ctx.clock.now());
+    // A session that ended (an agent restarting, a dropped connection) has the rest of a heartbeat
+    // timeout to come back before its tasks are unreachable; a silent one has had it already.
+    this.away.set(agentId, {
+      lastHeardMs: s.lastSeenMs,
+      unreachableAtMs: s.lastSeenMs + this.heartbeatTimeoutMs(),
+    });
     this.hooks.offersVoid(agentId);
     this.ctx.log.warn("agent disconnected", { agentId });
     return true;
@@ -139,13 +171,16 @@ export class AgentRegistry {
   private async checkOnce(): Promise<void> {
     const c = this.ctx.config;
     const now = this.ctx.clock.now();
-    const lostAfterMs = Math.max(c.agentLostTimeoutSeconds, c.agentReregisterTimeoutSeconds) * 1000;
+    const heartbeatTimeoutMs = this.heartbeatTimeoutMs();
     const plan = agentLiveness({
       sessions: [...this.sessions].map(([agentId, s]) => ({ agentId, lastSeenMs: s.lastSeenMs })),
-      gone: [...this.goneSince].map(([agentId, sinceMs]) => ({ agentId, sinceMs })),
+      gone: [...this.goneSince].map(([agentId, sinceMs]) => ({
+        agentId,
+        sinceMs,
+        unreachableAtMs: this.away.get(agentId)?.unreachableAtMs ?? sinceMs + heartbeatTimeoutMs,
+      })),
       nowMs: now,
-      heartbeatTimeoutMs: Math.max(5 * c.heartbeatIntervalMs, 10_000),
-      lostAfterMs,
+      heartbeatTimeoutMs,
       removeAfterMs: c.agentRemoveTimeoutSeconds * 1000,
     });
     for (const agentId of plan.timedOut) {
@@ -154,11 +189,18 @@ export class AgentRegistry {
       s.conn.close("heartbeat timeout");
       this.detach(agentId, s.conn);
     }
-    for (const agentId of [...plan.lost, ...plan.remove]) {
-      if (this.lostMarked.has(agentId)) continue;
+    for (const agentId of plan.unreachable) {
+      if (this.unreachableMarked.has(agentId) || this.sessions.has(agentId)) continue;
+      const heard = this.away.get(agentId)?.lastHeardMs ?? now;
+      await this.hooks.unreachable(agentId, now - heard);
+      // Back meanwhile: its next absence is marked again.
+      if (!this.sessions.has(agentId)) this.unreachableMarked.add(agentId);
+    }
+    for (const agentId of plan.remove) {
+      if (this.lostMarked.has(agentId) || this.sessions.has(agentId)) continue;
       const since = this.goneSince.get(agentId);
       await this.hooks.lost(agentId, now - (since ?? now));
-      this.lostMarked.add(agentId);
+      if (!this.sessions.has(agentId)) this.lostMarked.add(agentId);
     }
     for (const agentId of plan.remove) {
       const since = this.goneSince.get(agentId);
@@ -175,7 +217,11 @@ export class AgentRegistry {
         () => !this.sessions.has(agentId) && this.ctx.state.agent(agentId) !== undefined,
       );
       // A removed agent that comes back registers as new.
-      if (this.goneSince.get(agentId) === since) this.goneSince.delete(agentId);
+      if (this.goneSince.get(agentId) === since) {
+        this.goneSince.delete(agentId);
+        this.away.delete(agentId);
+      }
+      this.unreachableMarked.delete(agentId);
       this.lostMarked.delete(agentId);
       if (removed) this.ctx.log.warn("agent removed", { agentId, goneForMs: now - since });
     }

@@ -38,6 +38,8 @@ export type { FrameworkConn } from "./frameworks.js";
 /** How long, and how many, accepts are remembered for retries. */
 const ACCEPT_MEMORY_MS = 10 * 60_000;
 const ACCEPT_MEMORY_SIZE = 10_000;
+/** The longest kill grace a framework may ask for (a year, as TaskInfo.run's). */
+const MAX_KILL_GRACE_SECONDS = 86_400 * 365;
 
 export interface AcceptRequest {
   frameworkId: string;
@@ -103,6 +105,7 @@ export class MasterLeader {
       offersVoid: (agentId) => {
         for (const o of this.offers.removeOnAgent(agentId)) this.allocation.rescind(o.frameworkId, o.offerId);
       },
+      unreachable: (agentId, silentMs) => this.tasks.markUnreachable(agentId, silentMs),
       lost: (agentId, awayMs) => this.tasks.markLost(agentId, awayMs),
     });
     this.frameworks = new FrameworkRegistry(ctx, {
@@ -301,9 +304,17 @@ export class MasterLeader {
     this.frameworks.suppress(frameworkId);
   }
 
-  async kill(frameworkId: string, taskId: string): Promise<void> {
+  /** `gracePeriodSeconds`: this kill's SIGTERM → SIGKILL wait (absent: the task's own, else the agent's). */
+  async kill(frameworkId: string, taskId: string, gracePeriodSeconds?: number): Promise<void> {
     this.frameworks.requireSubscribed(frameworkId);
-    await this.tasks.kill(frameworkId, taskId);
+    if (
+      gracePeriodSeconds !== undefined &&
+      !(gracePeriodSeconds >= 0 && gracePeriodSeconds <= MAX_KILL_GRACE_SECONDS)
+    )
+      throw new InvalidArgumentError([
+        { path: "gracePeriodSeconds", message: `must be from 0 to ${MAX_KILL_GRACE_SECONDS}` },
+      ]);
+    await this.tasks.kill(frameworkId, taskId, gracePeriodSeconds);
   }
 
   acknowledge(frameworkId: string, taskId: string, uuid: string): void {

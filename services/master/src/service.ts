@@ -284,7 +284,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
     kill: unaryHandler(log, "Kill", async (req, call) => {
       const l = await leader();
       l.authorizeFramework(req.frameworkId, streamIdOf(call));
-      await l.kill(req.frameworkId, req.taskId);
+      await l.kill(req.frameworkId, req.taskId, req.gracePeriodSeconds);
       return {};
     }),
     acknowledge: unaryHandler(log, "Acknowledge", async (req, call) => {

@@ -1,8 +1,15 @@
 /**
  * The task lifecycle: launches (one commit unit per task, packed by group commit), status
  * updates from agents (applied in state order, forwarded to the framework and resent until
- * acknowledged), kills, reconciliation with an agent's report, lost agents' tasks, and the sweep
- * that expunges terminal tasks. Its timers: resend unacknowledged updates (10 s) and expunge (15 s).
+ * acknowledged), kills, reconciliation with an agent's report, unreachable and lost agents'
+ * tasks, and the sweep that expunges terminal tasks. Its timers: resend unacknowledged updates
+ * (10 s) and expunge (15 s).
+ *
+ * Unreachable agents: their active tasks (STAGING, STARTING, RUNNING) become TASK_UNREACHABLE;
+ * while the agent is away, no update but a terminal one changes them (the agent's report at
+ * re-registration brings them back to RUNNING). A framework's kill of an unreachable task is
+ * TASK_GONE at once (Marathon's expunge: the framework forgets it), and the agent is told to kill
+ * it if it comes back (reconcileAgentReport kills reported tasks the master holds terminal).
  */
 import { randomUUID } from "node:crypto";
 import type { StatusMessage } from "@drover/bus";
@@ -37,7 +44,15 @@ const RESEND_MAX_MS = 600_000;
 /** How often the unacknowledged updates are checked for one due again. */
 const RESEND_CHECK_MS = 5_000;
 const EXPUNGE_EVERY_MS = 15_000;
-const KILL_GRACE_SECONDS = 5;
+
+/**
+ * The grace of a kill sent to an agent: the framework's for this kill, else the task's own
+ * (TaskInfo.run.killGracePeriodSeconds); absent, the agent decides (the task's, else 5 s).
+ */
+function killGraceOf(info: TaskInfo, requested?: number): { gracePeriodSeconds?: number } {
+  const grace = requested ?? info.run?.killGracePeriodSeconds;
+  return grace === undefined ? {} : { gracePeriodSeconds: grace };
+}
 
 export class TaskLifecycle {
   /** Status updates sent to frameworks and not yet acknowledged: taskId → status uuid. */
@@ -162,6 +177,14 @@ export class TaskLifecycle {
     }
     // A same-state update applies when it is a newer health or readiness update (task-health.ts).
     if (!shouldApplyTaskStatus(task.status, m.status)) return;
+    // An update sent before the agent went away (delivered late, or resent) does not bring its task
+    // back while the agent is away: its report at re-registration does. A terminal one is final.
+    if (
+      task.status.state === "TASK_UNREACHABLE" &&
+      !isTerminal(m.status.state) &&
+      !this.agents.isConnected(m.agentId)
+    )
+      return;
     if (task.status.state === "TASK_KILLING" && m.status.state === "TASK_FAILED") {
       await this.apply(task, { ...m.status, state: "TASK_KILLED" });
       return;
@@ -173,11 +196,12 @@ export class TaskLifecycle {
    * Commits a status change (or a health or readiness change of the same state) and forwards it to
    * the task's framework. Idempotent by state ordering and the status's time (shouldApplyTaskStatus).
    */
-  async apply(task: TaskRecord, status: TaskStatus): Promise<void> {
+  async apply(task: TaskRecord, status: TaskStatus, also: () => boolean = () => true): Promise<void> {
     const id = task.info.taskId;
+    // `also`: a further condition of the caller's, re-checked in commit order with the state's.
     const applies = () => {
       const c = this.ctx.state.task(id);
-      return c !== undefined && shouldApplyTaskStatus(c.status, status);
+      return c !== undefined && shouldApplyTaskStatus(c.status, status) && also();
     };
     if (!applies()) return;
     // The guard re-checks in commit order: a decision taken before an earlier queued commit landed
@@ -266,18 +290,38 @@ export class TaskLifecycle {
     return this.unacked.size;
   }
 
-  /** A framework kills its task (a finished one gets its final status again). */
-  async kill(frameworkId: string, taskId: string): Promise<void> {
+  /**
+   * A framework kills its task (a finished one gets its final status again), with its own grace
+   * period if it gives one.
+   */
+  async kill(frameworkId: string, taskId: string, gracePeriodSeconds?: number): Promise<void> {
     const t = this.ctx.state.task(taskId);
     if (!t || t.info.frameworkId !== frameworkId) throw new NotFoundError(`task ${quote(taskId)}`);
     if (isTerminal(t.status.state)) {
       this.forward(t.info, t.status);
       return;
     }
-    await this.killTask(t, "killed by its framework");
+    await this.killTask(t, "killed by its framework", gracePeriodSeconds);
   }
 
-  private async killTask(t: TaskRecord, why: string): Promise<void> {
+  private async killTask(t: TaskRecord, why: string, gracePeriodSeconds?: number): Promise<void> {
+    const agentId = t.info.agentId;
+    if (t.status.state === "TASK_UNREACHABLE" && !this.agents.isConnected(agentId)) {
+      // Nobody can kill it now: it is gone for the framework, and killed if its agent comes back.
+      await this.apply(
+        t,
+        {
+          state: "TASK_GONE",
+          message: `${why} while its agent was unreachable; killed if the agent comes back`,
+          timestampMs: this.ctx.clock.now(),
+          uuid: randomUUID(),
+          source: "master",
+        },
+        () => !this.agents.isConnected(agentId),
+      );
+      const now = this.ctx.state.task(t.info.taskId);
+      if (!now || isTerminal(now.status.state)) return;
+    }
     if (t.status.state !== "TASK_KILLING") {
       await this.apply(t, {
         state: "TASK_KILLING",
@@ -287,8 +331,11 @@ export class TaskLifecycle {
         source: "master",
       });
     }
-    this.agents.send(t.info.agentId, {
-      command: { $case: "kill", value: { taskId: t.info.taskId, gracePeriodSeconds: KILL_GRACE_SECONDS } },
+    this.agents.send(agentId, {
+      command: {
+        $case: "kill",
+        value: { taskId: t.info.taskId, ...killGraceOf(t.info, gracePeriodSeconds) },
+      },
     });
   }
 
@@ -339,10 +386,12 @@ export class TaskLifecycle {
     expected: TaskRecord[],
   ): Promise<void> {
     const plan = reconcileAgentReport(agentId, reported, expected, (id) => this.ctx.state.task(id));
-    for (const taskId of plan.kill)
+    for (const taskId of plan.kill) {
+      const info = this.ctx.state.task(taskId)?.info;
       this.agents.send(agentId, {
-        command: { $case: "kill", value: { taskId, gracePeriodSeconds: KILL_GRACE_SECONDS } },
+        command: { $case: "kill", value: { taskId, ...(info ? killGraceOf(info) : {}) } },
       });
+    }
     const now = this.ctx.clock.now();
     await Promise.all([
       ...plan.apply.map((a) => this.apply(a.task, a.status)),
@@ -356,6 +405,34 @@ export class TaskLifecycle {
         }),
       ),
     ]);
+  }
+
+  /**
+   * The agent has not been heard from for the heartbeat timeout: its STAGING, STARTING and RUNNING
+   * tasks are TASK_UNREACHABLE (unless it is back by the time each is committed). A KILLING task
+   * stays KILLING: the kill is carried out if the agent comes back.
+   */
+  async markUnreachable(agentId: string, silentMs: number): Promise<void> {
+    const now = this.ctx.clock.now();
+    const away = () => !this.agents.isConnected(agentId);
+    const tasks = this.expectedOn(agentId).filter(
+      (t) => !isTerminal(t.status.state) && t.status.state !== "TASK_KILLING",
+    );
+    await Promise.all(
+      tasks.map((t) =>
+        this.apply(
+          t,
+          {
+            state: "TASK_UNREACHABLE",
+            message: `agent ${agentId} not heard from for ${Math.round(silentMs / 1000)} s`,
+            timestampMs: now,
+            uuid: randomUUID(),
+            source: "master",
+          },
+          away,
+        ),
+      ),
+    );
   }
 
   /** The agent is gone for too long: its active tasks are TASK_LOST. */

@@ -22,25 +22,26 @@ import {
   appPortDemand,
   appResources,
   appVersionOf,
+  assignReservations,
   type BackoffPolicy,
   type BackoffState,
   type Constraint,
+  cameBackReplaced,
   hostPortsByIndex,
   type InstanceDemand,
   initialBackoff,
-  isResident,
   isActive,
+  isResident,
   isTerminal,
   type Placement,
   type PlacementResult,
-  persistentVolumeName,
   parseConstraints,
+  persistentVolumeName,
   placeInstances,
   type Reservation,
   reconcileApp,
   recordFailure,
   recordHealthy,
-  assignReservations,
   residentLaunches,
   type TaskState,
   taskEnv,
@@ -59,11 +60,15 @@ export interface TaskEntry {
   createdAtMs: number;
   runningSinceMs?: number;
   killRequested: boolean;
-  /** Resident apps: the reservation (agent and volumes) the task uses. */
-  reservationId?: string;
+  /** TASK_UNREACHABLE since (the time of the update that said so): the app's unreachableStrategy counts from it. */
+  unreachableSinceMs?: number;
+  /** Came back from TASK_UNREACHABLE after its replacement was due: killed first if the app has too many. */
+  replaced?: boolean;
   /** The latest health and readiness its checks reported (absent: no checks, or no answer yet). */
   health?: TaskUpdate["health"];
   readiness?: TaskUpdate["readiness"];
+  /** Resident apps: the reservation (agent and volumes) the task uses. */
+  reservationId?: string;
 }
 
 export interface QueueEntry {
@@ -221,6 +226,8 @@ export class FrameworkDriver {
   private stopped = false;
   private reviveTimer: NodeJS.Timeout | undefined;
   private reviveAtMs = Number.POSITIVE_INFINITY;
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private recheckAtMs = Number.POSITIVE_INFINITY;
   private queueTail: Promise<unknown> = Promise.resolve();
   private readonly convergeSoon: { trigger(): void; cancel(): void };
   /** Tasks in accepts sent or queued and not answered yet. */
@@ -289,6 +296,7 @@ export class FrameworkDriver {
     this.convergeSoon.cancel();
     this.ready = false;
     if (this.reviveTimer) clearTimeout(this.reviveTimer);
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
     this.fw?.stop();
   }
 
@@ -346,9 +354,13 @@ export class FrameworkDriver {
         createdAtMs: t.createdAtMs,
         ...(t.state === "TASK_RUNNING" ? { runningSinceMs: prev?.runningSinceMs ?? t.updatedAtMs } : {}),
         killRequested: prev?.killRequested ?? t.state === "TASK_KILLING",
-        ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
+        ...(t.state === "TASK_UNREACHABLE"
+          ? { unreachableSinceMs: prev?.unreachableSinceMs ?? t.updatedAtMs }
+          : {}),
+        ...(prev?.replaced ? { replaced: true } : {}),
         ...(t.health ? { health: t.health } : {}),
         ...(t.readiness ? { readiness: t.readiness } : {}),
+        ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -397,8 +409,31 @@ export class FrameworkDriver {
         killRequested: false,
       });
     }
+    if (!isTerminal(u.state)) this.noteUnreachable(u, now);
     // Updates arrive in floods at scale: converge once per burst, not once per update.
     this.convergeSoon.trigger();
+  }
+
+  /**
+   * Keeps when a task became unreachable (the update's time), and when it comes back whether it
+   * had been replaced meanwhile (cameBackReplaced, by the app's unreachableStrategy).
+   */
+  private noteUnreachable(u: TaskUpdate, now: number): void {
+    const e = this.tasks.get(u.taskId);
+    if (!e) return;
+    if (u.state === "TASK_UNREACHABLE") {
+      e.unreachableSinceMs ??= u.timestampMs || now;
+      return;
+    }
+    if (e.unreachableSinceMs === undefined) return;
+    const strategy = this.deps.apps().get(e.appId)?.spec.unreachableStrategy;
+    if (cameBackReplaced(e.unreachableSinceMs, now, strategy)) e.replaced = true;
+    e.unreachableSinceMs = undefined;
+    this.deps.log.info("unreachable task is back", {
+      taskId: u.taskId,
+      state: u.state,
+      replaced: e.replaced,
+    });
   }
 
   private async convergeNow(): Promise<void> {
@@ -416,7 +451,9 @@ export class FrameworkDriver {
       if (!apps.has(appId) && this.leads())
         await this.deps.residency
           ?.release(appId)
-          .catch((err: unknown) => this.deps.log.warn("releasing reservations failed", { appId, err: errorMessage(err) }));
+          .catch((err: unknown) =>
+            this.deps.log.warn("releasing reservations failed", { appId, err: errorMessage(err) }),
+          );
     for (const id of [...this.waiting.keys(), ...this.launchFailures.keys()])
       if (!apps.has(id)) {
         this.waiting.delete(id);
@@ -428,6 +465,13 @@ export class FrameworkDriver {
       else if (plan.waitingForBackoffUntilMs !== undefined)
         reviveAt = Math.min(reviveAt, plan.waitingForBackoffUntilMs);
       kills.push(...plan.kill);
+      // Expunged: killed through the master (TASK_GONE while its agent is away), forgotten on that update.
+      for (const id of plan.expunge) {
+        if (this.tasks.get(id)?.killRequested) continue;
+        this.deps.log.info("expunging unreachable task", { taskId: id, appId });
+        kills.push(id);
+      }
+      if (plan.recheckAtMs !== undefined) this.scheduleRecheck(plan.recheckAtMs);
     }
     if (kills.length > 0 && !this.leads()) return;
     for (const id of kills) {
@@ -435,13 +479,28 @@ export class FrameworkDriver {
       if (!t || t.killRequested) continue;
       t.killRequested = true;
       await this.sdk()
-        .kill(id)
+        .kill(id, apps.get(t.appId)?.spec.taskKillGracePeriodSeconds)
         .catch((err: unknown) => {
           t.killRequested = false;
           this.deps.log.warn("kill failed", { taskId: id, err: errorMessage(err) });
         });
     }
     if (reviveAt < Number.POSITIVE_INFINITY) this.scheduleRevive(reviveAt);
+  }
+
+  /** Converges again at `atMs` (an unreachable task becomes inactive or due for expunging); an earlier request wins. */
+  private scheduleRecheck(atMs: number): void {
+    if (this.recheckTimer && this.recheckAtMs <= atMs) return;
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
+    this.recheckAtMs = atMs;
+    this.recheckTimer = setTimeout(
+      () => {
+        this.recheckTimer = undefined;
+        this.recheckAtMs = Number.POSITIVE_INFINITY;
+        if (!this.stopped) this.convergeSoon.trigger();
+      },
+      Math.max(0, atMs - Date.now()),
+    );
   }
 
   /** Revives offers at `atMs` (now, or when a backoff ends); an earlier request wins. */
@@ -474,10 +533,18 @@ export class FrameworkDriver {
       instances: app.spec.instances,
       tasks: tasks
         .filter((t) => !t.killRequested)
-        .map((t) => ({ taskId: t.taskId, state: t.state, agentId: t.agentId, createdAtMs: t.createdAtMs })),
+        .map((t) => ({
+          taskId: t.taskId,
+          state: t.state,
+          agentId: t.agentId,
+          createdAtMs: t.createdAtMs,
+          ...(t.unreachableSinceMs !== undefined ? { unreachableSinceMs: t.unreachableSinceMs } : {}),
+          ...(t.replaced ? { replaced: true } : {}),
+        })),
       backoff: b,
       nowMs: now,
       killSelection: app.spec.killSelection,
+      unreachableStrategy: app.spec.unreachableStrategy,
     });
   }
 
@@ -522,7 +589,8 @@ export class FrameworkDriver {
       // A resident app: an instance whose reservation is free runs again where its volumes are.
       if (!this.deps.residency) continue;
       const inUse = new Set<string>();
-      for (const t of this.tasks.ofApp(appId)) if (t.reservationId && isActive(t.state)) inUse.add(t.reservationId);
+      for (const t of this.tasks.ofApp(appId))
+        if (t.reservationId && isActive(t.state)) inUse.add(t.reservationId);
       const { pinned, fresh } = residentLaunches(this.deps.residency.of(appId), inUse, plan.launch);
       pinnedByApp.set(appId, pinned);
       const byHost = new Map<string, number>();
@@ -531,7 +599,10 @@ export class FrameworkDriver {
         demands.push({
           ...demand,
           count,
-          constraints: [...(demand.constraints ?? []), { field: "hostname", operator: "IS" as const, value: hostname }],
+          constraints: [
+            ...(demand.constraints ?? []),
+            { field: "hostname", operator: "IS" as const, value: hostname },
+          ],
         });
       if (fresh > 0) demands.push({ ...demand, count: fresh });
     }
@@ -575,7 +646,8 @@ export class FrameworkDriver {
       };
       const reservation = reservationsOf.get(i);
       entry.tasks.push(taskSpecOf(app.spec, offer, p.ports, reservation?.id, appVersionOf(app).version));
-      if (reservation?.created) entry.reserve.set(p.appId, [...(entry.reserve.get(p.appId) ?? []), reservation.created]);
+      if (reservation?.created)
+        entry.reserve.set(p.appId, [...(entry.reserve.get(p.appId) ?? []), reservation.created]);
       byOffer.set(p.offerId, entry);
     }
     const unused = offers.map((o) => o.offerId).filter((id) => !byOffer.has(id));
@@ -599,7 +671,9 @@ export class FrameworkDriver {
     const accepts = [...byOffer.values()];
     const count = accepts.reduce((n, a) => n + a.tasks.length, 0);
     this.accepting += count;
-    void forEachLimit(accepts, ACCEPTS_IN_FLIGHT, (a) => this.accept(a.offer, a.tasks, now, a.reserve)).finally(() => {
+    void forEachLimit(accepts, ACCEPTS_IN_FLIGHT, (a) =>
+      this.accept(a.offer, a.tasks, now, a.reserve),
+    ).finally(() => {
       this.accepting -= count;
     });
   }

@@ -11,7 +11,9 @@
  * constraints (all seven operators, on hostname and agent attributes), bridge networking with
  * portMappings and user-defined Docker networks by name, host-path volumes and local persistent
  * volumes (resident apps, residency.ts), fetch into the sandbox, privileged, docker parameters,
- * forcePullImage and user (the agent's Docker runtime, libs/runtime/src/docker).
+ * forcePullImage and user (the agent's Docker runtime, libs/runtime/src/docker), unreachableStrategy
+ * (framework.ts, core's reconcileApp), taskKillGracePeriodSeconds (the grace of the scheduler's
+ * kills and, through TaskInfo.run, of the agent's).
  * Health checks (every protocol) and readiness checks run on the agent, next to the task
  * (services/agent/src/health.ts); a task killed for failing them is replaced as a failed task.
  */
@@ -32,15 +34,10 @@ export function notYetHonoured(def: AppSpec): FieldIssue[] {
   });
   if (def.tty) refuse("tty", "a TTY");
   if (def.resourceLimits !== undefined) refuse("resourceLimits", "resource limits above the request");
-  if (def.taskKillGracePeriodSeconds !== undefined)
-    refuse("taskKillGracePeriodSeconds", "a per-app kill grace period (5 s for every task)");
   const u = def.upgradeStrategy;
   // A resident app's default (0.5/0) is Marathon's for every resident app: not a choice to refuse.
   const residentDefault = isResident(def) && u.minimumHealthCapacity === 0.5 && u.maximumOverCapacity === 0;
   if ((u.minimumHealthCapacity !== 1 || u.maximumOverCapacity !== 1) && !residentDefault)
     refuse("upgradeStrategy", "rolling upgrades (a changed definition does not restart tasks yet)");
-  const r = def.unreachableStrategy;
-  if (r === "disabled" || r.inactiveAfterSeconds !== 0 || r.expungeAfterSeconds !== 0)
-    refuse("unreachableStrategy", "an unreachable strategy other than replacing at once");
   return out;
 }

@@ -78,7 +78,7 @@ export const TaskRunSchema = z.strictObject({
   dockerParameters: z.array(z.strictObject({ key: z.string().min(1), value: z.string() })).optional(),
   forcePullImage: z.boolean().optional(),
   user: z.string().min(1).optional(),
-  /** SIGTERM → SIGKILL wait of a kill; absent: the kill request's. */
+  /** SIGTERM → SIGKILL wait of a kill that names none itself (a framework's Kill may); absent: 5 s. */
   killGracePeriodSeconds: seconds.optional(),
   healthChecks: z.array(HealthCheckSchema).max(16).optional(),
   readinessChecks: z.array(ReadinessCheckSchema).max(16).optional(),

@@ -65,7 +65,11 @@ export interface LaunchTask {
 
 export interface KillTask {
   taskId: string;
-  gracePeriodSeconds: number;
+  /**
+   * SIGTERM, then SIGKILL after this long. Absent: the task's TaskInfo.run.kill_grace_period_seconds,
+   * else the agent's default (5 s).
+   */
+  gracePeriodSeconds?: number | undefined;
 }
 
 export interface SubscribeRequest {
@@ -185,6 +189,11 @@ export interface SuppressResponse {
 export interface KillRequest {
   frameworkId: string;
   taskId: string;
+  /**
+   * SIGTERM, then SIGKILL after this long (at most a year). Absent: the task's
+   * TaskInfo.run.kill_grace_period_seconds, else the agent's default (5 s).
+   */
+  gracePeriodSeconds?: number | undefined;
 }
 
 export interface KillResponse {
@@ -905,7 +914,7 @@ export const LaunchTask: MessageFns<LaunchTask> = {
 };
 
 function createBaseKillTask(): KillTask {
-  return { taskId: "", gracePeriodSeconds: 0 };
+  return { taskId: "", gracePeriodSeconds: undefined };
 }
 
 export const KillTask: MessageFns<KillTask> = {
@@ -913,7 +922,7 @@ export const KillTask: MessageFns<KillTask> = {
     if (message.taskId !== "") {
       writer.uint32(10).string(message.taskId);
     }
-    if (message.gracePeriodSeconds !== 0) {
+    if (message.gracePeriodSeconds !== undefined) {
       writer.uint32(16).uint32(message.gracePeriodSeconds);
     }
     return writer;
@@ -971,7 +980,7 @@ export const KillTask: MessageFns<KillTask> = {
         ? globalThis.Number(object.gracePeriodSeconds)
         : isSet(object.grace_period_seconds)
         ? globalThis.Number(object.grace_period_seconds)
-        : 0,
+        : undefined,
     };
   },
 
@@ -980,7 +989,7 @@ export const KillTask: MessageFns<KillTask> = {
     if (message.taskId !== "") {
       obj.taskId = message.taskId;
     }
-    if (message.gracePeriodSeconds !== 0) {
+    if (message.gracePeriodSeconds !== undefined) {
       obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
     }
     return obj;
@@ -992,7 +1001,7 @@ export const KillTask: MessageFns<KillTask> = {
   fromPartial<I extends Exact<DeepPartial<KillTask>, I>>(object: I): KillTask {
     const message = createBaseKillTask();
     message.taskId = object.taskId ?? "";
-    message.gracePeriodSeconds = object.gracePeriodSeconds ?? 0;
+    message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
     return message;
   },
 };
@@ -2790,7 +2799,7 @@ export const SuppressResponse: MessageFns<SuppressResponse> = {
 };
 
 function createBaseKillRequest(): KillRequest {
-  return { frameworkId: "", taskId: "" };
+  return { frameworkId: "", taskId: "", gracePeriodSeconds: undefined };
 }
 
 export const KillRequest: MessageFns<KillRequest> = {
@@ -2800,6 +2809,9 @@ export const KillRequest: MessageFns<KillRequest> = {
     }
     if (message.taskId !== "") {
       writer.uint32(18).string(message.taskId);
+    }
+    if (message.gracePeriodSeconds !== undefined) {
+      writer.uint32(24).uint32(message.gracePeriodSeconds);
     }
     return writer;
   },
@@ -2833,6 +2845,14 @@ export const KillRequest: MessageFns<KillRequest> = {
             message.taskId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.gracePeriodSeconds = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2857,6 +2877,11 @@ export const KillRequest: MessageFns<KillRequest> = {
         : isSet(object.task_id)
         ? globalThis.String(object.task_id)
         : "",
+      gracePeriodSeconds: isSet(object.gracePeriodSeconds)
+        ? globalThis.Number(object.gracePeriodSeconds)
+        : isSet(object.grace_period_seconds)
+        ? globalThis.Number(object.grace_period_seconds)
+        : undefined,
     };
   },
 
@@ -2868,6 +2893,9 @@ export const KillRequest: MessageFns<KillRequest> = {
     if (message.taskId !== "") {
       obj.taskId = message.taskId;
     }
+    if (message.gracePeriodSeconds !== undefined) {
+      obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
+    }
     return obj;
   },
 
@@ -2878,6 +2906,7 @@ export const KillRequest: MessageFns<KillRequest> = {
     const message = createBaseKillRequest();
     message.frameworkId = object.frameworkId ?? "";
     message.taskId = object.taskId ?? "";
+    message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
     return message;
   },
 };
