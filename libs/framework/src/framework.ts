@@ -193,6 +193,8 @@ export class Framework {
           createdAtMs: t.createdAtMs,
           updatedAtMs: t.updatedAtMs,
           labels: { ...t.info.labels },
+          ...(t.status?.health ? { health: fromWireHealth(t.status.health) } : {}),
+          ...(t.status?.readiness.length ? { readiness: fromWireReadiness(t.status.readiness) } : {}),
         },
       ];
     });
@@ -201,8 +203,6 @@ export class Framework {
   /**
    * The wire form of this framework's tasks, for callers that pass them on (operator APIs): read
    * a page at a time (any number of tasks; one answer of all of them can exceed the message limit).
-          ...(t.status?.health ? { health: fromWireHealth(t.status.health) } : {}),
-          ...(t.status?.readiness.length ? { readiness: fromWireReadiness(t.status.readiness) } : {}),
    */
   async listWireTasks(opts: { appId?: string; includeTerminal?: boolean } = {}): Promise<Task[]> {
     const out: Task[] = [];
