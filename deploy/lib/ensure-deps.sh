@@ -7,7 +7,8 @@
 #      node_modules/.package-lock.json (`npm install` when there is no lockfile)
 #   3. dockerd: started in the background when `docker info` fails; log in $DROVER_DATA_DIR/dockerd.log
 #      (default /var/lib/drover); waits up to 60 s for it
-#   4. local images: bash deploy/images/build.sh (drover/etcd:3.4, drover/nats:2.9, drover/busybox:1)
+#   4. local images: bash deploy/images/build.sh (drover/etcd:3.4, drover/nats:2.9, drover/busybox:1,
+#      drover/standin:1)
 #   5. npm run build (skipped with --no-build or DROVER_SKIP_BUILD=1)
 #
 # Not part of drover_ensure_deps: drover_ensure_node24 installs the pinned Node 24 ($DROVER_NODE24_VERSION,
