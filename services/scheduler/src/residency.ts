@@ -56,7 +56,9 @@ export class ResidencyStore {
 
   private async commit(
     appId: string,
-    event: { type: "VolumesReserved"; appId: string; reservations: Reservation[] } | { type: "ReservationsReleased" },
+    event:
+      | { type: "VolumesReserved"; appId: string; reservations: Reservation[] }
+      | { type: "ReservationsReleased" },
   ): Promise<void> {
     const e = await this.entry(appId);
     try {
@@ -76,7 +78,12 @@ export class ResidencyStore {
         Date.now(),
       );
       const r = res.results[0];
-      if (r) this.byApp.set(appId, { state: r.state as ResidencyRecord | undefined, version: r.version, modRevision: r.modRevision });
+      if (r)
+        this.byApp.set(appId, {
+          state: r.state as ResidencyRecord | undefined,
+          version: r.version,
+          modRevision: r.modRevision,
+        });
     } catch (err) {
       if (!(err instanceof FencedError)) {
         const cur = this.byApp.get(appId);
