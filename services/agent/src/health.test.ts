@@ -137,6 +137,37 @@ describe("check targets", () => {
     );
   });
 
+  it("a check's own port on a container network is the container's: its host port if published, else its IP", () => {
+    const net = (hostPort: number) =>
+      task(
+        {
+          network: { mode: "container", name: "dcos" },
+          portMappings: [{ containerPort: 80, hostPort, protocol: "tcp" }],
+          healthChecks: [check({ port: 80 })],
+        },
+        hostPort > 0 ? [hostPort] : [],
+      );
+    assert.equal(needsContainerIp(net(0)), true);
+    assert.deepEqual(resolveHealthTarget(check({ port: 80 }), net(0), "10.0.0.9").target, {
+      host: "10.0.0.9",
+      port: 80,
+    });
+    assert.match(
+      resolveHealthTarget(check({ port: 80 }), net(0), undefined).unresolved ?? "",
+      /IP address is not known/,
+    );
+    assert.equal(needsContainerIp(net(31050)), false);
+    assert.deepEqual(resolveHealthTarget(check({ port: 80 }), net(31050), undefined).target, {
+      host: "127.0.0.1",
+      port: 31050,
+    });
+    // Host and bridge networking: a given port is a host port.
+    assert.deepEqual(resolveHealthTarget(check({ port: 8080 }), task({}), undefined).target, {
+      host: "127.0.0.1",
+      port: 8080,
+    });
+  });
+
   it("readiness: the port named portName (a mapping, else the task's PORT_<NAME>)", () => {
     const spec = readinessCheckSpec({ portName: "http-api" });
     const bridge = task({

@@ -294,9 +294,16 @@ export function needsContainerIp(task: TaskChecks): boolean {
     const m = mappingAt(task, index);
     return m !== undefined && m.hostPort === 0 && m.containerPort > 0;
   };
+  const containerPort = (port: number) =>
+    task.run.network?.mode === "container" &&
+    !(task.run.portMappings ?? []).some((m) => m.containerPort === port && m.hostPort > 0);
   return (
     (task.run.healthChecks ?? []).some(
-      (spec) => spec.protocol !== "COMMAND" && spec.port === undefined && noHostPort(spec.portIndex ?? 0),
+      (spec) =>
+        spec.protocol !== "COMMAND" &&
+        (spec.port !== undefined && spec.port > 0
+          ? containerPort(spec.port)
+          : noHostPort(spec.portIndex ?? 0)),
     ) ||
     (task.run.readinessChecks ?? []).some((spec) => {
       const i = (task.run.portMappings ?? []).findIndex((m) => m.name === spec.portName);
@@ -329,8 +336,9 @@ function portTarget(task: TaskChecks, index: number, ip: string | undefined): Re
 }
 
 /**
- * Where a health check connects: `port` on loopback if given (Marathon: a host port), else the
- * task's port at `portIndex` (default 0). COMMAND checks connect nowhere.
+ * Where a health check connects: its `port` if given (on loopback; on a container network the
+ * container's port: through the host port that publishes it, else on the container's address), else
+ * the task's port at `portIndex` (default 0). COMMAND checks connect nowhere.
  */
 export function resolveHealthTarget(
   spec: HealthCheckSpec,
@@ -338,7 +346,17 @@ export function resolveHealthTarget(
   containerIp: string | undefined,
 ): ResolvedTarget {
   if (spec.protocol === "COMMAND") return {};
-  if (spec.port !== undefined && spec.port > 0) return { target: { host: LOOPBACK, port: spec.port } };
+  if (spec.port !== undefined && spec.port > 0) {
+    if (task.run.network?.mode !== "container") return { target: { host: LOOPBACK, port: spec.port } };
+    // A container network: the port is the container's (IP per task), reached through its host
+    // port when a mapping publishes it, else on the container's address.
+    const published = (task.run.portMappings ?? []).find(
+      (m) => m.containerPort === spec.port && m.hostPort > 0,
+    );
+    if (published) return { target: { host: LOOPBACK, port: published.hostPort } };
+    if (containerIp !== undefined) return { target: { host: containerIp, port: spec.port } };
+    return { unresolved: `port ${spec.port} of the container: its IP address is not known` };
+  }
   return portTarget(task, spec.portIndex ?? 0, containerIp);
 }
 

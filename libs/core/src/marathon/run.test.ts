@@ -81,6 +81,23 @@ describe("taskRunOf", () => {
     assert.ok(TaskRunSchema.safeParse(run).success);
   });
 
+  it("on bridge networking a check keeps its index (the agent reads the port mappings)", () => {
+    const app = def({
+      id: "/web",
+      container: {
+        type: "DOCKER",
+        docker: { image: "nginx" },
+        portMappings: [{ containerPort: 80, hostPort: 0 }],
+      },
+      networks: [{ mode: "container/bridge" }],
+      healthChecks: [{ protocol: "HTTP", portIndex: 0 }],
+    });
+    const run = taskRunOf(app, { hostPorts: hostPortsByIndex(app, [31000]) });
+    assert.equal(run.healthChecks?.[0]?.port, undefined);
+    assert.equal(run.healthChecks?.[0]?.portIndex, 0);
+    assert.equal(run.portMappings?.[0]?.hostPort, 31000);
+  });
+
   it("a check whose index has no host port keeps the index (the agent probes the container)", () => {
     const app = def({
       id: "/db",

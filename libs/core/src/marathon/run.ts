@@ -4,11 +4,11 @@
  *
  * Ports are resolved here, once, by the scheduler that chose them: a port mapping's `hostPort` is
  * the host port of its index (`hostPortsByIndex`), its `containerPort` 0 becomes that host port
- * (Marathon); a Marathon-level or Mesos-level health check that names a port index gets the host
- * port of that index as its `port`, so the agent probes `127.0.0.1:<port>` without knowing the
- * app's port layout. A check whose index has no host port (a container network without host port)
- * keeps its `portIndex`: the agent then probes the container's address on the mapping's
- * `containerPort`.
+ * (Marathon). On host networking a health check that names a port index gets the host port of that
+ * index as its `port` (the agent probes `127.0.0.1:<port>` without knowing the app's port layout).
+ * On bridge and container networks it keeps its `portIndex`: the agent probes the mapping's host
+ * port on loopback, or, without one, the container's address on the mapping's `containerPort`; a
+ * check's own `port` there is a port of the container (IP per task, as Marathon).
  */
 
 import type { z } from "zod";
@@ -89,7 +89,9 @@ export function taskRunOf(def: AppDefinition, ctx: TaskRunContext): TaskRun {
   if (def.taskKillGracePeriodSeconds !== undefined)
     run.killGracePeriodSeconds = def.taskKillGracePeriodSeconds;
   if (def.healthChecks.length > 0)
-    run.healthChecks = def.healthChecks.map((h) => runHealthCheck(h, ctx.hostPorts));
+    run.healthChecks = def.healthChecks.map((h) =>
+      runHealthCheck(h, isHostNetworking(def) ? ctx.hostPorts : undefined),
+    );
   if (def.readinessChecks.length > 0)
     run.readinessChecks = def.readinessChecks.map((c) => ({
       ...c,
@@ -98,7 +100,14 @@ export function taskRunOf(def: AppDefinition, ctx: TaskRunContext): TaskRun {
   return run;
 }
 
-function runHealthCheck(h: HealthCheck, hostPorts: readonly (number | undefined)[]): RunHealthCheck {
+/**
+ * `hostPorts` given (host networking): a port index becomes the host port of that index. Absent
+ * (bridge, container networks): the index stays, the agent resolves it through the port mappings.
+ */
+function runHealthCheck(
+  h: HealthCheck,
+  hostPorts: readonly (number | undefined)[] | undefined,
+): RunHealthCheck {
   const out: RunHealthCheck = {
     protocol: h.protocol,
     gracePeriodSeconds: h.gracePeriodSeconds,
@@ -113,7 +122,7 @@ function runHealthCheck(h: HealthCheck, hostPorts: readonly (number | undefined)
   if (h.protocol === "COMMAND") return out;
   if (h.port !== undefined) out.port = h.port;
   else if (h.portIndex !== undefined) {
-    const hostPort = hostPorts[h.portIndex];
+    const hostPort = hostPorts?.[h.portIndex];
     if (hostPort !== undefined) out.port = hostPort;
     else out.portIndex = h.portIndex;
   }
