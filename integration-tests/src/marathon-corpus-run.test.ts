@@ -232,12 +232,7 @@ const CANNOT_RUN_HERE: Record<string, { reason: string; named: RegExp }> = {
  * still runs them (for a shorter time), reports them apart, and fails once one of them runs (then
  * remove it from here).
  */
-const KNOWN_FAILURES: Record<string, string> = {
-  "15-resident-docker-app.json":
-    "agent health checks (services/agent/src/health.ts resolveHealthTarget): a Marathon-level check with `port` 80 " +
-    "on the container network dcos probes 127.0.0.1:80; Marathon probes the task's effective IP address, the " +
-    "container's on a container network (HealthCheckWorker.check, effectiveIpAddress), so it never turns healthy",
-};
+const KNOWN_FAILURES: Record<string, string> = {};
 
 interface TaskJson {
   taskId: string;
