@@ -21,7 +21,8 @@
  * after the other; the others run a few at a time. A refusal must name every field normalizeApp
  * names (a refusal by Drover's design) or be the scheduler's "not supported yet" (a feature not there
  * yet, counted apart). CANNOT_RUN_HERE lists what this machine cannot run whatever Drover does, with
- * the reason: such a definition must be refused naming it, or wait with `drover app why` naming it.
+ * the reason (a mount disk, a GPU, a privileged container where Docker refuses them): such a definition
+ * must be refused naming it, or wait, `drover app why` or the message of a finished task naming it.
  * KNOWN_FAILURES lists definitions that fail because of a Drover bug, with the bug. The summary line
  * gives the counts, each refusal's fields and each definition's time to run.
  */
@@ -215,10 +216,18 @@ const PLANS: Record<string, Plan> = {
 };
 
 /**
- * What this machine cannot run whatever Drover does: the reason, and what the refusal (or, if Drover
- * accepts it, `drover app why`) must name.
+ * What this machine cannot run whatever Drover does: the reason, and what the refusal must name; if
+ * Drover accepts it, it must wait (`drover app why`), and `app why` or the message of one of its
+ * finished tasks must name it. `applies` says whether this machine lacks it (default: always).
  */
-const CANNOT_RUN_HERE: Record<string, { reason: string; named: RegExp }> = {
+const CANNOT_RUN_HERE: Record<string, { reason: string; named: RegExp; applies?: () => Promise<boolean> }> = {
+  "09-tools-datadog-agent.json": {
+    reason:
+      "a privileged container: this machine's Docker refuses them (`docker run --privileged` fails: " +
+      "unable to apply caps: operation not permitted)",
+    named: /privileged|unable to apply caps/,
+    applies: () => (privilegedRefused ??= refusesPrivileged()),
+  },
   "17-postgres-residency.json": {
     reason:
       "a persistent volume on a Mesos mount disk of 512 GiB at /mnt/ssd-*: the agents have only their root disk",
@@ -226,6 +235,27 @@ const CANNOT_RUN_HERE: Record<string, { reason: string; named: RegExp }> = {
   },
   "42-gpu-test-docker.json": { reason: "a GPU: this machine has none", named: /gpus/ },
 };
+
+let privilegedRefused: Promise<boolean> | undefined;
+
+/** True when Docker here cannot start a privileged container (some sandboxed hosts cannot). */
+async function refusesPrivileged(): Promise<boolean> {
+  const c = await docker.createContainer({
+    Image: STANDIN,
+    Cmd: ["true"],
+    HostConfig: { Privileged: true },
+    Labels: { "drover.test": "corpus-run" },
+  });
+  try {
+    await c.start();
+    await c.wait();
+    return false;
+  } catch {
+    return true;
+  } finally {
+    await c.remove({ force: true });
+  }
+}
 
 /**
  * Definitions that fail here because of a Drover bug, with what fails and whose area it is: the test
@@ -404,7 +434,8 @@ async function removeApp(id: string, waitGone: boolean): Promise<void> {
 /** Runs one definition to its outcome; `reused` when a later definition has the same app id. */
 async function runOne(file: string, original: Def, reused: boolean): Promise<Outcome> {
   const verdict = normalizeApp(original);
-  const cannot = CANNOT_RUN_HERE[file];
+  const entry = CANNOT_RUN_HERE[file];
+  const cannot = entry && (entry.applies === undefined || (await entry.applies())) ? entry : undefined;
   if (!verdict.ok) {
     // Refused by Drover's design (libs/core): the CLI must name every field normalizeApp names.
     assert.equal(PLANS[file], undefined, `${file}: Drover refuses it, yet PLANS has a plan for it`);
@@ -439,9 +470,9 @@ async function runOne(file: string, original: Def, reused: boolean): Promise<Out
     return { file, kind: "failed", detail: `the adapted definition was refused: ${added.stderr.trim()}` };
   }
   if (cannot) {
-    // Accepted: it must wait, and say why.
+    // Accepted: it must wait, and `app why` or a finished task must say why.
     const why = await waitFor(
-      `app why ${id} to name ${cannot.named}`,
+      `app ${id} waiting, ${cannot.named} named by app why or a finished task`,
       async () => {
         const q = await current().cliJson<{ waiting: number; reasons: { text: string }[] }>([
           "app",
@@ -449,16 +480,24 @@ async function runOne(file: string, original: Def, reused: boolean): Promise<Out
           id,
           "--json",
         ]);
-        return q.waiting > 0 && q.reasons.some((x) => cannot.named.test(x.text)) ? q : undefined;
+        if (q.waiting === 0) return undefined;
+        const texts = q.reasons.map((x) => x.text);
+        if (texts.some((t) => cannot.named.test(t))) return texts.join("; ");
+        const all = await current().cliJson<(TaskJson & { message?: string })[]>([
+          "task",
+          "list",
+          "--app",
+          id,
+          "--all",
+          "--json",
+        ]);
+        const failed = all.find((t) => cannot.named.test(t.message ?? ""));
+        return failed ? `${texts.join("; ")}; a finished task: ${failed.state} ${failed.message}` : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 500 },
+      { timeoutMs: 60_000, intervalMs: 1000 },
     );
     await removeApp(id, reused);
-    return {
-      file,
-      kind: "cannot-run",
-      detail: `${cannot.reason}; waiting: ${why.reasons.map((x) => x.text).join("; ")}`,
-    };
+    return { file, kind: "cannot-run", detail: `${cannot.reason}; waiting: ${why}` };
   }
   const health = (def.healthChecks ?? []).length > 0;
   const readiness = (def.readinessChecks ?? []).length > 0;
