@@ -115,7 +115,19 @@ export function toWireRun(r: DomainTaskRun): TaskRun {
       ...c,
       httpStatusCodesForReady: [...c.httpStatusCodesForReady],
     })),
+    tty: r.tty ?? false,
+    cpusLimit: limitToWire(r.limits?.cpus),
+    memLimit: limitToWire(r.limits?.mem),
   };
+}
+
+/** A resource limit on the wire: absent → absent, "unlimited" → -1. */
+function limitToWire(l: number | "unlimited" | undefined): number | undefined {
+  return l === "unlimited" ? -1 : l;
+}
+
+function limitFromWire(l: number | undefined): number | "unlimited" | undefined {
+  return l === undefined ? undefined : l < 0 ? "unlimited" : l;
 }
 
 /** Wire → domain shape of a TaskRun (validate with TaskRunSchema, through TaskInfoSchema). Empty fields are left out. */
@@ -170,6 +182,11 @@ export function fromWireRun(r: TaskRun): Record<string, unknown> {
       ...c,
       httpStatusCodesForReady: [...c.httpStatusCodesForReady],
     }));
+  if (r.tty) out.tty = true;
+  const cpus = limitFromWire(r.cpusLimit);
+  const mem = limitFromWire(r.memLimit);
+  if (cpus !== undefined || mem !== undefined)
+    out.limits = { ...(cpus !== undefined ? { cpus } : {}), ...(mem !== undefined ? { mem } : {}) };
   return out;
 }
 

@@ -32,8 +32,6 @@ export function notYetHonoured(def: AppSpec): FieldIssue[] {
         message: "not supported: a container network without a name (Drover has no default network name)",
       });
   });
-  if (def.tty) refuse("tty", "a TTY");
-  if (def.resourceLimits !== undefined) refuse("resourceLimits", "resource limits above the request");
   const u = def.upgradeStrategy;
   // A resident app's default (0.5/0) is Marathon's for every resident app: not a choice to refuse.
   const residentDefault = isResident(def) && u.minimumHealthCapacity === 0.5 && u.maximumOverCapacity === 0;

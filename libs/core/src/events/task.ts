@@ -82,6 +82,14 @@ export const TaskRunSchema = z.strictObject({
   killGracePeriodSeconds: seconds.optional(),
   healthChecks: z.array(HealthCheckSchema).max(16).optional(),
   readinessChecks: z.array(ReadinessCheckSchema).max(16).optional(),
+  tty: z.boolean().optional(),
+  /** Marathon's resourceLimits: the most the task may use above its request (absent: the request). */
+  limits: z
+    .strictObject({
+      cpus: z.union([z.number().positive(), z.literal("unlimited")]).optional(),
+      mem: z.union([z.number().positive(), z.literal("unlimited")]).optional(),
+    })
+    .optional(),
 });
 export type TaskRun = z.infer<typeof TaskRunSchema>;
 

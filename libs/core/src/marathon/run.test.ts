@@ -157,6 +157,21 @@ describe("taskRunOf", () => {
     assert.ok(TaskRunSchema.safeParse(run).success);
   });
 
+  it("tty and resourceLimits", () => {
+    const app = def({
+      id: "/t",
+      cmd: "top",
+      tty: true,
+      cpus: 0.5,
+      mem: 64,
+      resourceLimits: { cpus: 2, mem: "unlimited" },
+    });
+    const run = taskRunOf(app, { hostPorts: [] });
+    assert.equal(run.tty, true);
+    assert.deepEqual(run.limits, { cpus: 2, mem: "unlimited" });
+    assert.ok(TaskRunSchema.safeParse(run).success);
+  });
+
   it("a relative hostPath naming a persistent volume mounts the same volume again", () => {
     const app = def({
       id: "/mysql",

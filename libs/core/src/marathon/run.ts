@@ -88,6 +88,13 @@ export function taskRunOf(def: AppDefinition, ctx: TaskRunContext): TaskRun {
   if (def.user !== undefined) run.user = def.user;
   if (def.taskKillGracePeriodSeconds !== undefined)
     run.killGracePeriodSeconds = def.taskKillGracePeriodSeconds;
+  if (def.tty) run.tty = true;
+  const limits = def.resourceLimits;
+  if (limits && (limits.cpus !== undefined || limits.mem !== undefined))
+    run.limits = {
+      ...(limits.cpus !== undefined ? { cpus: limits.cpus } : {}),
+      ...(limits.mem !== undefined ? { mem: limits.mem } : {}),
+    };
   if (def.healthChecks.length > 0)
     run.healthChecks = def.healthChecks.map((h) =>
       runHealthCheck(h, isHostNetworking(def) ? ctx.hostPorts : undefined),

@@ -368,6 +368,23 @@ describe("the container plan", () => {
     assert.equal("Privileged" in plan().options.HostConfig, false);
   });
 
+  test("resourceLimits raise or lift the limits, the request stays a reservation; tty", () => {
+    const raised = plan({ run: { limits: { cpus: 2, mem: 256 }, tty: true } }).options;
+    assert.equal(raised.HostConfig.NanoCpus, 2_000_000_000);
+    assert.equal(raised.HostConfig.CpuShares, 512);
+    assert.equal(raised.HostConfig.Memory, 256 * 1024 * 1024);
+    assert.equal(raised.HostConfig.MemoryReservation, 64 * 1024 * 1024);
+    assert.equal(raised.Tty, true);
+    const lifted = plan({ run: { limits: { cpus: "unlimited", mem: "unlimited" } } }).options;
+    assert.equal(lifted.HostConfig.NanoCpus, 0);
+    assert.equal(lifted.HostConfig.Memory, 0);
+    assert.equal(lifted.HostConfig.MemorySwap, -1);
+    const plain = plan().options;
+    assert.equal("CpuShares" in plain.HostConfig, false);
+    assert.equal("MemoryReservation" in plain.HostConfig, false);
+    assert.equal(plain.Tty, undefined);
+  });
+
   test("parameters override the defaults they name; drover labels still win", () => {
     const p = plan({
       env: { A: "1" },

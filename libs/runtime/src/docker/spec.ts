@@ -198,6 +198,7 @@ export interface ContainerPlan {
     Hostname?: string;
     WorkingDir?: string;
     StopSignal?: string;
+    Tty?: boolean;
     HostConfig: Record<string, unknown> & { Binds: string[]; NetworkMode?: string };
   };
   networkName: string | undefined;
@@ -225,7 +226,12 @@ export function planContainer(spec: TaskLaunchSpec, ctx: PlanContext): Container
   const vols = volumeBinds(spec.run?.volumes, ctx.sandboxHostPath);
   if ("error" in vols) return vols;
   const e: ParameterEffects = params.effects;
-  const memory = memoryBytes(spec.mem);
+  // The request is the limit, unless Marathon's resourceLimits raise it (or lift it: "unlimited",
+  // 0 for Docker). Above the request, the request stays a reservation (CPU shares, memory reservation).
+  const limits = spec.run?.limits;
+  const memLimit = limits?.mem;
+  const memory = memLimit === "unlimited" ? 0 : memoryBytes(memLimit ?? spec.mem);
+  const cpuLimit = limits?.cpus;
   const labels = buildLabels(
     { ...spec, labels: { ...spec.labels, ...e.labels } },
     ctx.agentId,
@@ -239,9 +245,11 @@ export function planContainer(spec: TaskLaunchSpec, ctx: PlanContext): Container
     Labels: labels,
     ExposedPorts: net.ExposedPorts,
     HostConfig: {
-      NanoCpus: nanoCpus(spec.cpus),
+      NanoCpus: cpuLimit === "unlimited" ? 0 : nanoCpus(cpuLimit ?? spec.cpus),
       Memory: memory,
-      MemorySwap: memory,
+      MemorySwap: memory === 0 ? -1 : memory,
+      ...(limits?.cpus !== undefined ? { CpuShares: Math.max(2, Math.round(spec.cpus * 1024)) } : {}),
+      ...(limits?.mem !== undefined ? { MemoryReservation: memoryBytes(spec.mem) } : {}),
       // Init: a tiny init (tini) as PID 1 forwards SIGTERM to the task, so a kill honours the grace
       // period instead of always waiting it out (a shell as PID 1 ignores SIGTERM).
       Init: true,
@@ -257,6 +265,7 @@ export function planContainer(spec: TaskLaunchSpec, ctx: PlanContext): Container
   if (e.config.Hostname !== undefined) options.Hostname = e.config.Hostname;
   if (e.config.WorkingDir !== undefined) options.WorkingDir = e.config.WorkingDir;
   if (e.config.StopSignal !== undefined) options.StopSignal = e.config.StopSignal;
+  if (spec.run?.tty) options.Tty = true;
   return { options, networkName: net.networkName, persistent: vols.persistent };
 }
 

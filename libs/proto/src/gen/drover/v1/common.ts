@@ -242,6 +242,14 @@ export interface TaskRun {
   killGracePeriodSeconds?: number | undefined;
   healthChecks: HealthCheck[];
   readinessChecks: ReadinessCheck[];
+  /** Allocate a TTY (Marathon's tty). */
+  tty: boolean;
+  /**
+   * Marathon's resourceLimits: the most the task may use, above its request. Absent: the request is
+   * the limit; a negative value: unlimited.
+   */
+  cpusLimit?: number | undefined;
+  memLimit?: number | undefined;
 }
 
 /** The health of a task, from its health checks (all of them). */
@@ -2166,6 +2174,9 @@ function createBaseTaskRun(): TaskRun {
     killGracePeriodSeconds: undefined,
     healthChecks: [],
     readinessChecks: [],
+    tty: false,
+    cpusLimit: undefined,
+    memLimit: undefined,
   };
 }
 
@@ -2209,6 +2220,15 @@ export const TaskRun: MessageFns<TaskRun> = {
     }
     for (const v of message.readinessChecks) {
       ReadinessCheck.encode(v!, writer.uint32(106).fork()).join();
+    }
+    if (message.tty !== false) {
+      writer.uint32(112).bool(message.tty);
+    }
+    if (message.cpusLimit !== undefined) {
+      writer.uint32(121).double(message.cpusLimit);
+    }
+    if (message.memLimit !== undefined) {
+      writer.uint32(129).double(message.memLimit);
     }
     return writer;
   },
@@ -2330,6 +2350,30 @@ export const TaskRun: MessageFns<TaskRun> = {
             message.readinessChecks.push(ReadinessCheck.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.tty = reader.bool();
+            continue;
+          }
+          case 15: {
+            if (tag !== 121) {
+              break;
+            }
+
+            message.cpusLimit = reader.double();
+            continue;
+          }
+          case 16: {
+            if (tag !== 129) {
+              break;
+            }
+
+            message.memLimit = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2395,6 +2439,17 @@ export const TaskRun: MessageFns<TaskRun> = {
         : globalThis.Array.isArray(object?.readiness_checks)
         ? object.readiness_checks.map((e: any) => ReadinessCheck.fromJSON(e))
         : [],
+      tty: isSet(object.tty) ? globalThis.Boolean(object.tty) : false,
+      cpusLimit: isSet(object.cpusLimit)
+        ? globalThis.Number(object.cpusLimit)
+        : isSet(object.cpus_limit)
+        ? globalThis.Number(object.cpus_limit)
+        : undefined,
+      memLimit: isSet(object.memLimit)
+        ? globalThis.Number(object.memLimit)
+        : isSet(object.mem_limit)
+        ? globalThis.Number(object.mem_limit)
+        : undefined,
     };
   },
 
@@ -2439,6 +2494,15 @@ export const TaskRun: MessageFns<TaskRun> = {
     if (message.readinessChecks?.length) {
       obj.readinessChecks = message.readinessChecks.map((e) => ReadinessCheck.toJSON(e));
     }
+    if (message.tty !== false) {
+      obj.tty = message.tty;
+    }
+    if (message.cpusLimit !== undefined) {
+      obj.cpusLimit = floatToJson(message.cpusLimit);
+    }
+    if (message.memLimit !== undefined) {
+      obj.memLimit = floatToJson(message.memLimit);
+    }
     return obj;
   },
 
@@ -2460,6 +2524,9 @@ export const TaskRun: MessageFns<TaskRun> = {
     message.killGracePeriodSeconds = object.killGracePeriodSeconds ?? undefined;
     message.healthChecks = object.healthChecks?.map((e) => HealthCheck.fromPartial(e)) || [];
     message.readinessChecks = object.readinessChecks?.map((e) => ReadinessCheck.fromPartial(e)) || [];
+    message.tty = object.tty ?? false;
+    message.cpusLimit = object.cpusLimit ?? undefined;
+    message.memLimit = object.memLimit ?? undefined;
     return message;
   },
 };
