@@ -314,6 +314,7 @@ test("gRPC: CreateApp with bad JSON → INVALID_ARGUMENT with field paths; etcd 
     const updateErr = await callError(client.updateApp.bind(client), {
       id: "web",
       appJson: variant({ replicas: 2 }),
+      force: false,
     });
     assert.equal(updateErr.code, status.INVALID_ARGUMENT, `UpdateApp replicas: ${updateErr.details}`);
     assert.ok(issuesOf(updateErr).some((i) => i.path === "replicas"));

@@ -193,6 +193,7 @@ export class Framework {
           createdAtMs: t.createdAtMs,
           updatedAtMs: t.updatedAtMs,
           labels: { ...t.info.labels },
+          ...(t.info.run?.appVersion ? { appVersion: t.info.run.appVersion } : {}),
           ...(t.status?.health ? { health: fromWireHealth(t.status.health) } : {}),
           ...(t.status?.readiness.length ? { readiness: fromWireReadiness(t.status.readiness) } : {}),
         },

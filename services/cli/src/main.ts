@@ -19,6 +19,7 @@ import {
 } from "@drover/proto";
 import { connectEtcd, EventStore, verifyLog } from "@drover/store";
 import { Metadata } from "@grpc/grpc-js";
+import { deploymentJson, deploymentTable, deploymentText, follow } from "./deployments.js";
 import { healthColumn, healthCounts, taskHealthJson } from "./health.js";
 import { ago, table } from "./table.js";
 
@@ -27,7 +28,11 @@ class UsageError extends Error {}
 const USAGE = `usage: drover <command> [--json]
 
   app add FILE.json          create an app from its JSON definition
-  app update ID FILE.json    replace an app's definition
+  app update ID FILE.json [--force] [--detach]
+                             replace an app's definition; a config change is deployed (a rolling
+                             upgrade), followed live until it ends (exit 1 unless it succeeded)
+  app restart ID [--force] [--detach]
+                             replace every instance under the app's upgradeStrategy, followed live
   app list                   list apps
   app show ID [--version V]  show one app (as of version V)
   app versions ID            an app's versions, newest first
@@ -35,6 +40,10 @@ const USAGE = `usage: drover <command> [--json]
   app remove ID              delete an app (its tasks are killed)
   app why ID                 why an app's instances are waiting (from the last offers seen)
   app queue                  apps with instances waiting to be placed, and why
+  deployment list [--all]    running deployments (--all: ended ones too)
+  deployment show ID         a deployment: apps, state, counts, what it waits for
+  deployment cancel ID [--force]
+                             roll its apps back to their previous version (--force: just stop it)
   framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
   agent list                 list agents
@@ -127,12 +136,29 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
           out(json, res.app, () => `app ${res.app?.id} created`);
           return;
         }
-        case "update": {
+        case "update":
+        case "restart": {
+          const force = flag(rest, "--force");
+          const detach = flag(rest, "--detach");
           const id = rest[0];
           if (!id) throw new UsageError("missing ID");
-          const text = readAppFile(rest[1]);
-          const res = await s.call((c) => c.updateApp.bind(c), { id, appJson: text });
-          out(json, res.app, () => `app ${id} updated`);
+          const res =
+            cmd === "update"
+              ? await s.call((c) => c.updateApp.bind(c), { id, appJson: readAppFile(rest[1]), force })
+              : await s.call((c) => c.restartApp.bind(c), { id, force });
+          const what = cmd === "update" ? "updated" : "restarted";
+          if (!res.deploymentId || detach) {
+            out(json, { ...res.app, deploymentId: res.deploymentId || undefined }, () =>
+              res.deploymentId
+                ? `app ${id} ${what}; deployment ${res.deploymentId}`
+                : `app ${id} ${what} (nothing to deploy)`,
+            );
+            return;
+          }
+          if (!json) process.stdout.write(`app ${id} ${what}; deployment ${res.deploymentId}\n`);
+          const d = await follow(s, res.deploymentId, json ? process.stderr : process.stdout);
+          if (json) out(true, deploymentJson(d), () => "");
+          if (d.state !== "succeeded") process.exitCode = 1;
           return;
         }
         case "list": {
@@ -237,6 +263,51 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
         }
         default:
           throw new UsageError(`unknown app command ${cmd ?? ""}`);
+      }
+    } finally {
+      s.close();
+    }
+  }
+
+  if (group === "deployment") {
+    const s = schedulers();
+    try {
+      switch (cmd) {
+        case "list": {
+          const all = flag(rest, "--all");
+          const res = await s.call((c) => c.listDeployments.bind(c), { includeEnded: all });
+          out(json, res.deployments.map(deploymentJson), () => deploymentTable(res.deployments));
+          return;
+        }
+        case "show": {
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const res = await s.call((c) => c.getDeployment.bind(c), { id });
+          const d = res.deployment;
+          if (!d) throw new Error(`deployment ${id}: empty answer`);
+          out(json, deploymentJson(d), () => deploymentText(d));
+          return;
+        }
+        case "cancel": {
+          const force = flag(rest, "--force");
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const res = await s.call((c) => c.cancelDeployment.bind(c), { id, force });
+          out(
+            json,
+            {
+              ...(res.deployment ? deploymentJson(res.deployment) : {}),
+              rollbackId: res.rollbackId || undefined,
+            },
+            () =>
+              res.rollbackId
+                ? `deployment ${id} cancelled; rolling back with deployment ${res.rollbackId}`
+                : `deployment ${id} cancelled${force ? " (forced: instances of both versions may stay)" : ""}`,
+          );
+          return;
+        }
+        default:
+          throw new UsageError(`unknown deployment command ${cmd ?? ""}`);
       }
     } finally {
       s.close();

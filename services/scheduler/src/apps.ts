@@ -49,6 +49,20 @@ import { notYetHonoured } from "./support.js";
 
 type IRequestOp = PreparedChange["ops"][number];
 
+/**
+ * Changes of other aggregates committed in the transaction of an app's change (a deployment that
+ * starts with a config change, one that ends with the app). Called inside the app's serial
+ * section, with the version the change makes and the app before it; may throw to refuse the
+ * change (nothing is written then).
+ */
+export interface ChangeHook {
+  changes(version: string, before: AppRecord | undefined): PreparedChange[];
+  /** The transaction committed at `revision`. */
+  committed(revision: string): void;
+  /** The outcome is unknown or it failed: re-read before the next commit. */
+  failed(): void;
+}
+
 /** Versions kept per app by default (Marathon's `--max_versions`). */
 export const DEFAULT_MAX_APP_VERSIONS = 50;
 
@@ -151,7 +165,7 @@ export class AppStore {
    * Replaces the app's definition: a config change, a scale when only `instances` differs (as
    * Marathon: no restart, lastConfigChangeAt stays), nothing at all when it is identical.
    */
-  update(id: string, spec: AppSpec) {
+  update(id: string, spec: AppSpec, onConfigChange?: ChangeHook) {
     return this.serial(async () => {
       if (spec.id !== id)
         throw new InvalidArgumentError([{ path: "id", message: `must be ${id} (the app being updated)` }]);
@@ -162,8 +176,19 @@ export class AppStore {
         case "scale":
           return this.commit(id, (version) => [{ type: "AppScaled", instances: spec.instances, version }]);
         case "config":
-          return this.commit(id, (version) => [{ type: "AppUpdated", spec, version }]);
+          return this.commit(id, (version) => [{ type: "AppUpdated", spec, version }], onConfigChange);
       }
+    });
+  }
+
+  /**
+   * A new config version with the same definition (Marathon's restart): every task runs an older
+   * configuration afterwards, and the deployment `hook` starts replaces them.
+   */
+  restart(id: string, hook?: ChangeHook) {
+    return this.serial(async () => {
+      const current = await this.existing(id);
+      return this.commit(id, (version) => [{ type: "AppUpdated", spec: current.spec, version }], hook);
     });
   }
 
@@ -180,10 +205,10 @@ export class AppStore {
     });
   }
 
-  remove(id: string) {
+  remove(id: string, hook?: ChangeHook) {
     return this.serial(async () => {
       await this.existing(id);
-      await this.commit(id, () => [{ type: "AppDeleted" }]);
+      await this.commit(id, () => [{ type: "AppDeleted" }], hook);
     });
   }
 
@@ -206,11 +231,16 @@ export class AppStore {
   }
 
   /** `events` makes the change's events from the version it makes. */
-  private async commit(id: string, events: (version: string) => AppEvent[]): Promise<AppRecord | undefined> {
+  private async commit(
+    id: string,
+    events: (version: string) => AppEvent[],
+    hook?: ChangeHook,
+  ): Promise<AppRecord | undefined> {
     const entry = await this.entry(id);
     const now = Date.now();
     const version = nextAppVersion(entry.state, now);
     const made = events(version);
+    const extra = hook?.changes(version, entry.state) ?? [];
     const prepared = this.store.prepare(
       {
         def: AppAggregate,
@@ -231,6 +261,7 @@ export class AppStore {
       try {
         revision = await this.store.commitPrepared(this.leadership, [
           { ...prepared, ops: [...prepared.ops, ...versions.ops] },
+          ...extra,
         ]);
       } catch (err) {
         if (!(err instanceof TooLargeError) || versions.ops.length === 0) throw err;
@@ -238,9 +269,10 @@ export class AppStore {
         // fit one transaction. The definition goes first: it is true once written (that version
         // exists), so a change that fails after it leaves nothing wrong.
         await this.store.commitRaw(this.leadership, [], versions.ops);
-        revision = await this.store.commitPrepared(this.leadership, [prepared]);
+        revision = await this.store.commitPrepared(this.leadership, [prepared, ...extra]);
       }
     } catch (err) {
+      if (extra.length > 0) hook?.failed();
       // A conflict or an unanswered commit: re-read before the next commit (the view stays listed).
       this.stored.delete(id);
       if (!(err instanceof FencedError)) {
@@ -252,6 +284,7 @@ export class AppStore {
     const r = prepared.result;
     const state = r.state as AppRecord | undefined;
     this.apps.set(id, { state, version: r.version, modRevision: revision });
+    if (extra.length > 0) hook?.committed(revision);
     if (state && kept) this.stored.set(id, kept);
     else this.stored.delete(id);
     return state;

@@ -27,6 +27,7 @@ import {
   type BackoffState,
   type Constraint,
   cameBackReplaced,
+  canLaunch,
   hostPortsByIndex,
   type InstanceDemand,
   initialBackoff,
@@ -39,10 +40,12 @@ import {
   persistentVolumeName,
   placeInstances,
   type Reservation,
+  type RollingStep,
   reconcileApp,
   recordFailure,
   recordHealthy,
   residentLaunches,
+  rollingStep,
   type TaskState,
   taskEnv,
   taskIdPrefix,
@@ -51,6 +54,9 @@ import {
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import type { Task } from "@drover/proto";
+import { deploymentTasks, explainStep } from "./deployment-step.js";
+import type { DeploymentView } from "./deployments.js";
+import { reasonToText } from "./reasons.js";
 
 export interface TaskEntry {
   taskId: string;
@@ -69,6 +75,8 @@ export interface TaskEntry {
   readiness?: TaskUpdate["readiness"];
   /** Resident apps: the reservation (agent and volumes) the task uses. */
   reservationId?: string;
+  /** The app version it was launched with (TaskRun.appVersion); absent: unknown (counts as old). */
+  appVersion?: string;
 }
 
 export interface QueueEntry {
@@ -130,6 +138,8 @@ export interface FrameworkDeps {
   backoff?: Map<string, BackoffState>;
   /** Reservations of resident apps (local persistent volumes); without it, they are never placed. */
   residency?: ResidencyView;
+  /** Running deployments: their apps converge with rollingStep instead of reconcileApp. */
+  deployments?: DeploymentView;
 }
 
 /** What the driver needs of the reservations of resident apps (services/scheduler/src/residency.ts). */
@@ -221,6 +231,8 @@ export class FrameworkDriver {
   >();
   /** Apps whose last launch the master failed, until their retry time (cleared by a launch that commits). */
   private readonly launchFailures = new Map<string, LaunchFailure>();
+  /** The last health failure of a new instance per app under deployment (see explainStep). */
+  private readonly lastHealthFailure = new Map<string, { taskId: string; cause: string }>();
   private fw: Framework | undefined;
   private ready = false;
   private stopped = false;
@@ -361,6 +373,7 @@ export class FrameworkDriver {
         ...(t.health ? { health: t.health } : {}),
         ...(t.readiness ? { readiness: t.readiness } : {}),
         ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
+        ...((t.appVersion ?? prev?.appVersion) ? { appVersion: t.appVersion ?? prev?.appVersion } : {}),
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -376,6 +389,7 @@ export class FrameworkDriver {
   private async onUpdate(u: TaskUpdate): Promise<void> {
     const now = Date.now();
     const entry = this.tasks.get(u.taskId);
+    if (entry) this.noteHealthFailure(entry, u);
     if (isTerminal(u.state)) {
       if (entry) {
         this.tasks.delete(u.taskId);
@@ -412,6 +426,18 @@ export class FrameworkDriver {
     if (!isTerminal(u.state)) this.noteUnreachable(u, now);
     // Updates arrive in floods at scale: converge once per burst, not once per update.
     this.convergeSoon.trigger();
+  }
+
+  /** Keeps the last health failure of an app's new instances (what a deployment says it waits for). */
+  private noteHealthFailure(entry: TaskEntry, u: TaskUpdate): void {
+    if (!this.deps.deployments?.runningFor(entry.appId)) return;
+    const cause =
+      u.health?.healthy === false
+        ? u.health.lastFailureCause
+        : u.reason === "REASON_TASK_UNHEALTHY_CHECK_STATUS"
+          ? u.message
+          : undefined;
+    if (cause) this.lastHealthFailure.set(entry.appId, { taskId: entry.taskId, cause });
   }
 
   /**
@@ -472,6 +498,8 @@ export class FrameworkDriver {
         kills.push(id);
       }
       if (plan.recheckAtMs !== undefined) this.scheduleRecheck(plan.recheckAtMs);
+      if (plan.rolling) this.report(appId, app, plan.rolling, plan.waitingForBackoffUntilMs);
+      else this.lastHealthFailure.delete(appId);
     }
     if (kills.length > 0 && !this.leads()) return;
     for (const id of kills) {
@@ -521,8 +549,58 @@ export class FrameworkDriver {
     );
   }
 
-  /** What reconcileApp says of `appId` now; `record` keeps the refreshed backoff (queries pass false). */
+  /** Reports an app's deployment step to the deployments (progress, success). */
+  private report(
+    appId: string,
+    app: AppRecord,
+    rolling: { id: string; step: RollingStep },
+    backoffUntilMs: number | undefined,
+  ): void {
+    const { step } = rolling;
+    const w = this.waiting.get(appId);
+    const tasks = [...this.tasks.ofApp(appId)];
+    const waitingFor = explainStep(app, tasks, step, {
+      ...(backoffUntilMs !== undefined ? { backoffUntilMs } : {}),
+      ...(w && step.launch > 0 ? { unplaced: w.reasons.map(reasonToText).join(", ") } : {}),
+      ...(this.lastHealthFailure.has(appId) ? { lastFailure: this.lastHealthFailure.get(appId) } : {}),
+    });
+    this.deps.deployments?.observe(rolling.id, appId, {
+      waitingFor,
+      counts: { ...step.counts, instances: app.spec.instances },
+      done: step.done,
+    });
+  }
+
+  /**
+   * What reconcileApp says of `appId` now, or, while a deployment of the app runs, rollingStep
+   * (launches still wait for the app's backoff; unreachable tasks are still expunged as the app's
+   * unreachableStrategy says); `record` keeps the refreshed backoff (queries pass false).
+   */
   private plan(appId: string, app: AppRecord, now: number, record = true) {
+    const base = this.reconcilePlan(appId, app, now, record);
+    const deployment = this.deps.deployments?.runningFor(appId);
+    if (!deployment) return { ...base, rolling: undefined };
+    const tasks = [...this.tasks.ofApp(appId)];
+    const step = rollingStep({
+      instances: app.spec.instances,
+      strategy: app.spec.upgradeStrategy,
+      resident: isResident(app.spec),
+      tasks: deploymentTasks(app, tasks),
+    });
+    const b = this.backoff.get(appId) ?? initialBackoff();
+    const held = step.launch > 0 && !canLaunch(b, now);
+    const expunge = new Set(base.expunge);
+    return {
+      launch: held ? 0 : step.launch,
+      kill: step.kill.filter((id) => !expunge.has(id)),
+      expunge: base.expunge,
+      ...(held ? { waitingForBackoffUntilMs: b.delayUntilMs } : {}),
+      ...(base.recheckAtMs !== undefined ? { recheckAtMs: base.recheckAtMs } : {}),
+      rolling: { id: deployment.id, step },
+    };
+  }
+
+  private reconcilePlan(appId: string, app: AppRecord, now: number, record: boolean) {
     const tasks = [...this.tasks.ofApp(appId)];
     let b = this.backoff.get(appId) ?? initialBackoff();
     const policy = this.policyOf(appId);
@@ -662,6 +740,7 @@ export class FrameworkDriver {
           createdAtMs: now,
           killRequested: false,
           ...(t.labels?.[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
+          ...(t.run?.appVersion ? { appVersion: t.run.appVersion } : {}),
         });
     // What this round does not use goes back first, so the master can offer it again meanwhile.
     if (unused.length > 0) this.decline(unused, demands.length > 0 ? 1 : 30);

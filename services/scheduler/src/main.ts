@@ -23,6 +23,7 @@ import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drove
 import { Server } from "@grpc/grpc-js";
 import { AppStore } from "./apps.js";
 import { PersistedBackoff } from "./backoff-store.js";
+import { DeploymentStore } from "./deployments.js";
 import { FrameworkDriver } from "./framework.js";
 import { ResidencyStore } from "./residency.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
@@ -94,12 +95,16 @@ async function lead(leadership: Leadership): Promise<void> {
   await backoff.load();
   const residency = new ResidencyStore(store, leadership);
   await residency.load();
+  // Running deployments of the previous leader go on (the planner re-derives each step from the tasks).
+  const deployments = new DeploymentStore(store, leadership, log);
+  await deployments.load();
   const framework = new FrameworkDriver({
     config,
     log,
     apps: () => apps.records(),
     backoff,
     residency,
+    deployments,
     leading: () => leadership.isLeader(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
@@ -121,6 +126,7 @@ async function lead(leadership: Leadership): Promise<void> {
   );
   const leader: SchedulerLeader = {
     apps,
+    deployments,
     framework,
     changed: () => {
       converge.trigger();
@@ -141,16 +147,18 @@ async function lead(leadership: Leadership): Promise<void> {
     converge.cancel();
     framework.stop();
     backoff.stop();
+    deployments.stop();
     await stopEvents().catch(() => undefined);
     await leadership.resign();
   };
-  log.info("leading", { apps: apps.records().size });
+  log.info("leading", { apps: apps.records().size, deployments: deployments.list(false).length });
   await leadership.lost;
   current = undefined;
   clearInterval(tick);
   converge.cancel();
   framework.stop();
   backoff.stop();
+  deployments.stop();
   await running.catch(() => undefined);
   await stopEvents().catch(() => undefined);
   metrics.leader.set(0);

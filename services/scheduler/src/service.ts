@@ -1,21 +1,34 @@
 /** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
 
-import { InvalidArgumentError, type Logger, NotLeaderError, requestIdOf, unaryHandler } from "@drover/common";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  type Logger,
+  NotLeaderError,
+  requestIdOf,
+  unaryHandler,
+} from "@drover/common";
 import {
   type AppRecord,
   appVersionOf,
   checkAppId,
-  formatReason,
+  type DeploymentRecord,
   hostPortsWanted,
+  toFieldIssues,
   toMarathonJson,
-  type UnplacedReason,
 } from "@drover/core";
-import type { App, SchedulerServer, WaitingReason } from "@drover/proto";
+import type { App, Deployment, SchedulerServer } from "@drover/proto";
+import { z } from "zod";
 import { AppStore } from "./apps.js";
+import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver } from "./framework.js";
+import { reasonToWire } from "./reasons.js";
+
+export { reasonToWire };
 
 export interface SchedulerLeader {
   apps: AppStore;
+  deployments: DeploymentStore;
   framework: FrameworkDriver;
   changed(): void;
 }
@@ -55,38 +68,47 @@ function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
   };
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
+const ForceSchema = z.object({ force: z.boolean() });
+const DeploymentIdSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
+    error: "must be a deployment id (a uuid)",
+  }),
+});
+
+/** A request's fields checked with zod; INVALID_ARGUMENT naming the field otherwise. */
+function parse<T>(schema: z.ZodType<T>, req: unknown): T {
+  const v = schema.safeParse(req);
+  if (!v.success) throw new InvalidArgumentError(toFieldIssues(v.error.issues, req));
+  return v.data;
+}
+
+function toDeployment(d: DeploymentRecord): Deployment {
+  return {
+    id: d.id,
+    kind: d.kind,
+    state: d.state,
+    apps: d.apps.map((a) => ({
+      appId: a.appId,
+      fromVersion: a.fromVersion ?? "",
+      toVersion: a.toVersion,
+      old: a.counts?.old ?? 0,
+      new: a.counts?.new ?? 0,
+      newHealthy: a.counts?.newHealthy ?? 0,
+      healthy: a.counts?.healthy ?? 0,
+      minHealthy: a.counts?.minHealthy ?? 0,
+      maxInstances: a.counts?.maxInstances ?? 0,
+      instances: a.counts?.instances ?? 0,
+    })),
+    waitingFor: d.waitingFor,
+    createdAtMs: d.createdAtMs,
+    updatedAtMs: d.updatedAtMs,
+    reason: d.reason ?? "",
+    rollbackId: d.rollbackId ?? "",
+  };
 }
 
 /** Tasks per ListTasks page at most (as the master's). */
 const MAX_TASK_PAGE = 10_000;
-
-/** A reason as the API and the CLI show it ("insufficient mem on 12 agents", "port 80 taken on 3 agents"). */
-export function reasonToWire(r: UnplacedReason): WaitingReason {
-  switch (r.kind) {
-    case "insufficient":
-      return {
-        kind: `insufficient_${r.resource}`,
-        agents: r.agents,
-        port: 0,
-        text: `insufficient ${r.resource} on ${plural(r.agents, "agent")}`,
-      };
-    case "port_taken":
-      return {
-        kind: "port_taken",
-        agents: r.agents,
-        port: r.port,
-        text: `port ${r.port} taken on ${plural(r.agents, "agent")}`,
-      };
-    case "no_offers":
-      return { kind: "no_offers", agents: 0, port: 0, text: "no offers received yet" };
-    case "constraint":
-      return { kind: "constraint", agents: r.agents, port: 0, text: formatReason(r) };
-    default:
-      return { kind: "unknown", agents: 0, port: 0, text: JSON.stringify(r) };
-  }
-}
 
 export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServer {
   const leader = async (): Promise<SchedulerLeader> => {
@@ -113,13 +135,13 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       const rec = await l.apps.create(spec, requestIdOf(call));
       l.changed();
       const { version } = l.apps.get(spec.id);
-      return { app: rec ? toApp(l, rec, version) : undefined };
+      return { app: rec ? toApp(l, rec, version) : undefined, deploymentId: "" };
     }),
     getApp: unaryHandler(log, "GetApp", async (req) => {
       const id = requireId(req.id);
       const l = await leader();
       const { state, version } = l.apps.get(id);
-      return { app: toApp(l, state, version) };
+      return { app: toApp(l, state, version), deploymentId: l.deployments.runningFor(id)?.id ?? "" };
     }),
     listApps: unaryHandler(log, "ListApps", async () => {
       const l = await leader();
@@ -131,23 +153,96 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     }),
     updateApp: unaryHandler(log, "UpdateApp", async (req) => {
       const id = requireId(req.id);
+      const { force } = parse(ForceSchema, req);
       const spec = AppStore.parse(req.appJson);
       const l = await leader();
-      const rec = await l.apps.update(id, spec);
+      const { rec, deploymentId } = await l.deployments.serial(async () => {
+        await l.deployments.freshFor(id);
+        const hook = l.deployments.startHook(id, "upgrade", force);
+        let started = false;
+        const rec = await l.apps.update(id, spec, {
+          ...hook,
+          committed: (rev) => {
+            started = true;
+            hook.committed(rev);
+          },
+        });
+        return { rec, deploymentId: started ? hook.id : "" };
+      });
       l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined };
+      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId };
+    }),
+    restartApp: unaryHandler(log, "RestartApp", async (req) => {
+      const id = requireId(req.id);
+      const { force } = parse(ForceSchema, req);
+      const l = await leader();
+      const { rec, deploymentId } = await l.deployments.serial(async () => {
+        await l.deployments.freshFor(id);
+        const hook = l.deployments.startHook(id, "restart", force);
+        const rec = await l.apps.restart(id, hook);
+        return { rec, deploymentId: hook.id };
+      });
+      l.changed();
+      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId };
+    }),
+    listDeployments: unaryHandler(log, "ListDeployments", async (req) => {
+      const { includeEnded } = parse(z.object({ includeEnded: z.boolean() }), req);
+      const l = await leader();
+      return { deployments: l.deployments.list(includeEnded).map(toDeployment) };
+    }),
+    getDeployment: unaryHandler(log, "GetDeployment", async (req) => {
+      const { id } = parse(DeploymentIdSchema, req);
+      const l = await leader();
+      return { deployment: toDeployment(l.deployments.get(id)) };
+    }),
+    cancelDeployment: unaryHandler(log, "CancelDeployment", async (req) => {
+      const { id, force } = parse(DeploymentIdSchema.extend(ForceSchema.shape), req);
+      const l = await leader();
+      const out = await l.deployments.serial(async () => {
+        const d = l.deployments.get(id);
+        if (d.state !== "running")
+          throw new FailedPreconditionError(`deployment ${id} is ${d.state}, not running`);
+        if (force) return { d: await l.deployments.cancel(id, "cancelled by request", true), rollbackId: "" };
+        // Without force: each app goes back to the definition it had before, as a new deployment
+        // that supersedes this one (in the same transaction). A restart's earlier definition is the
+        // same one: it just stops.
+        let rollbackId = "";
+        for (const a of d.apps) {
+          const app = l.apps.record(a.appId);
+          if (!app || a.fromVersion === undefined) continue;
+          const previous = await l.apps.version(a.appId, a.fromVersion);
+          const hook = l.deployments.startHook(a.appId, "rollback", true);
+          let started = false;
+          await l.apps.update(a.appId, previous.spec, {
+            ...hook,
+            committed: (rev) => {
+              started = true;
+              hook.committed(rev);
+            },
+          });
+          if (started) rollbackId = hook.id;
+        }
+        if (rollbackId === "")
+          return { d: await l.deployments.cancel(id, "cancelled by request", false), rollbackId };
+        return { d: l.deployments.get(id), rollbackId };
+      });
+      l.changed();
+      return { deployment: toDeployment(out.d), rollbackId: out.rollbackId };
     }),
     scaleApp: unaryHandler(log, "ScaleApp", async (req) => {
       const id = requireId(req.id);
       const l = await leader();
       const rec = await l.apps.scale(id, req.instances);
       l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined };
+      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId: "" };
     }),
     deleteApp: unaryHandler(log, "DeleteApp", async (req) => {
       const id = requireId(req.id);
       const l = await leader();
-      await l.apps.remove(id);
+      await l.deployments.serial(async () => {
+        await l.deployments.freshFor(id);
+        await l.apps.remove(id, l.deployments.removeHook(id));
+      });
       l.changed();
       return {};
     }),

@@ -16,8 +16,10 @@
  * kills and, through TaskInfo.run, of the agent's).
  * Health checks (every protocol) and readiness checks run on the agent, next to the task
  * (services/agent/src/health.ts); a task killed for failing them is replaced as a failed task.
+ * upgradeStrategy: a config change or a restart is a deployment, carried out as a rolling upgrade
+ * under it (deployments.ts, core's rollingStep).
  */
-import { type AppSpec, type FieldIssue, isResident } from "@drover/core";
+import type { AppSpec, FieldIssue } from "@drover/core";
 
 const SOON = "not supported yet: Drover does not run";
 
@@ -32,10 +34,5 @@ export function notYetHonoured(def: AppSpec): FieldIssue[] {
         message: "not supported: a container network without a name (Drover has no default network name)",
       });
   });
-  const u = def.upgradeStrategy;
-  // A resident app's default (0.5/0) is Marathon's for every resident app: not a choice to refuse.
-  const residentDefault = isResident(def) && u.minimumHealthCapacity === 0.5 && u.maximumOverCapacity === 0;
-  if ((u.minimumHealthCapacity !== 1 || u.maximumOverCapacity !== 1) && !residentDefault)
-    refuse("upgradeStrategy", "rolling upgrades (a changed definition does not restart tasks yet)");
   return out;
 }

@@ -1,6 +1,7 @@
 import { AgentAggregate } from "./agent.js";
 import type { AggregateDef } from "./aggregate.js";
 import { AppAggregate } from "./app.js";
+import { DeploymentAggregate } from "./deployment.js";
 import { FrameworkAggregate } from "./framework.js";
 import { ResidencyAggregate } from "./residency.js";
 import { TaskAggregate } from "./task.js";
@@ -9,6 +10,7 @@ export * from "./agent.js";
 export * from "./aggregate.js";
 export * from "./app.js";
 export * from "./app-version.js";
+export * from "./deployment.js";
 export * from "./framework.js";
 export * from "./residency.js";
 export * from "./task.js";
@@ -20,4 +22,5 @@ export const AGGREGATES: Record<string, AggregateDef<unknown, { type: string }>>
   [AgentAggregate.name]: AgentAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [FrameworkAggregate.name]: FrameworkAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [ResidencyAggregate.name]: ResidencyAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [DeploymentAggregate.name]: DeploymentAggregate as unknown as AggregateDef<unknown, { type: string }>,
 };

@@ -67,7 +67,14 @@ export interface CreateAppRequest {
 }
 
 export interface AppResponse {
-  app?: App | undefined;
+  app?:
+    | App
+    | undefined;
+  /**
+   * The deployment the change started (a config change or a restart); empty when none (a create,
+   * a scale, an identical definition).
+   */
+  deploymentId: string;
 }
 
 export interface GetAppRequest {
@@ -84,6 +91,11 @@ export interface ListAppsResponse {
 export interface UpdateAppRequest {
   id: string;
   appJson: string;
+  /**
+   * Cancel the app's running deployment (FAILED_PRECONDITION naming it otherwise) and deploy from
+   * the current state.
+   */
+  force: boolean;
 }
 
 export interface ScaleAppRequest {
@@ -168,6 +180,77 @@ export interface GetAppVersionRequest {
 export interface GetAppVersionResponse {
   /** The definition as of that version in Marathon's shape, with its version and versionInfo. */
   definitionJson: string;
+}
+
+export interface RestartAppRequest {
+  id: string;
+  force: boolean;
+}
+
+/** One app of a deployment, with the counts of its current step. */
+export interface DeploymentApp {
+  appId: string;
+  /** The app's version before the deployment (its definition: GetAppVersion); empty for a new app. */
+  fromVersion: string;
+  /** The configuration version (lastConfigChangeAt) every instance is brought to. */
+  toVersion: string;
+  /** Instances of the previous and of the target configuration still active. */
+  old: number;
+  new: number;
+  /** New instances healthy and ready; healthy: those plus the old healthy ones not being killed. */
+  newHealthy: number;
+  healthy: number;
+  /** ceil(instances x minimumHealthCapacity) and the most instances allowed at once. */
+  minHealthy: number;
+  maxInstances: number;
+  instances: number;
+}
+
+export interface Deployment {
+  id: string;
+  /** "upgrade", "restart" or "rollback". */
+  kind: string;
+  /** "running", "succeeded", "cancelled" or "failed". */
+  state: string;
+  apps: DeploymentApp[];
+  /** What the current step waits for, in words (empty once ended). */
+  waitingFor: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+  /** Why it ended, when it did not succeed. */
+  reason: string;
+  /** The rollback deployment a cancel without force started. */
+  rollbackId: string;
+}
+
+export interface ListDeploymentsRequest {
+  /** Ended deployments too (newest first after the running ones). */
+  includeEnded: boolean;
+}
+
+export interface ListDeploymentsResponse {
+  deployments: Deployment[];
+}
+
+export interface GetDeploymentRequest {
+  id: string;
+}
+
+export interface DeploymentResponse {
+  deployment?: Deployment | undefined;
+}
+
+export interface CancelDeploymentRequest {
+  id: string;
+  force: boolean;
+}
+
+export interface CancelDeploymentResponse {
+  deployment?:
+    | Deployment
+    | undefined;
+  /** The rollback deployment started (cancel without force), empty when none. */
+  rollbackId: string;
 }
 
 function createBaseApp(): App {
@@ -861,13 +944,16 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
 };
 
 function createBaseAppResponse(): AppResponse {
-  return { app: undefined };
+  return { app: undefined, deploymentId: "" };
 }
 
 export const AppResponse: MessageFns<AppResponse> = {
   encode(message: AppResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.app !== undefined) {
       App.encode(message.app, writer.uint32(10).fork()).join();
+    }
+    if (message.deploymentId !== "") {
+      writer.uint32(18).string(message.deploymentId);
     }
     return writer;
   },
@@ -893,6 +979,14 @@ export const AppResponse: MessageFns<AppResponse> = {
             message.app = App.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deploymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -906,13 +1000,23 @@ export const AppResponse: MessageFns<AppResponse> = {
   },
 
   fromJSON(object: any): AppResponse {
-    return { app: isSet(object.app) ? App.fromJSON(object.app) : undefined };
+    return {
+      app: isSet(object.app) ? App.fromJSON(object.app) : undefined,
+      deploymentId: isSet(object.deploymentId)
+        ? globalThis.String(object.deploymentId)
+        : isSet(object.deployment_id)
+        ? globalThis.String(object.deployment_id)
+        : "",
+    };
   },
 
   toJSON(message: AppResponse): unknown {
     const obj: any = {};
     if (message.app !== undefined) {
       obj.app = App.toJSON(message.app);
+    }
+    if (message.deploymentId !== "") {
+      obj.deploymentId = message.deploymentId;
     }
     return obj;
   },
@@ -923,6 +1027,7 @@ export const AppResponse: MessageFns<AppResponse> = {
   fromPartial<I extends Exact<DeepPartial<AppResponse>, I>>(object: I): AppResponse {
     const message = createBaseAppResponse();
     message.app = (object.app !== undefined && object.app !== null) ? App.fromPartial(object.app) : undefined;
+    message.deploymentId = object.deploymentId ?? "";
     return message;
   },
 };
@@ -1114,7 +1219,7 @@ export const ListAppsResponse: MessageFns<ListAppsResponse> = {
 };
 
 function createBaseUpdateAppRequest(): UpdateAppRequest {
-  return { id: "", appJson: "" };
+  return { id: "", appJson: "", force: false };
 }
 
 export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
@@ -1124,6 +1229,9 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     }
     if (message.appJson !== "") {
       writer.uint32(18).string(message.appJson);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
     }
     return writer;
   },
@@ -1157,6 +1265,14 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
             message.appJson = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1177,6 +1293,7 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
         : isSet(object.app_json)
         ? globalThis.String(object.app_json)
         : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -1188,6 +1305,9 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     if (message.appJson !== "") {
       obj.appJson = message.appJson;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -1198,6 +1318,7 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     const message = createBaseUpdateAppRequest();
     message.id = object.id ?? "";
     message.appJson = object.appJson ?? "";
+    message.force = object.force ?? false;
     return message;
   },
 };
@@ -2356,6 +2477,1018 @@ export const GetAppVersionResponse: MessageFns<GetAppVersionResponse> = {
   },
 };
 
+function createBaseRestartAppRequest(): RestartAppRequest {
+  return { id: "", force: false };
+}
+
+export const RestartAppRequest: MessageFns<RestartAppRequest> = {
+  encode(message: RestartAppRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.force !== false) {
+      writer.uint32(16).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestartAppRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestartAppRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestartAppRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: RestartAppRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RestartAppRequest>, I>>(base?: I): RestartAppRequest {
+    return RestartAppRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RestartAppRequest>, I>>(object: I): RestartAppRequest {
+    const message = createBaseRestartAppRequest();
+    message.id = object.id ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseDeploymentApp(): DeploymentApp {
+  return {
+    appId: "",
+    fromVersion: "",
+    toVersion: "",
+    old: 0,
+    new: 0,
+    newHealthy: 0,
+    healthy: 0,
+    minHealthy: 0,
+    maxInstances: 0,
+    instances: 0,
+  };
+}
+
+export const DeploymentApp: MessageFns<DeploymentApp> = {
+  encode(message: DeploymentApp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    if (message.fromVersion !== "") {
+      writer.uint32(18).string(message.fromVersion);
+    }
+    if (message.toVersion !== "") {
+      writer.uint32(26).string(message.toVersion);
+    }
+    if (message.old !== 0) {
+      writer.uint32(32).int32(message.old);
+    }
+    if (message.new !== 0) {
+      writer.uint32(40).int32(message.new);
+    }
+    if (message.newHealthy !== 0) {
+      writer.uint32(48).int32(message.newHealthy);
+    }
+    if (message.healthy !== 0) {
+      writer.uint32(56).int32(message.healthy);
+    }
+    if (message.minHealthy !== 0) {
+      writer.uint32(64).int32(message.minHealthy);
+    }
+    if (message.maxInstances !== 0) {
+      writer.uint32(72).int32(message.maxInstances);
+    }
+    if (message.instances !== 0) {
+      writer.uint32(80).int32(message.instances);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentApp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentApp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.old = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.new = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.newHealthy = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.healthy = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.minHealthy = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxInstances = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.instances = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeploymentApp {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      fromVersion: isSet(object.fromVersion)
+        ? globalThis.String(object.fromVersion)
+        : isSet(object.from_version)
+        ? globalThis.String(object.from_version)
+        : "",
+      toVersion: isSet(object.toVersion)
+        ? globalThis.String(object.toVersion)
+        : isSet(object.to_version)
+        ? globalThis.String(object.to_version)
+        : "",
+      old: isSet(object.old) ? globalThis.Number(object.old) : 0,
+      new: isSet(object.new) ? globalThis.Number(object.new) : 0,
+      newHealthy: isSet(object.newHealthy)
+        ? globalThis.Number(object.newHealthy)
+        : isSet(object.new_healthy)
+        ? globalThis.Number(object.new_healthy)
+        : 0,
+      healthy: isSet(object.healthy) ? globalThis.Number(object.healthy) : 0,
+      minHealthy: isSet(object.minHealthy)
+        ? globalThis.Number(object.minHealthy)
+        : isSet(object.min_healthy)
+        ? globalThis.Number(object.min_healthy)
+        : 0,
+      maxInstances: isSet(object.maxInstances)
+        ? globalThis.Number(object.maxInstances)
+        : isSet(object.max_instances)
+        ? globalThis.Number(object.max_instances)
+        : 0,
+      instances: isSet(object.instances) ? globalThis.Number(object.instances) : 0,
+    };
+  },
+
+  toJSON(message: DeploymentApp): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.fromVersion !== "") {
+      obj.fromVersion = message.fromVersion;
+    }
+    if (message.toVersion !== "") {
+      obj.toVersion = message.toVersion;
+    }
+    if (message.old !== 0) {
+      obj.old = Math.round(message.old);
+    }
+    if (message.new !== 0) {
+      obj.new = Math.round(message.new);
+    }
+    if (message.newHealthy !== 0) {
+      obj.newHealthy = Math.round(message.newHealthy);
+    }
+    if (message.healthy !== 0) {
+      obj.healthy = Math.round(message.healthy);
+    }
+    if (message.minHealthy !== 0) {
+      obj.minHealthy = Math.round(message.minHealthy);
+    }
+    if (message.maxInstances !== 0) {
+      obj.maxInstances = Math.round(message.maxInstances);
+    }
+    if (message.instances !== 0) {
+      obj.instances = Math.round(message.instances);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeploymentApp>, I>>(base?: I): DeploymentApp {
+    return DeploymentApp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeploymentApp>, I>>(object: I): DeploymentApp {
+    const message = createBaseDeploymentApp();
+    message.appId = object.appId ?? "";
+    message.fromVersion = object.fromVersion ?? "";
+    message.toVersion = object.toVersion ?? "";
+    message.old = object.old ?? 0;
+    message.new = object.new ?? 0;
+    message.newHealthy = object.newHealthy ?? 0;
+    message.healthy = object.healthy ?? 0;
+    message.minHealthy = object.minHealthy ?? 0;
+    message.maxInstances = object.maxInstances ?? 0;
+    message.instances = object.instances ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeployment(): Deployment {
+  return {
+    id: "",
+    kind: "",
+    state: "",
+    apps: [],
+    waitingFor: "",
+    createdAtMs: 0,
+    updatedAtMs: 0,
+    reason: "",
+    rollbackId: "",
+  };
+}
+
+export const Deployment: MessageFns<Deployment> = {
+  encode(message: Deployment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.state !== "") {
+      writer.uint32(26).string(message.state);
+    }
+    for (const v of message.apps) {
+      DeploymentApp.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.waitingFor !== "") {
+      writer.uint32(42).string(message.waitingFor);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(48).int64(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(56).int64(message.updatedAtMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.rollbackId !== "") {
+      writer.uint32(74).string(message.rollbackId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Deployment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeployment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.apps.push(DeploymentApp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.waitingFor = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.rollbackId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Deployment {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      apps: globalThis.Array.isArray(object?.apps) ? object.apps.map((e: any) => DeploymentApp.fromJSON(e)) : [],
+      waitingFor: isSet(object.waitingFor)
+        ? globalThis.String(object.waitingFor)
+        : isSet(object.waiting_for)
+        ? globalThis.String(object.waiting_for)
+        : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      rollbackId: isSet(object.rollbackId)
+        ? globalThis.String(object.rollbackId)
+        : isSet(object.rollback_id)
+        ? globalThis.String(object.rollback_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Deployment): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.apps?.length) {
+      obj.apps = message.apps.map((e) => DeploymentApp.toJSON(e));
+    }
+    if (message.waitingFor !== "") {
+      obj.waitingFor = message.waitingFor;
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.rollbackId !== "") {
+      obj.rollbackId = message.rollbackId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Deployment>, I>>(base?: I): Deployment {
+    return Deployment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Deployment>, I>>(object: I): Deployment {
+    const message = createBaseDeployment();
+    message.id = object.id ?? "";
+    message.kind = object.kind ?? "";
+    message.state = object.state ?? "";
+    message.apps = object.apps?.map((e) => DeploymentApp.fromPartial(e)) || [];
+    message.waitingFor = object.waitingFor ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.reason = object.reason ?? "";
+    message.rollbackId = object.rollbackId ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeploymentsRequest(): ListDeploymentsRequest {
+  return { includeEnded: false };
+}
+
+export const ListDeploymentsRequest: MessageFns<ListDeploymentsRequest> = {
+  encode(message: ListDeploymentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.includeEnded !== false) {
+      writer.uint32(8).bool(message.includeEnded);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeploymentsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeploymentsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.includeEnded = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeploymentsRequest {
+    return {
+      includeEnded: isSet(object.includeEnded)
+        ? globalThis.Boolean(object.includeEnded)
+        : isSet(object.include_ended)
+        ? globalThis.Boolean(object.include_ended)
+        : false,
+    };
+  },
+
+  toJSON(message: ListDeploymentsRequest): unknown {
+    const obj: any = {};
+    if (message.includeEnded !== false) {
+      obj.includeEnded = message.includeEnded;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeploymentsRequest>, I>>(base?: I): ListDeploymentsRequest {
+    return ListDeploymentsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeploymentsRequest>, I>>(object: I): ListDeploymentsRequest {
+    const message = createBaseListDeploymentsRequest();
+    message.includeEnded = object.includeEnded ?? false;
+    return message;
+  },
+};
+
+function createBaseListDeploymentsResponse(): ListDeploymentsResponse {
+  return { deployments: [] };
+}
+
+export const ListDeploymentsResponse: MessageFns<ListDeploymentsResponse> = {
+  encode(message: ListDeploymentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deployments) {
+      Deployment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeploymentsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeploymentsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployments.push(Deployment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeploymentsResponse {
+    return {
+      deployments: globalThis.Array.isArray(object?.deployments)
+        ? object.deployments.map((e: any) => Deployment.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListDeploymentsResponse): unknown {
+    const obj: any = {};
+    if (message.deployments?.length) {
+      obj.deployments = message.deployments.map((e) => Deployment.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeploymentsResponse>, I>>(base?: I): ListDeploymentsResponse {
+    return ListDeploymentsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeploymentsResponse>, I>>(object: I): ListDeploymentsResponse {
+    const message = createBaseListDeploymentsResponse();
+    message.deployments = object.deployments?.map((e) => Deployment.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetDeploymentRequest(): GetDeploymentRequest {
+  return { id: "" };
+}
+
+export const GetDeploymentRequest: MessageFns<GetDeploymentRequest> = {
+  encode(message: GetDeploymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDeploymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDeploymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDeploymentRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: GetDeploymentRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetDeploymentRequest>, I>>(base?: I): GetDeploymentRequest {
+    return GetDeploymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetDeploymentRequest>, I>>(object: I): GetDeploymentRequest {
+    const message = createBaseGetDeploymentRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseDeploymentResponse(): DeploymentResponse {
+  return { deployment: undefined };
+}
+
+export const DeploymentResponse: MessageFns<DeploymentResponse> = {
+  encode(message: DeploymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deployment !== undefined) {
+      Deployment.encode(message.deployment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployment = Deployment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeploymentResponse {
+    return { deployment: isSet(object.deployment) ? Deployment.fromJSON(object.deployment) : undefined };
+  },
+
+  toJSON(message: DeploymentResponse): unknown {
+    const obj: any = {};
+    if (message.deployment !== undefined) {
+      obj.deployment = Deployment.toJSON(message.deployment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeploymentResponse>, I>>(base?: I): DeploymentResponse {
+    return DeploymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeploymentResponse>, I>>(object: I): DeploymentResponse {
+    const message = createBaseDeploymentResponse();
+    message.deployment = (object.deployment !== undefined && object.deployment !== null)
+      ? Deployment.fromPartial(object.deployment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCancelDeploymentRequest(): CancelDeploymentRequest {
+  return { id: "", force: false };
+}
+
+export const CancelDeploymentRequest: MessageFns<CancelDeploymentRequest> = {
+  encode(message: CancelDeploymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.force !== false) {
+      writer.uint32(16).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelDeploymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelDeploymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelDeploymentRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: CancelDeploymentRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelDeploymentRequest>, I>>(base?: I): CancelDeploymentRequest {
+    return CancelDeploymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelDeploymentRequest>, I>>(object: I): CancelDeploymentRequest {
+    const message = createBaseCancelDeploymentRequest();
+    message.id = object.id ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseCancelDeploymentResponse(): CancelDeploymentResponse {
+  return { deployment: undefined, rollbackId: "" };
+}
+
+export const CancelDeploymentResponse: MessageFns<CancelDeploymentResponse> = {
+  encode(message: CancelDeploymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deployment !== undefined) {
+      Deployment.encode(message.deployment, writer.uint32(10).fork()).join();
+    }
+    if (message.rollbackId !== "") {
+      writer.uint32(18).string(message.rollbackId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelDeploymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelDeploymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployment = Deployment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rollbackId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelDeploymentResponse {
+    return {
+      deployment: isSet(object.deployment) ? Deployment.fromJSON(object.deployment) : undefined,
+      rollbackId: isSet(object.rollbackId)
+        ? globalThis.String(object.rollbackId)
+        : isSet(object.rollback_id)
+        ? globalThis.String(object.rollback_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CancelDeploymentResponse): unknown {
+    const obj: any = {};
+    if (message.deployment !== undefined) {
+      obj.deployment = Deployment.toJSON(message.deployment);
+    }
+    if (message.rollbackId !== "") {
+      obj.rollbackId = message.rollbackId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelDeploymentResponse>, I>>(base?: I): CancelDeploymentResponse {
+    return CancelDeploymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelDeploymentResponse>, I>>(object: I): CancelDeploymentResponse {
+    const message = createBaseCancelDeploymentResponse();
+    message.deployment = (object.deployment !== undefined && object.deployment !== null)
+      ? Deployment.fromPartial(object.deployment)
+      : undefined;
+    message.rollbackId = object.rollbackId ?? "";
+    return message;
+  },
+};
+
 /**
  * The Drover scheduler (a framework of the master): apps and their tasks.
  * App definitions travel as JSON documents so that the scheduler validates them in one
@@ -2460,6 +3593,55 @@ export const SchedulerService = {
       Buffer.from(GetAppVersionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetAppVersionResponse => GetAppVersionResponse.decode(value),
   },
+  /**
+   * A new version with the same definition, every instance replaced under the upgrade strategy
+   * (Marathon's POST /v2/apps/{id}/restart); answers with the deployment's id.
+   */
+  restartApp: {
+    path: "/drover.v1.Scheduler/RestartApp" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RestartAppRequest): Buffer => Buffer.from(RestartAppRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RestartAppRequest => RestartAppRequest.decode(value),
+    responseSerialize: (value: AppResponse): Buffer => Buffer.from(AppResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AppResponse => AppResponse.decode(value),
+  },
+  /** Deployments, running ones first (Marathon's GET /v2/deployments lists only those). */
+  listDeployments: {
+    path: "/drover.v1.Scheduler/ListDeployments" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDeploymentsRequest): Buffer =>
+      Buffer.from(ListDeploymentsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDeploymentsRequest => ListDeploymentsRequest.decode(value),
+    responseSerialize: (value: ListDeploymentsResponse): Buffer =>
+      Buffer.from(ListDeploymentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDeploymentsResponse => ListDeploymentsResponse.decode(value),
+  },
+  getDeployment: {
+    path: "/drover.v1.Scheduler/GetDeployment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDeploymentRequest): Buffer => Buffer.from(GetDeploymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDeploymentRequest => GetDeploymentRequest.decode(value),
+    responseSerialize: (value: DeploymentResponse): Buffer => Buffer.from(DeploymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeploymentResponse => DeploymentResponse.decode(value),
+  },
+  /**
+   * force: just stop it (mixed versions may stay); otherwise roll its apps back to the version
+   * before it, as a new deployment (Marathon's DELETE /v2/deployments/{id}).
+   */
+  cancelDeployment: {
+    path: "/drover.v1.Scheduler/CancelDeployment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelDeploymentRequest): Buffer =>
+      Buffer.from(CancelDeploymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelDeploymentRequest => CancelDeploymentRequest.decode(value),
+    responseSerialize: (value: CancelDeploymentResponse): Buffer =>
+      Buffer.from(CancelDeploymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelDeploymentResponse => CancelDeploymentResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerServer extends UntypedServiceImplementation {
@@ -2476,6 +3658,19 @@ export interface SchedulerServer extends UntypedServiceImplementation {
   listAppVersions: handleUnaryCall<ListAppVersionsRequest, ListAppVersionsResponse>;
   /** An app's definition as of one of its versions (GET /v2/apps/{id}/versions/{version}). */
   getAppVersion: handleUnaryCall<GetAppVersionRequest, GetAppVersionResponse>;
+  /**
+   * A new version with the same definition, every instance replaced under the upgrade strategy
+   * (Marathon's POST /v2/apps/{id}/restart); answers with the deployment's id.
+   */
+  restartApp: handleUnaryCall<RestartAppRequest, AppResponse>;
+  /** Deployments, running ones first (Marathon's GET /v2/deployments lists only those). */
+  listDeployments: handleUnaryCall<ListDeploymentsRequest, ListDeploymentsResponse>;
+  getDeployment: handleUnaryCall<GetDeploymentRequest, DeploymentResponse>;
+  /**
+   * force: just stop it (mixed versions may stay); otherwise roll its apps back to the version
+   * before it, as a new deployment (Marathon's DELETE /v2/deployments/{id}).
+   */
+  cancelDeployment: handleUnaryCall<CancelDeploymentRequest, CancelDeploymentResponse>;
 }
 
 export interface SchedulerClient extends Client {
@@ -2631,6 +3826,75 @@ export interface SchedulerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetAppVersionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A new version with the same definition, every instance replaced under the upgrade strategy
+   * (Marathon's POST /v2/apps/{id}/restart); answers with the deployment's id.
+   */
+  restartApp(
+    request: RestartAppRequest,
+    callback: (error: ServiceError | null, response: AppResponse) => void,
+  ): ClientUnaryCall;
+  restartApp(
+    request: RestartAppRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AppResponse) => void,
+  ): ClientUnaryCall;
+  restartApp(
+    request: RestartAppRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AppResponse) => void,
+  ): ClientUnaryCall;
+  /** Deployments, running ones first (Marathon's GET /v2/deployments lists only those). */
+  listDeployments(
+    request: ListDeploymentsRequest,
+    callback: (error: ServiceError | null, response: ListDeploymentsResponse) => void,
+  ): ClientUnaryCall;
+  listDeployments(
+    request: ListDeploymentsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDeploymentsResponse) => void,
+  ): ClientUnaryCall;
+  listDeployments(
+    request: ListDeploymentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDeploymentsResponse) => void,
+  ): ClientUnaryCall;
+  getDeployment(
+    request: GetDeploymentRequest,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  getDeployment(
+    request: GetDeploymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  getDeployment(
+    request: GetDeploymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * force: just stop it (mixed versions may stay); otherwise roll its apps back to the version
+   * before it, as a new deployment (Marathon's DELETE /v2/deployments/{id}).
+   */
+  cancelDeployment(
+    request: CancelDeploymentRequest,
+    callback: (error: ServiceError | null, response: CancelDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  cancelDeployment(
+    request: CancelDeploymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  cancelDeployment(
+    request: CancelDeploymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelDeploymentResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,135 @@
+import { z } from "zod";
+import type { AggregateDef } from "./aggregate.js";
+import { AppVersionSchema } from "./app.js";
+
+/**
+ * A deployment: what moves apps from one configuration version to the next (Marathon's
+ * DeploymentPlan). Keyed by its id (a uuid). In this first slice a deployment has one step of
+ * RestartApplication actions: an upgrade (a config change) or a restart (`drover app restart`: a new
+ * version with the same definition) of each affected app, carried out by the scheduler's converge
+ * loop with core's rollingStep. A scale-only change has no deployment (the converge loop scales at
+ * once, as before, and Marathon's ScaleApplication step does no more).
+ *
+ * Writes are few: one event to start (in the app's own transaction), a DeploymentProgressed only
+ * when what it waits for changes (coalesced by the scheduler), one to end.
+ */
+export const DeploymentKindSchema = z.enum(["upgrade", "restart", "rollback"]);
+export type DeploymentKind = z.infer<typeof DeploymentKindSchema>;
+
+export const DeploymentStateSchema = z.enum(["running", "succeeded", "cancelled", "failed"]);
+export type DeploymentState = z.infer<typeof DeploymentStateSchema>;
+
+/** One app's counts in the current step (rollingStep's counts). */
+export const DeploymentCountsSchema = z.strictObject({
+  old: z.number().int().min(0),
+  new: z.number().int().min(0),
+  /** New instances healthy and ready. */
+  newHealthy: z.number().int().min(0),
+  /** Old healthy ones not being killed plus newHealthy. */
+  healthy: z.number().int().min(0),
+  minHealthy: z.number().int().min(0),
+  maxInstances: z.number().int().min(0),
+  instances: z.number().int().min(0),
+});
+export type DeploymentCounts = z.infer<typeof DeploymentCountsSchema>;
+
+export const DeploymentAppSchema = z.strictObject({
+  appId: z.string().min(1),
+  /** The app's lastConfigChangeAt before the change (absent: the app is new). */
+  fromVersion: AppVersionSchema.optional(),
+  /** The app's lastConfigChangeAt the deployment brings every instance to. */
+  toVersion: AppVersionSchema,
+  /** The latest counts recorded (absent until the first progress). */
+  counts: DeploymentCountsSchema.optional(),
+});
+export type DeploymentApp = z.infer<typeof DeploymentAppSchema>;
+
+const id = z.string().regex(/^[0-9a-f-]{36}$/, { error: "must be a uuid" });
+
+export const DeploymentEventSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("DeploymentStarted"),
+    id,
+    kind: DeploymentKindSchema,
+    apps: z.array(DeploymentAppSchema).min(1),
+  }),
+  z.strictObject({
+    type: z.literal("DeploymentProgressed"),
+    waitingFor: z.string().max(2000),
+    /** Counts per app id. */
+    counts: z.record(z.string(), DeploymentCountsSchema),
+  }),
+  z.strictObject({ type: z.literal("DeploymentSucceeded") }),
+  z.strictObject({
+    type: z.literal("DeploymentCancelled"),
+    force: z.boolean(),
+    /** Why: "cancelled by request", "superseded by deployment <id> (force)", "app removed". */
+    reason: z.string().max(500),
+    /** The rollback deployment a cancel without force started. */
+    rollbackId: id.optional(),
+  }),
+  z.strictObject({ type: z.literal("DeploymentFailed"), reason: z.string().max(2000) }),
+]);
+export type DeploymentEvent = z.infer<typeof DeploymentEventSchema>;
+
+export const DeploymentRecordSchema = z.strictObject({
+  id,
+  kind: DeploymentKindSchema,
+  state: DeploymentStateSchema,
+  apps: z.array(DeploymentAppSchema),
+  createdAtMs: z.number(),
+  updatedAtMs: z.number(),
+  /** What the current step waits for, in words ("" once it ended). */
+  waitingFor: z.string(),
+  /** Why it ended when it did not succeed. */
+  reason: z.string().optional(),
+  force: z.boolean().optional(),
+  rollbackId: id.optional(),
+});
+export type DeploymentRecord = z.infer<typeof DeploymentRecordSchema>;
+
+export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent> = {
+  name: "deployment",
+  eventSchema: DeploymentEventSchema,
+  stateSchema: DeploymentRecordSchema,
+  apply(state, event, { atMs }) {
+    if (event.type === "DeploymentStarted")
+      return {
+        id: event.id,
+        kind: event.kind,
+        state: "running",
+        apps: event.apps,
+        createdAtMs: atMs,
+        updatedAtMs: atMs,
+        waitingFor: "",
+      };
+    // Events after the end change nothing (a late progress never reopens a deployment).
+    if (!state || state.state !== "running") return state;
+    switch (event.type) {
+      case "DeploymentProgressed":
+        return {
+          ...state,
+          updatedAtMs: atMs,
+          waitingFor: event.waitingFor,
+          apps: state.apps.map((a) => {
+            const c = event.counts[a.appId];
+            return c ? { ...a, counts: c } : a;
+          }),
+        };
+      case "DeploymentSucceeded":
+        return { ...state, state: "succeeded", updatedAtMs: atMs, waitingFor: "" };
+      case "DeploymentCancelled":
+        return {
+          ...state,
+          state: "cancelled",
+          updatedAtMs: atMs,
+          waitingFor: "",
+          reason: event.reason,
+          force: event.force,
+          ...(event.rollbackId ? { rollbackId: event.rollbackId } : {}),
+        };
+      case "DeploymentFailed":
+        return { ...state, state: "failed", updatedAtMs: atMs, waitingFor: "", reason: event.reason };
+    }
+  },
+};
