@@ -5,7 +5,8 @@
  *
  * - 1/1, 0.5/0 and 0/0: `drover app update` (followed, plain lines) exits 0; the healthy count never
  *   went below ceil(4 × minimumHealthCapacity), the active count never above the maximum; every
- *   task runs the new version afterwards. Prints each upgrade's time and lowest healthy count.
+ *   task runs the new version afterwards; the same for 10 instances under 1/1. Prints each
+ *   upgrade's time (next to the time the same instances took to start) and lowest healthy count.
  * - A version whose health check never passes (1/1): the deployment stays running, says what fails,
  *   the old tasks are untouched; `deployment cancel` rolls back (a new deployment that succeeds);
  *   again, `deployment cancel --force` just stops it and the old tasks stay.
@@ -61,13 +62,13 @@ after(async () => {
 
 const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
 
-function appDef(id: string, strategy: [number, number], v: string, path = "/health") {
+function appDef(id: string, strategy: [number, number], v: string, path = "/health", instances = 4) {
   return {
     id,
     cmd: "mkdir -p /www && echo ok > /www/health && exec httpd -f -p $PORT0 -h /www",
     cpus: 0.05,
     mem: 16,
-    instances: 4,
+    instances,
     env: { V: v },
     upgradeStrategy: { minimumHealthCapacity: strategy[0], maximumOverCapacity: strategy[1] },
     healthChecks: [
@@ -148,13 +149,21 @@ function sampler(appId: string) {
   };
 }
 
-async function addHealthy(def: Record<string, unknown>): Promise<void> {
+/** Adds the app and waits until all its instances are healthy; returns how long that took. */
+async function addHealthy(def: Record<string, unknown>): Promise<number> {
+  const started = Date.now();
+  const n = Number(def.instances);
   const res = await current().cli(["app", "add", await writeDef(def)]);
   assert.equal(res.code, 0, res.stderr);
-  await waitFor(`${String(def.id)}: 4 healthy`, async () => (await snapshot(String(def.id))).healthy === 4, {
-    timeoutMs: 90_000,
-    intervalMs: 300,
-  });
+  await waitFor(
+    `${String(def.id)}: ${n} healthy`,
+    async () => (await snapshot(String(def.id))).healthy === n,
+    {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+    },
+  );
+  return Date.now() - started;
 }
 
 async function deployment(id: string): Promise<Deployment> {
@@ -168,21 +177,25 @@ async function remove(appId: string): Promise<void> {
   assert.equal(res.code, 0, res.stderr);
 }
 
-for (const [min, over, minHealthy, maxActive] of [
-  [1, 1, 4, 8],
-  [0.5, 0, 2, 4],
-  [0, 0, 0, 4],
+for (const [n, min, over, minHealthy, maxActive] of [
+  [4, 1, 1, 4, 8],
+  [4, 0.5, 0, 2, 4],
+  [4, 0, 0, 0, 4],
+  [10, 1, 1, 10, 20],
 ] as const) {
-  test(`rolling upgrade of 4 under ${min}/${over}: healthy never below ${minHealthy}, never more than ${maxActive} tasks`, () =>
+  test(`rolling upgrade of ${n} under ${min}/${over}: healthy never below ${minHealthy}, never more than ${maxActive} tasks`, () =>
     withLogs(async () => {
-      const id = `/web-${String(min).replace(".", "")}-${over}`;
-      await addHealthy(appDef(id, [min, over], "1"));
+      const id = `/web-${n}-${String(min).replace(".", "")}-${over}`;
+      const startMs = await addHealthy(appDef(id, [min, over], "1", "/health", n));
       const before = await snapshot(id);
       const s = sampler(id);
       const started = Date.now();
-      const res = await current().cli(["app", "update", id, await writeDef(appDef(id, [min, over], "2"))], {
-        timeoutMs: 180_000,
-      });
+      const res = await current().cli(
+        ["app", "update", id, await writeDef(appDef(id, [min, over], "2", "/health", n))],
+        {
+          timeoutMs: 180_000,
+        },
+      );
       const ms = Date.now() - started;
       const seen = await s.stop();
       assert.equal(res.code, 0, `app update: ${res.stdout} ${res.stderr}`);
@@ -194,8 +207,8 @@ for (const [min, over, minHealthy, maxActive] of [
       );
       assert.match(lines.at(-1) ?? "", /— succeeded$/);
       const after = await snapshot(id);
-      assert.equal(after.healthy, 4);
-      assert.equal(after.active, 4);
+      assert.equal(after.healthy, n);
+      assert.equal(after.active, n);
       assert.ok(
         after.ids.every((t) => !before.ids.includes(t)),
         "every instance was replaced",
@@ -206,7 +219,8 @@ for (const [min, over, minHealthy, maxActive] of [
       assert.ok(seen.maxActive <= maxActive, `most tasks ${seen.maxActive} > ${maxActive}`);
       assert.deepEqual(s.duplicates, []);
       console.log(
-        `[deployments] ${min}/${over}: 4 instances upgraded in ${ms} ms (update to success, CLI following); ` +
+        `[deployments] ${min}/${over}: ${n} instances upgraded in ${ms} ms (update to success, CLI following; ` +
+          `adding them took ${startMs} ms to all healthy); ` +
           `lowest healthy ${seen.minHealthy} (minimum ${minHealthy}), most tasks ${seen.maxActive} (max ${maxActive}), ${seen.samples} samples`,
       );
       await remove(id);

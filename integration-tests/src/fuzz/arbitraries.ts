@@ -711,7 +711,11 @@ export type SchedulerMethod =
   | "ListTasks"
   | "GetQueue"
   | "ListAppVersions"
-  | "GetAppVersion";
+  | "GetAppVersion"
+  | "RestartApp"
+  | "ListDeployments"
+  | "GetDeployment"
+  | "CancelDeployment";
 
 export type MasterUnaryMethod =
   | "Accept"
@@ -809,6 +813,30 @@ export const schedulerRequest: fc.Arbitrary<{ method: SchedulerMethod; req: Wire
         ),
       })
       .map((req) => ({ method: "GetAppVersion" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ id: stringField(["anchorAppId"]), force: fc.boolean() })
+      .map((req) => ({ method: "RestartApp" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ includeEnded: fc.boolean() })
+      .map((req) => ({ method: "ListDeployments" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ id: fc.oneof(fc.uuid(), hostileString()) })
+      .map((req) => ({ method: "GetDeployment" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ id: fc.oneof(fc.uuid(), hostileString()), force: fc.boolean() })
+      .map((req) => ({ method: "CancelDeployment" as const, req })),
   },
 );
 
@@ -1168,6 +1196,10 @@ export const METHOD_PATHS: readonly string[] = [
   "/drover.v1.Scheduler/GetQueue",
   "/drover.v1.Scheduler/ListAppVersions",
   "/drover.v1.Scheduler/GetAppVersion",
+  "/drover.v1.Scheduler/RestartApp",
+  "/drover.v1.Scheduler/ListDeployments",
+  "/drover.v1.Scheduler/GetDeployment",
+  "/drover.v1.Scheduler/CancelDeployment",
 ];
 
 function varint(value: bigint, minBytes = 1): number[] {
