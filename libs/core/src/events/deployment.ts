@@ -104,7 +104,7 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
         waitingFor: "",
       };
     // Events after the end change nothing (a late progress never reopens a deployment).
-    if (!state || state.state !== "running") return state;
+    if (state?.state !== "running") return state;
     switch (event.type) {
       case "DeploymentProgressed":
         return {
