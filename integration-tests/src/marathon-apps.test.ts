@@ -187,10 +187,17 @@ test(
       const dependent = join(dir, "dependent.json");
       await writeFile(
         dependent,
-        JSON.stringify({ id: "dependent", cmd: "sleep 1000", dependencies: ["/db"], cpus: 0.05, mem: 16 }),
+        JSON.stringify({
+          id: "dependent",
+          cmd: "sleep 1000",
+          dependencies: ["/dependent"],
+          cpus: 0.05,
+          mem: 16,
+        }),
       );
+      // Dependencies run now (groups.test.ts); one on itself is a cycle, refused naming it.
       const refused = await current().cli(["app", "add", dependent]);
       assert.notEqual(refused.code, 0);
-      assert.match(refused.stderr, /dependencies: not supported yet/);
+      assert.match(refused.stderr, /dependencies: cycle \/dependent → \/dependent/);
     }),
 );

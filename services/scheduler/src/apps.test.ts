@@ -158,3 +158,23 @@ test("a deposed leader writes no version", async () => {
   await assert.rejects(apps.scale(ID, 2));
   assert.deepEqual(kv.keys(PREFIX), []);
 });
+
+test("dependencies are accepted; one that closes a cycle is refused naming the cycle", async () => {
+  const { store, leadership } = memoryStore({ service: "scheduler" });
+  const apps = new AppStore(store, leadership);
+  assert.deepEqual(
+    AppStore.parse(JSON.stringify({ id: "/a", cmd: "sleep 1", dependencies: ["/b"] })).dependencies,
+    ["/b"],
+  );
+  await apps.create(spec({ id: "/a", dependencies: ["/b"] }));
+  await apps.create(spec({ id: "/b", dependencies: ["/c"] }));
+  await assert.rejects(
+    apps.create(spec({ id: "/c", dependencies: ["/a"] })),
+    (err: unknown) =>
+      err instanceof InvalidArgumentError &&
+      err.issues[0]?.path === "dependencies" &&
+      err.issues[0]?.message === "cycle /a → /b → /c → /a",
+  );
+  await apps.create(spec({ id: "/c" }));
+  await assert.rejects(apps.update("/c", spec({ id: "/c", dependencies: ["/a"] })), /cycle/);
+});

@@ -30,6 +30,10 @@ import {
   appIdToKey,
   appVersionEntry,
   appVersionOf,
+  cycleIssue,
+  type DependencyNode,
+  dependencyGraph,
+  findCycle,
   nextAppVersion,
   parseAppSpecJson,
   parseAppVersion,
@@ -155,6 +159,7 @@ export class AppStore {
         if (requestId && existing.createdBy === requestId) return existing;
         throw new AlreadyExistsError(`app ${spec.id}`);
       }
+      this.refuseCycle(spec);
       return this.commit(spec.id, (version) => [
         { type: "AppCreated", spec, ...(requestId ? { requestId } : {}), version },
       ]);
@@ -176,6 +181,7 @@ export class AppStore {
         case "scale":
           return this.commit(id, (version) => [{ type: "AppScaled", instances: spec.instances, version }]);
         case "config":
+          this.refuseCycle(spec);
           return this.commit(id, (version) => [{ type: "AppUpdated", spec, version }], onConfigChange);
       }
     });
@@ -210,6 +216,15 @@ export class AppStore {
       await this.existing(id);
       await this.commit(id, () => [{ type: "AppDeleted" }], hook);
     });
+  }
+
+  /** Refuses `spec` when its dependencies close a cycle with the other apps' (naming the cycle). */
+  private refuseCycle(spec: AppSpec): void {
+    if (spec.dependencies.length === 0) return;
+    const nodes: DependencyNode[] = [{ id: spec.id, dependencies: spec.dependencies }];
+    for (const [id, e] of this.apps) if (e.state && id !== spec.id) nodes.push(e.state.spec);
+    const cycle = findCycle(dependencyGraph(nodes));
+    if (cycle) throw new InvalidArgumentError([cycleIssue(cycle)]);
   }
 
   /** The app as last committed (re-read when stale); NotFoundError when there is none. */

@@ -54,6 +54,7 @@ import {
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import type { Task } from "@drover/proto";
+import { dependencyWait } from "./dependencies.js";
 import { deploymentTasks, explainStep } from "./deployment-step.js";
 import type { DeploymentView } from "./deployments.js";
 import { reasonToText } from "./reasons.js";
@@ -88,6 +89,8 @@ export interface QueueEntry {
   backoffUntilMs: number;
   /** The master refused or failed the last launch of this app: why, and when it is tried again. */
   launchFailure?: LaunchFailure;
+  /** Launches held until a dependency is healthy (dependencies.ts): what it waits for. */
+  dependency?: string;
 }
 
 export interface LaunchFailure {
@@ -559,11 +562,13 @@ export class FrameworkDriver {
     const { step } = rolling;
     const w = this.waiting.get(appId);
     const tasks = [...this.tasks.ofApp(appId)];
-    const waitingFor = explainStep(app, tasks, step, {
+    const dependency = step.launch > 0 ? this.dependencyWait(app) : undefined;
+    const explained = explainStep(app, tasks, step, {
       ...(backoffUntilMs !== undefined ? { backoffUntilMs } : {}),
       ...(w && step.launch > 0 ? { unplaced: w.reasons.map(reasonToText).join(", ") } : {}),
       ...(this.lastHealthFailure.has(appId) ? { lastFailure: this.lastHealthFailure.get(appId) } : {}),
     });
+    const waitingFor = dependency ? `${explained}; ${dependency}` : explained;
     this.deps.deployments?.observe(rolling.id, appId, {
       waitingFor,
       counts: { ...step.counts, instances: app.spec.instances },
@@ -577,6 +582,22 @@ export class FrameworkDriver {
    * unreachableStrategy says); `record` keeps the refreshed backoff (queries pass false).
    */
   private plan(appId: string, app: AppRecord, now: number, record = true) {
+    const own = this.planOwn(appId, app, now, record);
+    const wait = own.launch > 0 ? this.dependencyWait(app) : undefined;
+    return { ...own, ...(wait ? { launch: 0, waitingForDependency: wait } : {}) };
+  }
+
+  /** What `app`'s launches wait for among its dependencies (dependencies.ts), if anything. */
+  private dependencyWait(app: AppRecord): string | undefined {
+    if (app.spec.dependencies.length === 0) return undefined;
+    return dependencyWait(app, {
+      apps: this.deps.apps(),
+      tasksOf: (id) => this.tasks.ofApp(id),
+      deploying: (id) => this.deps.deployments?.runningFor(id) !== undefined,
+    });
+  }
+
+  private planOwn(appId: string, app: AppRecord, now: number, record: boolean) {
     const base = this.reconcilePlan(appId, app, now, record);
     const deployment = this.deps.deployments?.runningFor(appId);
     if (!deployment) return { ...base, rolling: undefined };
@@ -899,7 +920,7 @@ export class FrameworkDriver {
       const missing =
         plan.launch > 0
           ? plan.launch
-          : plan.waitingForBackoffUntilMs !== undefined
+          : plan.waitingForBackoffUntilMs !== undefined || plan.waitingForDependency !== undefined
             ? this.missing(appId, app)
             : 0;
       if (missing === 0) continue;
@@ -913,6 +934,7 @@ export class FrameworkDriver {
         offersSeen: w?.offersSeen ?? 0,
         backoffUntilMs: plan.waitingForBackoffUntilMs ?? 0,
         ...(failure ? { launchFailure: failure } : {}),
+        ...(plan.waitingForDependency ? { dependency: plan.waitingForDependency } : {}),
       });
     }
     return out.sort((a, b) => a.appId.localeCompare(b.appId));

@@ -269,6 +269,7 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
           appId: q.appId,
           waiting: q.waiting,
           reasons: [
+            ...(q.dependency ? [{ kind: "dependency", agents: 0, port: 0, text: q.dependency }] : []),
             ...(q.backoffUntilMs > 0
               ? [
                   {

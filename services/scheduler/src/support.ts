@@ -18,15 +18,13 @@
  * (services/agent/src/health.ts); a task killed for failing them is replaced as a failed task.
  * upgradeStrategy: a config change or a restart is a deployment, carried out as a rolling upgrade
  * under it (deployments.ts, core's rollingStep).
+ * dependencies: an app's launches wait until every app it depends on is healthy (framework.ts,
+ * dependencyWait); a cycle is refused (apps.ts).
  */
 import type { AppSpec, FieldIssue } from "@drover/core";
 
-const SOON = "not supported yet: Drover does not run";
-
 export function notYetHonoured(def: AppSpec): FieldIssue[] {
   const out: FieldIssue[] = [];
-  const refuse = (path: string, what: string) => out.push({ path, message: `${SOON} ${what}` });
-  if (def.dependencies.length > 0) refuse("dependencies", "app dependencies (deployments)");
   def.networks.forEach((n, i) => {
     if (n.mode === "container" && !n.name)
       out.push({
