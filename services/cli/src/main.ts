@@ -20,6 +20,7 @@ import {
 import { connectEtcd, EventStore, verifyLog } from "@drover/store";
 import { Metadata } from "@grpc/grpc-js";
 import { deploymentJson, deploymentTable, deploymentText, follow } from "./deployments.js";
+import { GROUP_USAGE, groupCommand } from "./groups.js";
 import { healthColumn, healthCounts, taskHealthJson } from "./health.js";
 import { ago, table } from "./table.js";
 
@@ -44,6 +45,7 @@ const USAGE = `usage: drover <command> [--json]
   deployment show ID         a deployment: apps, state, counts, what it waits for
   deployment cancel ID [--force]
                              roll its apps back to their previous version (--force: just stop it)
+${GROUP_USAGE}
   framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
   agent list                 list agents
@@ -312,6 +314,19 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
     } finally {
       s.close();
     }
+  }
+
+  if (group === "group") {
+    const s = schedulers();
+    try {
+      await groupCommand(s, cmd, rest, {
+        out: (value, text) => out(json, value, text),
+        usage: (message) => new UsageError(message),
+      });
+    } finally {
+      s.close();
+    }
+    return;
   }
 
   if (group === "task" && cmd === "list") {
