@@ -315,6 +315,7 @@ test("gRPC: CreateApp with bad JSON → INVALID_ARGUMENT with field paths; etcd 
       id: "web",
       appJson: variant({ replicas: 2 }),
       force: false,
+      canaryInstances: 0,
     });
     assert.equal(updateErr.code, status.INVALID_ARGUMENT, `UpdateApp replicas: ${updateErr.details}`);
     assert.ok(issuesOf(updateErr).some((i) => i.path === "replicas"));

@@ -715,7 +715,8 @@ export type SchedulerMethod =
   | "RestartApp"
   | "ListDeployments"
   | "GetDeployment"
-  | "CancelDeployment";
+  | "CancelDeployment"
+  | "PromoteDeployment";
 
 export type MasterUnaryMethod =
   | "Accept"
@@ -837,6 +838,12 @@ export const schedulerRequest: fc.Arbitrary<{ method: SchedulerMethod; req: Wire
     arbitrary: fc
       .record({ id: fc.oneof(fc.uuid(), hostileString()), force: fc.boolean() })
       .map((req) => ({ method: "CancelDeployment" as const, req })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ id: fc.oneof(fc.uuid(), hostileString()) })
+      .map((req) => ({ method: "PromoteDeployment" as const, req })),
   },
 );
 
@@ -1200,6 +1207,7 @@ export const METHOD_PATHS: readonly string[] = [
   "/drover.v1.Scheduler/ListDeployments",
   "/drover.v1.Scheduler/GetDeployment",
   "/drover.v1.Scheduler/CancelDeployment",
+  "/drover.v1.Scheduler/PromoteDeployment",
 ];
 
 function varint(value: bigint, minBytes = 1): number[] {

@@ -45,6 +45,7 @@ import {
   ListTasksRequest,
   ListTasksResponse,
   type MessageFns,
+  PromoteDeploymentRequest,
   ReconcileRequest,
   ReconcileResponse,
   RestartAppRequest,
@@ -182,6 +183,13 @@ export const SCHEDULER_METHODS: Record<string, MethodSpec> = {
     "unary",
     CancelDeploymentRequest,
     CancelDeploymentResponse,
+  ),
+  PromoteDeployment: spec(
+    "scheduler",
+    "PromoteDeployment",
+    "unary",
+    PromoteDeploymentRequest,
+    DeploymentResponse,
   ),
 };
 

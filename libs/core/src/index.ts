@@ -2,6 +2,7 @@ export * from "./allocation.js";
 export * from "./app.js";
 export * from "./backoff.js";
 export * from "./constraints.js";
+export * from "./deployment/deadline.js";
 export * from "./deployment/order.js";
 export * from "./deployment/rolling.js";
 export * from "./events/index.js";

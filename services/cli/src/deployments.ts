@@ -21,6 +21,7 @@ export function deploymentJson(d: Deployment) {
     waitingFor: d.waitingFor,
     reason: d.reason || undefined,
     rollbackId: d.rollbackId || undefined,
+    canaryInstances: d.canaryInstances || undefined,
     createdAtMs: d.createdAtMs,
     updatedAtMs: d.updatedAtMs,
     apps: d.apps.map((a) => ({
@@ -73,7 +74,7 @@ export function deploymentTable(ds: Deployment[]): string {
 
 export function deploymentText(d: Deployment): string {
   const lines = [
-    `deployment ${d.id} (${d.kind}): ${d.state}`,
+    `deployment ${d.id} (${d.kind}${d.canaryInstances ? `, canary of ${d.canaryInstances}: promote or cancel` : ""}): ${d.state}`,
     `  started   ${new Date(d.createdAtMs).toISOString()}`,
   ];
   for (const a of d.apps)

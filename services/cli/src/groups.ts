@@ -168,7 +168,12 @@ export async function groupCommand(
         for (const appId of level) {
           const appJson = JSON.stringify(g.apps.find((a) => a.id === appId)?.definition);
           if (inside.some((a) => a.id === appId)) {
-            const res = await s.call((c) => c.updateApp.bind(c), { id: appId, appJson, force });
+            const res = await s.call((c) => c.updateApp.bind(c), {
+              id: appId,
+              appJson,
+              force,
+              canaryInstances: 0,
+            });
             if (res.deploymentId) deployments.push(res.deploymentId);
           } else await s.call((c) => c.createApp.bind(c), { appJson });
         }

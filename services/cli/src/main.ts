@@ -29,9 +29,11 @@ class UsageError extends Error {}
 const USAGE = `usage: drover <command> [--json]
 
   app add FILE.json          create an app from its JSON definition
-  app update ID FILE.json [--force] [--detach]
+  app update ID FILE.json [--force] [--detach] [--canary N]
                              replace an app's definition; a config change is deployed (a rolling
-                             upgrade), followed live until it ends (exit 1 unless it succeeded)
+                             upgrade), followed live until it ends (exit 1 unless it succeeded);
+                             --canary N (a Drover extension): N new instances next to the old ones
+                             until deployment promote or cancel (returns at once)
   app restart ID [--force] [--detach]
                              replace every instance under the app's upgradeStrategy, followed live
   app list                   list apps
@@ -45,6 +47,8 @@ const USAGE = `usage: drover <command> [--json]
   deployment show ID         a deployment: apps, state, counts, what it waits for
   deployment cancel ID [--force]
                              roll its apps back to their previous version (--force: just stop it)
+  deployment promote ID [--detach]
+                             a canary deployment goes on with the rolling upgrade, followed live
 ${GROUP_USAGE}
   framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
@@ -141,12 +145,25 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
         case "update":
         case "restart": {
           const force = flag(rest, "--force");
-          const detach = flag(rest, "--detach");
+          const canary = option(rest, "--canary");
+          const canaryInstances = canary === undefined ? 0 : Number(canary);
+          if (
+            canary !== undefined &&
+            (cmd !== "update" || !Number.isInteger(canaryInstances) || canaryInstances < 1)
+          )
+            throw new UsageError("--canary needs a whole number of instances from 1 (app update only)");
+          // A canary waits for a person (promote or cancel): nothing to follow to its end.
+          const detach = flag(rest, "--detach") || canaryInstances > 0;
           const id = rest[0];
           if (!id) throw new UsageError("missing ID");
           const res =
             cmd === "update"
-              ? await s.call((c) => c.updateApp.bind(c), { id, appJson: readAppFile(rest[1]), force })
+              ? await s.call((c) => c.updateApp.bind(c), {
+                  id,
+                  appJson: readAppFile(rest[1]),
+                  force,
+                  canaryInstances,
+                })
               : await s.call((c) => c.restartApp.bind(c), { id, force });
           const what = cmd === "update" ? "updated" : "restarted";
           if (!res.deploymentId || detach) {
@@ -306,6 +323,25 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
                 ? `deployment ${id} cancelled; rolling back with deployment ${res.rollbackId}`
                 : `deployment ${id} cancelled${force ? " (forced: instances of both versions may stay)" : ""}`,
           );
+          return;
+        }
+        case "promote": {
+          const detach = flag(rest, "--detach");
+          const id = rest[0];
+          if (!id) throw new UsageError("missing ID");
+          const res = await s.call((c) => c.promoteDeployment.bind(c), { id });
+          if (detach || !res.deployment) {
+            out(
+              json,
+              res.deployment ? deploymentJson(res.deployment) : {},
+              () => `deployment ${id} promoted`,
+            );
+            return;
+          }
+          if (!json) process.stdout.write(`deployment ${id} promoted\n`);
+          const d = await follow(s, id, json ? process.stderr : process.stdout);
+          if (json) out(true, deploymentJson(d), () => "");
+          if (d.state !== "succeeded") process.exitCode = 1;
           return;
         }
         default:

@@ -7,7 +7,14 @@
  * as text), so a scale-only change restarts nothing. Healthy: RUNNING and every health check alive
  * (RUNNING is enough without health checks); ready: every readiness check passed (true without).
  */
-import { type AppRecord, appVersionOf, type DeploymentTask, isActive, type RollingStep } from "@drover/core";
+import {
+  type AppRecord,
+  appVersionOf,
+  type DeploymentTask,
+  isActive,
+  progressDeadlineMs,
+  type RollingStep,
+} from "@drover/core";
 import type { TaskEntry } from "./framework.js";
 
 export function isNewTask(app: AppRecord, t: Pick<TaskEntry, "appVersion">): boolean {
@@ -26,10 +33,27 @@ export function isReady(app: AppRecord, t: TaskEntry): boolean {
   return results.length >= checks.length && results.every((r) => r.ready);
 }
 
-export function deploymentTasks(app: AppRecord, tasks: readonly TaskEntry[]): DeploymentTask[] {
+/**
+ * A rollback's task launched in [from, until) runs the definition it goes back to: it counts as new
+ * (DeploymentApp.sameConfig).
+ */
+export function runsSameConfig(
+  t: Pick<TaskEntry, "appVersion">,
+  same: { from: string; until: string } | undefined,
+): boolean {
+  return (
+    same !== undefined && t.appVersion !== undefined && t.appVersion >= same.from && t.appVersion < same.until
+  );
+}
+
+export function deploymentTasks(
+  app: AppRecord,
+  tasks: readonly TaskEntry[],
+  sameConfig?: { from: string; until: string },
+): DeploymentTask[] {
   return tasks.map((t) => ({
     taskId: t.taskId,
-    isNew: isNewTask(app, t),
+    isNew: isNewTask(app, t) || runsSameConfig(t, sameConfig),
     state: t.state,
     healthy: isHealthy(app, t),
     ready: isReady(app, t),
@@ -82,4 +106,10 @@ export function explainStep(
     parts.push(`launches held by crash-loop backoff until ${new Date(ctx.backoffUntilMs).toISOString()}`);
   if (ctx.unplaced) parts.push(`not placed: ${ctx.unplaced}`);
   return parts.join("; ");
+}
+
+/** The app's progress deadline (label DROVER_PROGRESS_DEADLINE_SECONDS) as a StepReport field. */
+export function deadlineOf(app: AppRecord): { progressDeadlineMs?: number } {
+  const ms = progressDeadlineMs(app.spec.labels);
+  return ms === undefined ? {} : { progressDeadlineMs: ms };
 }

@@ -19,10 +19,15 @@ import {
   type AppRecord,
   appVersionOf,
   DeploymentAggregate,
+  type DeploymentApp,
   type DeploymentCounts,
   type DeploymentEvent,
   type DeploymentKind,
   type DeploymentRecord,
+  deadlinePassed,
+  deadlineReason,
+  type ProgressMark,
+  trackProgress,
 } from "@drover/core";
 import type { AggregateRead, EventStore, Leadership, PreparedChange } from "@drover/store";
 import type { ChangeHook } from "./apps.js";
@@ -35,11 +40,37 @@ export interface StepReport {
   waitingFor: string;
   counts: DeploymentCounts;
   done: boolean;
+  /** The app's progress deadline (DROVER_PROGRESS_DEADLINE_SECONDS), absent: none. */
+  progressDeadlineMs?: number;
+}
+
+/** The running deployment of an app, as the converge loop plans with it. */
+export interface RunningDeployment {
+  id: string;
+  toVersion: string;
+  /** A canary deployment not promoted yet. */
+  canaryInstances?: number;
+  /** A rollback's instances that already run its target definition (DeploymentApp.sameConfig). */
+  sameConfig?: { from: string; until: string };
+}
+
+/** How often the progress deadlines are checked. */
+export const DEADLINE_CHECK_MS = 500;
+
+/** What a deployment whose deadline passed is handed to (it fails it and rolls it back). */
+export type DeadlineHandler = (id: string, reason: string) => Promise<void>;
+
+/** What startHook may add to a deployment. */
+export interface StartOptions {
+  canaryInstances?: number;
+  sameConfig?: { from: string; until: string };
+  /** How the running deployment ends (default: cancelled with force, superseded by the new one). */
+  supersede?: (newId: string) => DeploymentEvent;
 }
 
 /** What the converge loop needs: the running deployment of an app, and where to report. */
 export interface DeploymentView {
-  runningFor(appId: string): { id: string; toVersion: string } | undefined;
+  runningFor(appId: string): RunningDeployment | undefined;
   observe(id: string, appId: string, step: StepReport): void;
 }
 
@@ -56,6 +87,12 @@ export class DeploymentStore implements DeploymentView {
   private readonly ending = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** Progress marks per deployment and app, and each deployment's deadline (this leader's clock). */
+  private readonly marks = new Map<string, Map<string, ProgressMark>>();
+  private readonly deadlines = new Map<string, number>();
+  private readonly expiring = new Set<string>();
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private onDeadline: DeadlineHandler | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -70,8 +107,69 @@ export class DeploymentStore implements DeploymentView {
     }
   }
 
+  /**
+   * Starts checking progress deadlines: a deployment past its deadline is handed to `handler`
+   * once (the scheduler fails it and rolls it back). The clock of a deployment starts at its first
+   * step seen by this leader (a failover restarts it).
+   */
+  watchDeadlines(handler: DeadlineHandler): void {
+    this.onDeadline = handler;
+    this.deadlineTimer ??= setInterval(() => this.checkDeadlines(Date.now()), DEADLINE_CHECK_MS);
+  }
+
+  private checkDeadlines(now: number): void {
+    if (this.stopped || !this.onDeadline) return;
+    for (const [id, deadlineMs] of this.deadlines) {
+      const d = this.byId.get(id)?.state;
+      if (d?.state !== "running") {
+        this.deadlines.delete(id);
+        this.marks.delete(id);
+        continue;
+      }
+      const marks = this.marks.get(id);
+      if (!marks || this.expiring.has(id)) continue;
+      // The deployment made progress when any of its apps did: the latest of their marks counts.
+      const latest = Math.max(...[...marks.values()].map((m) => m.sinceMs));
+      if (!deadlinePassed({ newHealthy: 0, old: 0, sinceMs: latest }, deadlineMs, now)) continue;
+      this.expiring.add(id);
+      const reason = deadlineReason(deadlineMs, this.withLive(d).waitingFor);
+      this.log.warn("deployment deadline passed", { id, reason });
+      void this.onDeadline(id, reason)
+        .catch((err: unknown) =>
+          this.log.warn("failing a deployment past its deadline failed", { id, err: errorMessage(err) }),
+        )
+        .finally(() => this.expiring.delete(id));
+    }
+  }
+
+  /** Ends a canary phase: the rolling upgrade goes on. */
+  promote(id: string): Promise<DeploymentRecord> {
+    return this.serial(async () => {
+      await this.fresh(id);
+      const d = this.get(id);
+      if (d.state !== "running")
+        throw new FailedPreconditionError(`deployment ${id} is ${d.state}, not running`);
+      if (d.canaryInstances === undefined)
+        throw new FailedPreconditionError(
+          `deployment ${id} is not a canary deployment (or already promoted)`,
+        );
+      await this.commit(id, [{ type: "DeploymentPromoted" }]);
+      // The promoted upgrade's clock starts now.
+      this.marks.delete(id);
+      return this.get(id);
+    });
+  }
+
+  /** Ends a running deployment as failed (a deadline passed and nothing to roll back). Call within serial. */
+  async fail(id: string, reason: string): Promise<void> {
+    if (this.byId.get(id)?.state?.state !== "running") return;
+    await this.commit(id, [{ type: "DeploymentFailed", reason: reason.slice(0, 2000) }]);
+  }
+
   stop(): void {
     this.stopped = true;
+    if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    this.deadlineTimer = undefined;
     for (const t of this.flushTimers.values()) clearTimeout(t);
     this.flushTimers.clear();
   }
@@ -89,11 +187,17 @@ export class DeploymentStore implements DeploymentView {
     if (id) await this.fresh(id);
   }
 
-  runningFor(appId: string): { id: string; toVersion: string } | undefined {
+  runningFor(appId: string): RunningDeployment | undefined {
     const id = this.running.get(appId);
     const d = id ? this.byId.get(id)?.state : undefined;
     const app = d?.apps.find((a) => a.appId === appId);
-    return d && app ? { id: d.id, toVersion: app.toVersion } : undefined;
+    if (!d || !app) return undefined;
+    return {
+      id: d.id,
+      toVersion: app.toVersion,
+      ...(d.canaryInstances !== undefined ? { canaryInstances: d.canaryInstances } : {}),
+      ...(app.sameConfig ? { sameConfig: app.sameConfig } : {}),
+    };
   }
 
   /** A deployment with its latest step (the live one while it runs on this leader). */
@@ -130,7 +234,12 @@ export class DeploymentStore implements DeploymentView {
    * The hook of a change that starts a deployment of `appId` (`id` is set once it committed).
    * Refuses with FAILED_PRECONDITION when one runs, unless `force` (it is cancelled then).
    */
-  startHook(appId: string, kind: DeploymentKind, force: boolean): ChangeHook & { id: string } {
+  startHook(
+    appId: string,
+    kind: DeploymentKind,
+    force: boolean,
+    opts: StartOptions = {},
+  ): ChangeHook & { id: string } {
     const id = randomUUID();
     let prepared: { running?: PreparedChange; runningId?: string; started?: PreparedChange } = {};
     return {
@@ -145,20 +254,25 @@ export class DeploymentStore implements DeploymentView {
         if (runningId) {
           prepared.runningId = runningId;
           prepared.running = this.prepare(runningId, [
-            { type: "DeploymentCancelled", force: true, reason: `superseded by deployment ${id} (forced)` },
+            opts.supersede?.(id) ?? {
+              type: "DeploymentCancelled",
+              force: true,
+              reason: `superseded by deployment ${id} (forced)`,
+            },
           ]);
         }
+        const app: DeploymentApp = {
+          appId,
+          ...(before ? { fromVersion: appVersionOf(before).version } : {}),
+          toVersion: version,
+          ...(opts.sameConfig ? { sameConfig: opts.sameConfig } : {}),
+        };
         prepared.started = this.prepareNew(id, {
           type: "DeploymentStarted",
           id,
           kind,
-          apps: [
-            {
-              appId,
-              ...(before ? { fromVersion: appVersionOf(before).version } : {}),
-              toVersion: version,
-            },
-          ],
+          apps: [app],
+          ...(opts.canaryInstances !== undefined ? { canaryInstances: opts.canaryInstances } : {}),
         });
         return [prepared.running, prepared.started].filter((c): c is PreparedChange => c !== undefined);
       },
@@ -226,6 +340,7 @@ export class DeploymentStore implements DeploymentView {
         .finally(() => this.ending.delete(id));
       return;
     }
+    this.track(id, appId, d, step);
     const live = this.live.get(id) ?? { waitingFor: "", counts: {} };
     live.counts[appId] = step.counts;
     live.waitingFor = step.waitingFor;
@@ -243,6 +358,28 @@ export class DeploymentStore implements DeploymentView {
         },
         Math.max(0, due),
       ),
+    );
+  }
+
+  /** Keeps the app's progress mark and the deployment's deadline (see core's deadline.ts). */
+  private track(id: string, appId: string, d: DeploymentRecord, step: StepReport): void {
+    if (step.progressDeadlineMs === undefined) {
+      this.deadlines.delete(id);
+      return;
+    }
+    this.deadlines.set(id, step.progressDeadlineMs);
+    const marks = this.marks.get(id) ?? new Map<string, ProgressMark>();
+    this.marks.set(id, marks);
+    const canary = d.canaryInstances;
+    const held = canary !== undefined && step.counts.newHealthy >= Math.min(canary, step.counts.instances);
+    marks.set(
+      appId,
+      trackProgress({
+        mark: marks.get(appId),
+        counts: { newHealthy: step.counts.newHealthy, old: step.counts.old },
+        nowMs: Date.now(),
+        held,
+      }),
     );
   }
 
@@ -322,6 +459,8 @@ export class DeploymentStore implements DeploymentView {
     else {
       for (const a of state.apps) if (this.running.get(a.appId) === id) this.running.delete(a.appId);
       this.live.delete(id);
+      this.marks.delete(id);
+      this.deadlines.delete(id);
       const t = this.flushTimers.get(id);
       if (t) clearTimeout(t);
       this.flushTimers.delete(id);

@@ -55,7 +55,7 @@ import {
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import type { Task } from "@drover/proto";
 import { dependencyWait } from "./dependencies.js";
-import { deploymentTasks, explainStep } from "./deployment-step.js";
+import { deadlineOf, deploymentTasks, explainStep } from "./deployment-step.js";
 import type { DeploymentView } from "./deployments.js";
 import { reasonToText } from "./reasons.js";
 
@@ -573,6 +573,7 @@ export class FrameworkDriver {
       waitingFor,
       counts: { ...step.counts, instances: app.spec.instances },
       done: step.done,
+      ...deadlineOf(app),
     });
   }
 
@@ -606,7 +607,8 @@ export class FrameworkDriver {
       instances: app.spec.instances,
       strategy: app.spec.upgradeStrategy,
       resident: isResident(app.spec),
-      tasks: deploymentTasks(app, tasks),
+      tasks: deploymentTasks(app, tasks, deployment.sameConfig),
+      ...(deployment.canaryInstances !== undefined ? { canaryInstances: deployment.canaryInstances } : {}),
     });
     const b = this.backoff.get(appId) ?? initialBackoff();
     const held = step.launch > 0 && !canLaunch(b, now);

@@ -26,6 +26,7 @@ import { PersistedBackoff } from "./backoff-store.js";
 import { DeploymentStore } from "./deployments.js";
 import { FrameworkDriver } from "./framework.js";
 import { ResidencyStore } from "./residency.js";
+import { rollBack } from "./rollback.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
 
 const config = loadOrExit("scheduler", () => loadSchedulerConfig());
@@ -123,6 +124,25 @@ async function lead(leadership: Leadership): Promise<void> {
     () => framework.converge(),
     50,
     (err) => log.error("converge failed", { err: errorMessage(err) }),
+  );
+  // A deployment past its progress deadline fails and is rolled back (rollback.ts); a rollback's own
+  // deadline just fails it (no rollback of a rollback).
+  deployments.watchDeadlines((id, reason) =>
+    deployments.serial(async () => {
+      const d = deployments.get(id);
+      if (d.state !== "running") return;
+      const rollbackId =
+        d.kind === "rollback"
+          ? ""
+          : await rollBack(apps, deployments, d, (rid) => ({
+              type: "DeploymentFailed",
+              reason,
+              rollbackId: rid,
+            }));
+      if (!rollbackId) await deployments.fail(id, reason);
+      log.info("deployment failed by its progress deadline", { id, rollbackId });
+      converge.trigger();
+    }),
   );
   const leader: SchedulerLeader = {
     apps,

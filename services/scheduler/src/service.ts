@@ -9,6 +9,7 @@ import {
   unaryHandler,
 } from "@drover/common";
 import {
+  APP_LIMITS,
   type AppRecord,
   appVersionOf,
   checkAppId,
@@ -23,6 +24,7 @@ import { AppStore } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver } from "./framework.js";
 import { reasonToWire } from "./reasons.js";
+import { rollBack } from "./rollback.js";
 
 export { reasonToWire };
 
@@ -69,6 +71,14 @@ function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
 }
 
 const ForceSchema = z.object({ force: z.boolean() });
+/** UpdateApp's canary_instances (a Drover extension): 0 is none. */
+const CanarySchema = z.object({
+  canaryInstances: z
+    .number()
+    .int()
+    .min(0, { error: "must be 0 (no canary) or more" })
+    .max(APP_LIMITS.maxInstances),
+});
 const DeploymentIdSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
     error: "must be a deployment id (a uuid)",
@@ -104,6 +114,7 @@ function toDeployment(d: DeploymentRecord): Deployment {
     updatedAtMs: d.updatedAtMs,
     reason: d.reason ?? "",
     rollbackId: d.rollbackId ?? "",
+    canaryInstances: d.canaryInstances ?? 0,
   };
 }
 
@@ -154,11 +165,17 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     updateApp: unaryHandler(log, "UpdateApp", async (req) => {
       const id = requireId(req.id);
       const { force } = parse(ForceSchema, req);
+      const { canaryInstances } = parse(CanarySchema, req);
       const spec = AppStore.parse(req.appJson);
       const l = await leader();
       const { rec, deploymentId } = await l.deployments.serial(async () => {
         await l.deployments.freshFor(id);
-        const hook = l.deployments.startHook(id, "upgrade", force);
+        const hook = l.deployments.startHook(
+          id,
+          "upgrade",
+          force,
+          canaryInstances > 0 ? { canaryInstances } : {},
+        );
         let started = false;
         const rec = await l.apps.update(id, spec, {
           ...hook,
@@ -204,30 +221,27 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
           throw new FailedPreconditionError(`deployment ${id} is ${d.state}, not running`);
         if (force) return { d: await l.deployments.cancel(id, "cancelled by request", true), rollbackId: "" };
         // Without force: each app goes back to the definition it had before, as a new deployment
-        // that supersedes this one (in the same transaction). A restart's earlier definition is the
-        // same one: it just stops.
-        let rollbackId = "";
-        for (const a of d.apps) {
-          const app = l.apps.record(a.appId);
-          if (!app || a.fromVersion === undefined) continue;
-          const previous = await l.apps.version(a.appId, a.fromVersion);
-          const hook = l.deployments.startHook(a.appId, "rollback", true);
-          let started = false;
-          await l.apps.update(a.appId, previous.spec, {
-            ...hook,
-            committed: (rev) => {
-              started = true;
-              hook.committed(rev);
-            },
-          });
-          if (started) rollbackId = hook.id;
-        }
+        // that supersedes this one (in the same transaction; rollback.ts). A restart's earlier
+        // definition is the same one: it just stops.
+        const rollbackId = await rollBack(l.apps, l.deployments, d, (rid) => ({
+          type: "DeploymentCancelled",
+          force: false,
+          reason: "cancelled by request",
+          rollbackId: rid,
+        }));
         if (rollbackId === "")
           return { d: await l.deployments.cancel(id, "cancelled by request", false), rollbackId };
         return { d: l.deployments.get(id), rollbackId };
       });
       l.changed();
       return { deployment: toDeployment(out.d), rollbackId: out.rollbackId };
+    }),
+    promoteDeployment: unaryHandler(log, "PromoteDeployment", async (req) => {
+      const { id } = parse(DeploymentIdSchema, req);
+      const l = await leader();
+      const d = await l.deployments.promote(id);
+      l.changed();
+      return { deployment: toDeployment(d) };
     }),
     scaleApp: unaryHandler(log, "ScaleApp", async (req) => {
       const id = requireId(req.id);

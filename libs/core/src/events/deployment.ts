@@ -10,6 +10,10 @@ import { AppVersionSchema } from "./app.js";
  * loop with core's rollingStep. A scale-only change has no deployment (the converge loop scales at
  * once, as before, and Marathon's ScaleApplication step does no more).
  *
+ * Canaries (a Drover extension): a deployment started with `canaryInstances` runs at most that many
+ * new instances next to the old ones until DeploymentPromoted (the rolling upgrade goes on) or a
+ * cancel (rolled back: the canaries go, the old instances stay).
+ *
  * Writes are few: one event to start (in the app's own transaction), a DeploymentProgressed only
  * when what it waits for changes (coalesced by the scheduler), one to end.
  */
@@ -41,6 +45,12 @@ export const DeploymentAppSchema = z.strictObject({
   toVersion: AppVersionSchema,
   /** The latest counts recorded (absent until the first progress). */
   counts: DeploymentCountsSchema.optional(),
+  /**
+   * A rollback's instances that already run the definition it goes back to count as new: tasks
+   * launched at or after `from` (that definition's lastConfigChangeAt) and before `until` (the
+   * cancelled deployment's toVersion). So a rollback kills only the new instances and keeps the old.
+   */
+  sameConfig: z.strictObject({ from: AppVersionSchema, until: AppVersionSchema }).optional(),
 });
 export type DeploymentApp = z.infer<typeof DeploymentAppSchema>;
 
@@ -52,7 +62,10 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     id,
     kind: DeploymentKindSchema,
     apps: z.array(DeploymentAppSchema).min(1),
+    /** A canary deployment (a Drover extension): at most this many new instances until promoted. */
+    canaryInstances: z.number().int().min(1).optional(),
   }),
+  z.strictObject({ type: z.literal("DeploymentPromoted") }),
   z.strictObject({
     type: z.literal("DeploymentProgressed"),
     waitingFor: z.string().max(2000),
@@ -68,7 +81,12 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     /** The rollback deployment a cancel without force started. */
     rollbackId: id.optional(),
   }),
-  z.strictObject({ type: z.literal("DeploymentFailed"), reason: z.string().max(2000) }),
+  z.strictObject({
+    type: z.literal("DeploymentFailed"),
+    reason: z.string().max(2000),
+    /** The rollback deployment started (a passed progress deadline). */
+    rollbackId: id.optional(),
+  }),
 ]);
 export type DeploymentEvent = z.infer<typeof DeploymentEventSchema>;
 
@@ -85,6 +103,8 @@ export const DeploymentRecordSchema = z.strictObject({
   reason: z.string().optional(),
   force: z.boolean().optional(),
   rollbackId: id.optional(),
+  /** A canary deployment not promoted yet. */
+  canaryInstances: z.number().int().min(1).optional(),
 });
 export type DeploymentRecord = z.infer<typeof DeploymentRecordSchema>;
 
@@ -102,6 +122,7 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
         createdAtMs: atMs,
         updatedAtMs: atMs,
         waitingFor: "",
+        ...(event.canaryInstances !== undefined ? { canaryInstances: event.canaryInstances } : {}),
       };
     // Events after the end change nothing (a late progress never reopens a deployment).
     if (state?.state !== "running") return state;
@@ -116,6 +137,10 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
             return c ? { ...a, counts: c } : a;
           }),
         };
+      case "DeploymentPromoted": {
+        const { canaryInstances: _, ...rest } = state;
+        return { ...rest, updatedAtMs: atMs };
+      }
       case "DeploymentSucceeded":
         return { ...state, state: "succeeded", updatedAtMs: atMs, waitingFor: "" };
       case "DeploymentCancelled":
@@ -129,7 +154,14 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
           ...(event.rollbackId ? { rollbackId: event.rollbackId } : {}),
         };
       case "DeploymentFailed":
-        return { ...state, state: "failed", updatedAtMs: atMs, waitingFor: "", reason: event.reason };
+        return {
+          ...state,
+          state: "failed",
+          updatedAtMs: atMs,
+          waitingFor: "",
+          reason: event.reason,
+          ...(event.rollbackId ? { rollbackId: event.rollbackId } : {}),
+        };
     }
   },
 };

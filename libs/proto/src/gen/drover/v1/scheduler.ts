@@ -96,6 +96,11 @@ export interface UpdateAppRequest {
    * the current state.
    */
   force: boolean;
+  /**
+   * A Drover extension: > 0 deploys a config change as a canary, this many new instances next to
+   * the old ones until PromoteDeployment (or CancelDeployment removes them).
+   */
+  canaryInstances: number;
 }
 
 export interface ScaleAppRequest {
@@ -219,8 +224,10 @@ export interface Deployment {
   updatedAtMs: number;
   /** Why it ended, when it did not succeed. */
   reason: string;
-  /** The rollback deployment a cancel without force started. */
+  /** The rollback deployment a cancel without force (or a passed progress deadline) started. */
   rollbackId: string;
+  /** A canary deployment not promoted yet: at most this many new instances (0: none or promoted). */
+  canaryInstances: number;
 }
 
 export interface ListDeploymentsRequest {
@@ -243,6 +250,10 @@ export interface DeploymentResponse {
 export interface CancelDeploymentRequest {
   id: string;
   force: boolean;
+}
+
+export interface PromoteDeploymentRequest {
+  id: string;
 }
 
 export interface CancelDeploymentResponse {
@@ -1219,7 +1230,7 @@ export const ListAppsResponse: MessageFns<ListAppsResponse> = {
 };
 
 function createBaseUpdateAppRequest(): UpdateAppRequest {
-  return { id: "", appJson: "", force: false };
+  return { id: "", appJson: "", force: false, canaryInstances: 0 };
 }
 
 export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
@@ -1232,6 +1243,9 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     }
     if (message.force !== false) {
       writer.uint32(24).bool(message.force);
+    }
+    if (message.canaryInstances !== 0) {
+      writer.uint32(32).int32(message.canaryInstances);
     }
     return writer;
   },
@@ -1273,6 +1287,14 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
             message.force = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.canaryInstances = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1294,6 +1316,11 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
         ? globalThis.String(object.app_json)
         : "",
       force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      canaryInstances: isSet(object.canaryInstances)
+        ? globalThis.Number(object.canaryInstances)
+        : isSet(object.canary_instances)
+        ? globalThis.Number(object.canary_instances)
+        : 0,
     };
   },
 
@@ -1308,6 +1335,9 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     if (message.force !== false) {
       obj.force = message.force;
     }
+    if (message.canaryInstances !== 0) {
+      obj.canaryInstances = Math.round(message.canaryInstances);
+    }
     return obj;
   },
 
@@ -1319,6 +1349,7 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     message.id = object.id ?? "";
     message.appJson = object.appJson ?? "";
     message.force = object.force ?? false;
+    message.canaryInstances = object.canaryInstances ?? 0;
     return message;
   },
 };
@@ -2821,6 +2852,7 @@ function createBaseDeployment(): Deployment {
     updatedAtMs: 0,
     reason: "",
     rollbackId: "",
+    canaryInstances: 0,
   };
 }
 
@@ -2852,6 +2884,9 @@ export const Deployment: MessageFns<Deployment> = {
     }
     if (message.rollbackId !== "") {
       writer.uint32(74).string(message.rollbackId);
+    }
+    if (message.canaryInstances !== 0) {
+      writer.uint32(80).int32(message.canaryInstances);
     }
     return writer;
   },
@@ -2941,6 +2976,14 @@ export const Deployment: MessageFns<Deployment> = {
             message.rollbackId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.canaryInstances = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2980,6 +3023,11 @@ export const Deployment: MessageFns<Deployment> = {
         : isSet(object.rollback_id)
         ? globalThis.String(object.rollback_id)
         : "",
+      canaryInstances: isSet(object.canaryInstances)
+        ? globalThis.Number(object.canaryInstances)
+        : isSet(object.canary_instances)
+        ? globalThis.Number(object.canary_instances)
+        : 0,
     };
   },
 
@@ -3012,6 +3060,9 @@ export const Deployment: MessageFns<Deployment> = {
     if (message.rollbackId !== "") {
       obj.rollbackId = message.rollbackId;
     }
+    if (message.canaryInstances !== 0) {
+      obj.canaryInstances = Math.round(message.canaryInstances);
+    }
     return obj;
   },
 
@@ -3029,6 +3080,7 @@ export const Deployment: MessageFns<Deployment> = {
     message.updatedAtMs = object.updatedAtMs ?? 0;
     message.reason = object.reason ?? "";
     message.rollbackId = object.rollbackId ?? "";
+    message.canaryInstances = object.canaryInstances ?? 0;
     return message;
   },
 };
@@ -3398,6 +3450,73 @@ export const CancelDeploymentRequest: MessageFns<CancelDeploymentRequest> = {
   },
 };
 
+function createBasePromoteDeploymentRequest(): PromoteDeploymentRequest {
+  return { id: "" };
+}
+
+export const PromoteDeploymentRequest: MessageFns<PromoteDeploymentRequest> = {
+  encode(message: PromoteDeploymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteDeploymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteDeploymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteDeploymentRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: PromoteDeploymentRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromoteDeploymentRequest>, I>>(base?: I): PromoteDeploymentRequest {
+    return PromoteDeploymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromoteDeploymentRequest>, I>>(object: I): PromoteDeploymentRequest {
+    const message = createBasePromoteDeploymentRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
 function createBaseCancelDeploymentResponse(): CancelDeploymentResponse {
   return { deployment: undefined, rollbackId: "" };
 }
@@ -3642,6 +3761,17 @@ export const SchedulerService = {
       Buffer.from(CancelDeploymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelDeploymentResponse => CancelDeploymentResponse.decode(value),
   },
+  /** Ends a canary deployment's canary phase: the rolling upgrade goes on (a Drover extension). */
+  promoteDeployment: {
+    path: "/drover.v1.Scheduler/PromoteDeployment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteDeploymentRequest): Buffer =>
+      Buffer.from(PromoteDeploymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteDeploymentRequest => PromoteDeploymentRequest.decode(value),
+    responseSerialize: (value: DeploymentResponse): Buffer => Buffer.from(DeploymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeploymentResponse => DeploymentResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerServer extends UntypedServiceImplementation {
@@ -3671,6 +3801,8 @@ export interface SchedulerServer extends UntypedServiceImplementation {
    * before it, as a new deployment (Marathon's DELETE /v2/deployments/{id}).
    */
   cancelDeployment: handleUnaryCall<CancelDeploymentRequest, CancelDeploymentResponse>;
+  /** Ends a canary deployment's canary phase: the rolling upgrade goes on (a Drover extension). */
+  promoteDeployment: handleUnaryCall<PromoteDeploymentRequest, DeploymentResponse>;
 }
 
 export interface SchedulerClient extends Client {
@@ -3895,6 +4027,22 @@ export interface SchedulerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  /** Ends a canary deployment's canary phase: the rolling upgrade goes on (a Drover extension). */
+  promoteDeployment(
+    request: PromoteDeploymentRequest,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  promoteDeployment(
+    request: PromoteDeploymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  promoteDeployment(
+    request: PromoteDeploymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeploymentResponse) => void,
   ): ClientUnaryCall;
 }
 
