@@ -110,6 +110,13 @@ export const SchedulerConfigSchema = z.strictObject({
     .default(7 * 24 * 3600),
   /** Versions kept per app, the current one included; the oldest go first (Marathon's `--max_versions`). */
   maxAppVersions: z.number().int().min(1).max(10_000).default(50),
+  /** Ended deployments kept: the newest this many, ended within deploymentsKeptHours (the others are removed). */
+  deploymentsKept: z.number().int().min(0).max(100_000).default(100),
+  deploymentsKeptHours: z
+    .number()
+    .min(0)
+    .max(24 * 365)
+    .default(24),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 
@@ -191,6 +198,8 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_MASTER_MIN_ALLOCATABLE_CPUS: { key: "minAllocatableCpus", kind: "number" },
   DROVER_MASTER_MIN_ALLOCATABLE_MEM: { key: "minAllocatableMem", kind: "number" },
   DROVER_SCHEDULER_MAX_APP_VERSIONS: { key: "maxAppVersions", kind: "number" },
+  DROVER_SCHEDULER_DEPLOYMENTS_KEPT: { key: "deploymentsKept", kind: "number" },
+  DROVER_SCHEDULER_DEPLOYMENTS_KEPT_HOURS: { key: "deploymentsKeptHours", kind: "number" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
   DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
   DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },

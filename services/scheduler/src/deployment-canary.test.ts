@@ -152,3 +152,33 @@ test("progress holds the deadline off", async () => {
   deployments.stop();
   assert.equal(calls, 0);
 });
+
+test("retention: ended deployments beyond the newest kept, or ended too long ago, are removed; running ones stay", async () => {
+  const { store, leadership, apps, deployments, update } = setup();
+  await apps.create(spec());
+  const ended: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const id = await update(spec({ env: { V: String(i) } }));
+    await deployments.serial(() => deployments.cancel(id, "cancelled by request", true));
+    ended.push(id);
+  }
+  const running = await update(spec({ env: { V: "last" } }));
+  assert.equal(await deployments.prune(2, 3_600_000), 3);
+  assert.deepEqual(
+    deployments.list(true).map((d) => d.id),
+    [running, ...ended.slice(3).reverse()],
+  );
+  // Too old: all ended ones go, whatever the count.
+  assert.equal(await deployments.prune(100, 1000, Date.now() + 5000), 2);
+  assert.deepEqual(
+    deployments.list(true).map((d) => d.id),
+    [running],
+  );
+  const next = new DeploymentStore(store, leadership, log);
+  await next.load();
+  assert.deepEqual(
+    next.list(true).map((d) => d.id),
+    [running],
+  );
+  assert.ok((await verifyLog(store)).ok);
+});

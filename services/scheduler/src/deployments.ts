@@ -54,6 +54,10 @@ export interface RunningDeployment {
   sameConfig?: { from: string; until: string };
 }
 
+/** Ended deployments removed per transaction, and how often the retention runs. */
+export const PRUNE_BATCH = 10;
+export const PRUNE_EVERY_MS = 10 * 60_000;
+
 /** How often the progress deadlines are checked. */
 export const DEADLINE_CHECK_MS = 500;
 
@@ -92,6 +96,7 @@ export class DeploymentStore implements DeploymentView {
   private readonly deadlines = new Map<string, number>();
   private readonly expiring = new Set<string>();
   private deadlineTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
   private onDeadline: DeadlineHandler | undefined;
 
   constructor(
@@ -142,6 +147,52 @@ export class DeploymentStore implements DeploymentView {
     }
   }
 
+  /**
+   * Removes ended deployments past the retention (DeploymentRemoved): those beyond the `kept`
+   * newest ended ones, and those ended more than `keptMs` ago. Running ones are never removed.
+   * Returns how many were removed. Batches of PRUNE_BATCH per transaction.
+   */
+  prune(kept: number, keptMs: number, now = Date.now()): Promise<number> {
+    return this.serial(async () => {
+      const ended = [...this.byId.values()]
+        .flatMap((e) => (e.state && e.state.state !== "running" && !e.stale ? [e.state] : []))
+        .sort((a, b) => b.updatedAtMs - a.updatedAtMs || (a.id < b.id ? -1 : 1));
+      const gone = ended.filter((d, i) => i >= kept || now - d.updatedAtMs > keptMs).map((d) => d.id);
+      let removed = 0;
+      for (let i = 0; i < gone.length && !this.stopped; i += PRUNE_BATCH) {
+        const ids = gone.slice(i, i + PRUNE_BATCH);
+        const changes = ids.map((id) => this.prepare(id, [{ type: "DeploymentRemoved" }]));
+        try {
+          const revision = await this.store.commitPrepared(this.leadership, changes);
+          ids.forEach((id, j) => {
+            const c = changes[j];
+            if (c) this.applied(id, c, revision);
+            this.byId.delete(id);
+          });
+          removed += ids.length;
+        } catch (err) {
+          for (const id of ids) this.markStale(id);
+          throw err;
+        }
+      }
+      return removed;
+    });
+  }
+
+  /** Prunes now and every `everyMs` (see prune); failures are logged and retried at the next round. */
+  keepPruned(kept: number, keptMs: number, everyMs = PRUNE_EVERY_MS): void {
+    const run = () =>
+      void this.prune(kept, keptMs)
+        .then((n) => {
+          if (n > 0) this.log.info("ended deployments removed", { removed: n });
+        })
+        .catch((err: unknown) =>
+          this.log.warn("removing ended deployments failed", { err: errorMessage(err) }),
+        );
+    run();
+    this.pruneTimer ??= setInterval(run, everyMs);
+  }
+
   /** Ends a canary phase: the rolling upgrade goes on. */
   promote(id: string): Promise<DeploymentRecord> {
     return this.serial(async () => {
@@ -170,6 +221,8 @@ export class DeploymentStore implements DeploymentView {
     this.stopped = true;
     if (this.deadlineTimer) clearInterval(this.deadlineTimer);
     this.deadlineTimer = undefined;
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.pruneTimer = undefined;
     for (const t of this.flushTimers.values()) clearTimeout(t);
     this.flushTimers.clear();
   }

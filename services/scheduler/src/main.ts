@@ -144,6 +144,8 @@ async function lead(leadership: Leadership): Promise<void> {
       converge.trigger();
     }),
   );
+  // Ended deployments beyond the retention are removed (now and every 10 minutes).
+  deployments.keepPruned(config.deploymentsKept, config.deploymentsKeptHours * 3_600_000);
   const leader: SchedulerLeader = {
     apps,
     deployments,

@@ -66,6 +66,8 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     canaryInstances: z.number().int().min(1).optional(),
   }),
   z.strictObject({ type: z.literal("DeploymentPromoted") }),
+  /** An ended deployment past the scheduler's retention: it is gone (its events go with the log's retention). */
+  z.strictObject({ type: z.literal("DeploymentRemoved") }),
   z.strictObject({
     type: z.literal("DeploymentProgressed"),
     waitingFor: z.string().max(2000),
@@ -124,6 +126,8 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
         waitingFor: "",
         ...(event.canaryInstances !== undefined ? { canaryInstances: event.canaryInstances } : {}),
       };
+    // Only an ended deployment is removed.
+    if (event.type === "DeploymentRemoved") return state?.state === "running" ? state : undefined;
     // Events after the end change nothing (a late progress never reopens a deployment).
     if (state?.state !== "running") return state;
     switch (event.type) {
