@@ -155,8 +155,9 @@ export class DeploymentStore implements DeploymentView {
   prune(kept: number, keptMs: number, now = Date.now()): Promise<number> {
     return this.serial(async () => {
       const ended = [...this.byId.values()]
-        .flatMap((e) => (e.state && e.state.state !== "running" && !e.stale ? [e.state] : []))
-        .sort((a, b) => b.updatedAtMs - a.updatedAtMs || (a.id < b.id ? -1 : 1));
+        .filter((e) => e.state && e.state.state !== "running" && !e.stale)
+        .sort(newestEndFirst)
+        .flatMap((e) => (e.state ? [e.state] : []));
       const gone = ended.filter((d, i) => i >= kept || now - d.updatedAtMs > keptMs).map((d) => d.id);
       let removed = 0;
       for (let i = 0; i < gone.length && !this.stopped; i += PRUNE_BATCH) {
@@ -262,10 +263,15 @@ export class DeploymentStore implements DeploymentView {
 
   /** Running deployments first (oldest first), then, with `ended`, the others newest first. */
   list(ended: boolean): DeploymentRecord[] {
-    const all = [...this.byId.values()].flatMap((e) => (e.state ? [this.withLive(e.state)] : []));
-    const running = all.filter((d) => d.state === "running").sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const entries = [...this.byId.values()];
+    const running = entries
+      .flatMap((e) => (e.state?.state === "running" ? [this.withLive(e.state)] : []))
+      .sort((a, b) => a.createdAtMs - b.createdAtMs);
     const done = ended
-      ? all.filter((d) => d.state !== "running").sort((a, b) => b.updatedAtMs - a.updatedAtMs)
+      ? entries
+          .filter((e) => e.state && e.state.state !== "running")
+          .sort(newestEndFirst)
+          .flatMap((e) => (e.state ? [e.state] : []))
       : [];
     return [...running, ...done];
   }
@@ -384,7 +390,7 @@ export class DeploymentStore implements DeploymentView {
       this.ending.add(id);
       void this.serial(async () => {
         if (this.byId.get(id)?.state?.state === "running")
-          await this.commit(id, [{ type: "DeploymentSucceeded" }]);
+          await this.commit(id, [{ type: "DeploymentSucceeded", counts: { [appId]: step.counts } }]);
       })
         .then(() => this.log.info("deployment succeeded", { id, appId }))
         .catch((err: unknown) =>
@@ -519,4 +525,19 @@ export class DeploymentStore implements DeploymentView {
       this.flushTimers.delete(id);
     }
   }
+}
+
+/**
+ * Ended deployments, the last to end first: by end time, then by the etcd revision of their last
+ * change (two ending in the same millisecond keep the order in which they ended).
+ */
+function newestEndFirst(
+  a: { state?: DeploymentRecord | undefined; modRevision: string },
+  b: { state?: DeploymentRecord | undefined; modRevision: string },
+): number {
+  const byTime = (b.state?.updatedAtMs ?? 0) - (a.state?.updatedAtMs ?? 0);
+  if (byTime !== 0) return byTime;
+  const ra = BigInt(a.modRevision || "0");
+  const rb = BigInt(b.modRevision || "0");
+  return ra === rb ? 0 : rb > ra ? 1 : -1;
 }

@@ -74,7 +74,11 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     /** Counts per app id. */
     counts: z.record(z.string(), DeploymentCountsSchema),
   }),
-  z.strictObject({ type: z.literal("DeploymentSucceeded") }),
+  z.strictObject({
+    type: z.literal("DeploymentSucceeded"),
+    /** The final counts per app id (what `deployment show` prints after the end). */
+    counts: z.record(z.string(), DeploymentCountsSchema).optional(),
+  }),
   z.strictObject({
     type: z.literal("DeploymentCancelled"),
     force: z.boolean(),
@@ -145,8 +149,19 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
         const { canaryInstances: _, ...rest } = state;
         return { ...rest, updatedAtMs: atMs };
       }
-      case "DeploymentSucceeded":
-        return { ...state, state: "succeeded", updatedAtMs: atMs, waitingFor: "" };
+      case "DeploymentSucceeded": {
+        const counts = event.counts ?? {};
+        return {
+          ...state,
+          state: "succeeded",
+          updatedAtMs: atMs,
+          waitingFor: "",
+          apps: state.apps.map((a) => {
+            const c = counts[a.appId];
+            return c ? { ...a, counts: c } : a;
+          }),
+        };
+      }
       case "DeploymentCancelled":
         return {
           ...state,
