@@ -508,6 +508,11 @@ export class FrameworkDriver {
     for (const id of kills) {
       const t = this.tasks.get(id);
       if (!t || t.killRequested) continue;
+      // An unreachable task of a resident app keeps its reservation until its agent comes back: a
+      // kill now would end it in the master (TASK_GONE) while its container may still write to the
+      // volume, and free the reservation for a second writer.
+      const owner = apps.get(t.appId);
+      if (t.state === "TASK_UNREACHABLE" && owner && isResident(owner.spec)) continue;
       t.killRequested = true;
       await this.sdk()
         .kill(id, apps.get(t.appId)?.spec.taskKillGracePeriodSeconds)
@@ -584,8 +589,16 @@ export class FrameworkDriver {
    */
   private plan(appId: string, app: AppRecord, now: number, record = true) {
     const own = this.planOwn(appId, app, now, record);
-    const wait = own.launch > 0 ? this.dependencyWait(app) : undefined;
+    // Dependencies order starts and upgrades (Marathon): they hold an app's first start (no task
+    // of it active) and its deployment's launches, not the replacement of a task that died.
+    const starting = own.rolling !== undefined || !this.hasActiveTask(appId);
+    const wait = own.launch > 0 && starting ? this.dependencyWait(app) : undefined;
     return { ...own, ...(wait ? { launch: 0, waitingForDependency: wait } : {}) };
+  }
+
+  private hasActiveTask(appId: string): boolean {
+    for (const t of this.tasks.ofApp(appId)) if (isActive(t.state) && !t.killRequested) return true;
+    return false;
   }
 
   /** What `app`'s launches wait for among its dependencies (dependencies.ts), if anything. */
@@ -852,7 +865,11 @@ export class FrameworkDriver {
       const first = placements[indexes[0] ?? -1];
       const offer = first && offerById.get(first.offerId);
       if (!first || !offer) continue;
-      const onAgent = (pinnedByApp.get(first.appId) ?? []).filter((r) => r.agentId === first.agentId);
+      // A volume lives on its host's Docker daemon: an agent that came back with a new id on the
+      // same host (a wiped work dir) finds it there, so a reservation is matched by host too.
+      const onAgent = (pinnedByApp.get(first.appId) ?? []).filter(
+        (r) => r.agentId === first.agentId || r.hostname === offer.hostname,
+      );
       const { ids, created } = assignReservations(
         first.agentId,
         offer.hostname,
