@@ -178,3 +178,19 @@ test("dependencies are accepted; one that closes a cycle is refused naming the c
   await apps.create(spec({ id: "/c" }));
   await assert.rejects(apps.update("/c", spec({ id: "/c", dependencies: ["/a"] })), /cycle/);
 });
+
+test("a DROVER_PROGRESS_DEADLINE_SECONDS label Drover cannot read is refused by name, not ignored", () => {
+  const parse = (value: string) =>
+    AppStore.parse(
+      JSON.stringify({ id: "/a", cmd: "sleep 1", labels: { DROVER_PROGRESS_DEADLINE_SECONDS: value } }),
+    );
+  assert.equal(parse("30").labels.DROVER_PROGRESS_DEADLINE_SECONDS, "30");
+  for (const bad of ["0.0004", "0", "soon", "90000"])
+    assert.throws(
+      () => parse(bad),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        /labels\.DROVER_PROGRESS_DEADLINE_SECONDS: must be a number/.test(err.message),
+      bad,
+    );
+});

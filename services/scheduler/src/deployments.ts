@@ -98,6 +98,8 @@ export class DeploymentStore implements DeploymentView {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private onDeadline: DeadlineHandler | undefined;
+  /** Deployments (by app) whose start was committed without a known outcome: read again before use. */
+  private readonly unknownStarts = new Map<string, string>();
 
   constructor(
     private readonly store: EventStore,
@@ -237,8 +239,22 @@ export class DeploymentStore implements DeploymentView {
 
   /** Re-reads the app's running deployment when its last commit had no known outcome (before a hook). */
   async freshFor(appId: string): Promise<void> {
+    const unknown = this.unknownStarts.get(appId);
+    if (unknown !== undefined) {
+      const read = await this.store.get(DeploymentAggregate, unknown);
+      this.unknownStarts.delete(appId);
+      if (read.state) {
+        this.byId.set(unknown, read);
+        this.index(unknown, read.state);
+      }
+    }
     const id = this.running.get(appId);
     if (id) await this.fresh(id);
+  }
+
+  /** Looks up the deployments whose start ended without a known outcome (the scheduler's tick). */
+  async resolveUnknown(): Promise<void> {
+    for (const appId of [...this.unknownStarts.keys()]) await this.freshFor(appId);
   }
 
   runningFor(appId: string): RunningDeployment | undefined {
@@ -342,6 +358,8 @@ export class DeploymentStore implements DeploymentView {
       },
       failed: () => {
         if (prepared.runningId) this.markStale(prepared.runningId);
+        // The commit may have landed: look for the new deployment before the next change of the app.
+        if (prepared.started) this.unknownStarts.set(appId, id);
       },
     };
   }

@@ -12,7 +12,9 @@ import {
   errorMessage,
   grpcServerOptions,
   hardenService,
+  InvalidArgumentError,
   installProcessGuards,
+  NotFoundError,
   startupFailed,
 } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig } from "@drover/config";
@@ -131,15 +133,21 @@ async function lead(leadership: Leadership): Promise<void> {
     deployments.serial(async () => {
       const d = deployments.get(id);
       if (d.state !== "running") return;
-      const rollbackId =
-        d.kind === "rollback"
-          ? ""
-          : await rollBack(apps, deployments, d, (rid) => ({
-              type: "DeploymentFailed",
-              reason,
-              rollbackId: rid,
-            }));
-      if (!rollbackId) await deployments.fail(id, reason);
+      let failReason = reason;
+      let rollbackId = "";
+      if (d.kind !== "rollback")
+        try {
+          rollbackId = await rollBack(apps, deployments, d, (rid) => ({
+            type: "DeploymentFailed",
+            reason,
+            rollbackId: rid,
+          }));
+        } catch (err) {
+          // No way back (the previous version was pruned, or is refused now): fail it, once, saying so.
+          if (!(err instanceof NotFoundError || err instanceof InvalidArgumentError)) throw err;
+          failReason = `${reason}; cannot roll back: ${errorMessage(err)}`;
+        }
+      if (!rollbackId) await deployments.fail(id, failReason);
       log.info("deployment failed by its progress deadline", { id, rollbackId });
       converge.trigger();
     }),
@@ -159,7 +167,13 @@ async function lead(leadership: Leadership): Promise<void> {
   const stopEvents = await followEvents(bus, log, () => converge.trigger(), {
     filter: "drover.events.app.>",
   });
-  const tick = setInterval(() => converge.trigger(), 5000);
+  const tick = setInterval(() => {
+    // A deployment whose start had no known outcome is found again within a tick (then converged).
+    void deployments
+      .serial(() => deployments.resolveUnknown())
+      .catch((err: unknown) => log.warn("reading deployments again failed", { err: errorMessage(err) }));
+    converge.trigger();
+  }, 5000);
   const running = framework.run();
   current = leader;
   metrics.leader.set(1);

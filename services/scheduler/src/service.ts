@@ -11,10 +11,12 @@ import {
 import {
   APP_LIMITS,
   type AppRecord,
+  type AppSpec,
   appVersionOf,
   checkAppId,
   type DeploymentRecord,
   hostPortsWanted,
+  isResident,
   toFieldIssues,
   toMarathonJson,
 } from "@drover/core";
@@ -167,6 +169,14 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       const { force } = parse(ForceSchema, req);
       const { canaryInstances } = parse(CanarySchema, req);
       const spec = AppStore.parse(req.appJson);
+      const room = canaryRoom(spec);
+      if (canaryInstances > room)
+        throw new InvalidArgumentError([
+          {
+            path: "canary_instances",
+            message: `at most ${room} for this app: its upgradeStrategy leaves room for ${room} new instance(s) next to its ${spec.instances} old ones (canaries kill no old instance)`,
+          },
+        ]);
       const l = await leader();
       const { rec, deploymentId } = await l.deployments.serial(async () => {
         await l.deployments.freshFor(id);
@@ -323,4 +333,17 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       });
     }),
   };
+}
+
+/**
+ * How many canaries fit next to an app's old instances: its upgradeStrategy's over-capacity
+ * (rollingStep's maximum, with Marathon's one extra instance when the minimum meets it; none for a
+ * resident app, which may not exceed its instances).
+ */
+export function canaryRoom(spec: AppSpec): number {
+  const n = spec.instances;
+  const { minimumHealthCapacity, maximumOverCapacity } = spec.upgradeStrategy;
+  const max = Math.floor(n * (1 + maximumOverCapacity));
+  const meeting = Math.ceil(n * minimumHealthCapacity) === max;
+  return Math.max(0, max - n + (meeting && !isResident(spec) ? 1 : 0));
 }

@@ -21,10 +21,23 @@
  * dependencies: an app's launches wait until every app it depends on is healthy (framework.ts,
  * dependencyWait); a cycle is refused (apps.ts).
  */
-import type { AppSpec, FieldIssue } from "@drover/core";
+import {
+  type AppSpec,
+  type FieldIssue,
+  MAX_PROGRESS_DEADLINE_SECONDS,
+  PROGRESS_DEADLINE_LABEL,
+  progressDeadlineMs,
+} from "@drover/core";
 
 export function notYetHonoured(def: AppSpec): FieldIssue[] {
   const out: FieldIssue[] = [];
+  // Drover's own label: a value it cannot read is refused, not ignored.
+  const deadline = def.labels[PROGRESS_DEADLINE_LABEL];
+  if (deadline !== undefined && progressDeadlineMs(def.labels) === undefined)
+    out.push({
+      path: `labels.${PROGRESS_DEADLINE_LABEL}`,
+      message: `must be a number of seconds from 1 to ${MAX_PROGRESS_DEADLINE_SECONDS}`,
+    });
   def.networks.forEach((n, i) => {
     if (n.mode === "container" && !n.name)
       out.push({

@@ -15,7 +15,7 @@ describe("progress deadline", () => {
     assert.equal(progressDeadlineMs({}), undefined);
     assert.equal(progressDeadlineMs({ [PROGRESS_DEADLINE_LABEL]: "30" }), 30_000);
     assert.equal(progressDeadlineMs({ [PROGRESS_DEADLINE_LABEL]: "1.5" }), 1500);
-    for (const bad of ["0", "-5", "abc", "", "1e3", "90000"])
+    for (const bad of ["0", "0.5", "-5", "abc", "", "1e3", "90000"])
       assert.equal(progressDeadlineMs({ [PROGRESS_DEADLINE_LABEL]: bad }), undefined, bad);
   });
 

@@ -22,7 +22,7 @@ export function progressDeadlineMs(labels: Readonly<Record<string, string>> | un
   const raw = labels?.[PROGRESS_DEADLINE_LABEL];
   if (raw === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(raw)) return undefined;
   const s = Number(raw);
-  if (!(s > 0) || s > MAX_PROGRESS_DEADLINE_SECONDS) return undefined;
+  if (!(s >= 1) || s > MAX_PROGRESS_DEADLINE_SECONDS) return undefined;
   return Math.round(s * 1000);
 }
 
