@@ -62,7 +62,7 @@ const ok: CheckResult = { kind: "healthy" };
 const bad: CheckResult = { kind: "unhealthy", cause: "500 Internal Server Error" };
 
 /** An AgentHealth on a fake clock whose checks answer from `script` in turn (the last one forever). */
-function harness(script: CheckResult[], opts: { containers?: TaskContainers } = {}) {
+function harness(script: CheckResult[], opts: { containers?: TaskContainers; killFailures?: number } = {}) {
   const clock = new FakeClock();
   const published: Array<{ taskId: string; atMs: number; update: HealthStatusUpdate }> = [];
   const kills: Array<{ taskId: string; grace: number; atMs: number }> = [];
@@ -74,6 +74,7 @@ function harness(script: CheckResult[], opts: { containers?: TaskContainers } = 
     publish: (taskId, update) => published.push({ taskId, atMs: clock.now(), update }),
     kill: async (taskId, grace) => {
       kills.push({ taskId, grace, atMs: clock.now() });
+      if (kills.length <= (opts.killFailures ?? 0)) throw new Error("executor busy");
     },
     containers: opts.containers,
     runCheck: async (_spec, target, _timeoutMs, o: RunCheckOptions) => {
@@ -250,6 +251,18 @@ describe("AgentHealth", () => {
     assert.equal(terminal.health?.healthy, false);
     assert.equal(terminal.health?.consecutiveFailures, 3);
     assert.equal(terminal.health?.lastFailureMs, since + 5 * S);
+  });
+
+  it("a health kill that fails is tried again (1 s, then 2 s) until it goes through", async () => {
+    const { clock, health, kills } = harness([bad], { killFailures: 2 });
+    const since = clock.now();
+    health.launched("t1", task({ healthChecks: [check({ maxConsecutiveFailures: 1 })] }));
+    await health.running("t1", "c1", since);
+    await clock.advance(10 * S);
+    assert.deepEqual(
+      kills.map((k) => (k.atMs - since) / S),
+      [2, 3, 5],
+    );
   });
 
   it("a kill without a grace of the task's own waits 5 s; a task that ends by itself keeps its status", async () => {

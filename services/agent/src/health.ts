@@ -258,11 +258,16 @@ export class AgentHealth {
     w.killed ??= { message: `unhealthy: ${e.reason}`, health: undefined };
     const grace = w.checks.run.killGracePeriodSeconds ?? HEALTH_KILL_GRACE_SECONDS;
     this.deps.log.warn("killing unhealthy task", { taskId: e.taskId, why: w.killed.message, grace });
-    this.deps
-      .kill(e.taskId, grace)
-      .catch((err: unknown) =>
-        this.deps.log.warn("health kill failed", { taskId: e.taskId, err: errorMessage(err) }),
-      );
+    // A kill that fails is tried again (1 s, doubling to 30 s) while the task is still watched:
+    // an unhealthy task must not keep running because one kill call failed.
+    const attempt = (n: number): void => {
+      this.deps.kill(e.taskId, grace).catch((err: unknown) => {
+        this.deps.log.warn("health kill failed; trying again", { taskId: e.taskId, err: errorMessage(err) });
+        if (this.tasks.get(e.taskId) === w && n < 20)
+          (this.deps.clock ?? systemClock).setTimeout(() => attempt(n + 1), Math.min(30_000, 1000 * 2 ** n));
+      });
+    };
+    attempt(0);
   }
 
   private onReadiness(e: ReadinessEvent): void {

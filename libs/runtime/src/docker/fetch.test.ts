@@ -185,6 +185,44 @@ describe("Fetcher", () => {
     );
   });
 
+  test("an archive that expands past the size limit, or links outside the sandbox, is not unpacked", async () => {
+    const src = join(root, "evil");
+    await mkdir(join(src, "e"), { recursive: true });
+    await writeFile(join(src, "e", "zeros"), Buffer.alloc(200 * 1024));
+    await run("tar", ["-czf", join(root, "zeros.tgz"), "-C", src, "e"]);
+    await run("ln", ["-s", "/etc", join(src, "e", "etc")]);
+    await run("tar", ["-czf", join(root, "link.tgz"), "-C", src, "e"]);
+    await run("zip", ["-qry", join(root, "link.zip"), "e"], { cwd: src });
+    // The zeros compress to far below the limit; unpacked they exceed it.
+    const small = fetcher({ maxBytes: 100 * 1024 });
+    await fails(
+      small.fetchAll([uri({ uri: join(root, "zeros.tgz"), extract: true })], await sandbox()),
+      /zeros\.tgz: it expands to 204800 bytes, more than the limit of 102400/,
+    );
+    const dir = await sandbox();
+    await fails(
+      fetcher().fetchAll([uri({ uri: join(root, "link.tgz"), extract: true })], dir),
+      /the link e\/etc -> \/etc points outside the sandbox/,
+    );
+    await assert.rejects(stat(join(dir, "e")), "nothing unpacked");
+    await fails(
+      fetcher().fetchAll([uri({ uri: join(root, "link.zip"), extract: true })], await sandbox()),
+      /link\.zip: the link .*etc points outside the sandbox/,
+    );
+  });
+
+  test("nothing is written through a symlink an earlier URI left in the sandbox", async () => {
+    const dir = await sandbox();
+    const outside = join(root, "outside");
+    await mkdir(outside, { recursive: true });
+    await run("ln", ["-s", outside, join(dir, "conf")]);
+    await fails(
+      fetcher().fetchAll([uri({ uri: `${base}/hello.txt`, outputFile: "conf/x" })], dir),
+      /conf in the sandbox is a symlink/,
+    );
+    assert.deepEqual(await readdir(outside), []);
+  });
+
   test("file URIs and absolute paths are copied", async () => {
     const dir = await sandbox();
     await fetcher().fetchAll(

@@ -11,7 +11,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, copyFile, mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, posix } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -80,7 +80,10 @@ export class Fetcher {
   private async fetchOne(u: FetchUri, sandbox: string, signal: AbortSignal | undefined): Promise<void> {
     const source = parseSource(u.uri);
     const dest = destinationOf(sandbox, u.outputFile ?? defaultName(source));
+    // An earlier archive may have left symlinks: nothing is written through one.
+    await refuseSymlinks(sandbox, dirname(dest));
     await mkdir(dirname(dest), { recursive: true });
+    await rm(dest, { force: true });
     if (u.cache) {
       const cached = await abortable(this.cached(u.uri, source), signal);
       await copyFile(cached, dest);
@@ -171,6 +174,10 @@ export class Fetcher {
     const name = basename(file);
     const lower = name.toLowerCase();
     if (TAR_SUFFIXES.some((s) => lower.endsWith(s))) {
+      await this.checkArchive(
+        parseTarListing(await this.tool("tar", ["-t", "-v", "-f", file], name, signal)),
+        name,
+      );
       await this.tool(
         "tar",
         ["-x", "-f", file, "-C", dir, "--no-same-owner", "--no-overwrite-dir"],
@@ -178,6 +185,10 @@ export class Fetcher {
         signal,
       );
     } else if (lower.endsWith(".zip")) {
+      await this.checkArchive(
+        parseZipListing(await this.tool("unzip", ["-Z", "-l", file], name, signal)),
+        name,
+      );
       await this.tool("unzip", ["-o", "-q", file, "-d", dir], name, signal);
     } else if (lower.endsWith(".gz")) {
       const out = join(dirname(file), name.slice(0, -3));
@@ -197,18 +208,32 @@ export class Fetcher {
     }
   }
 
+  /**
+   * Before an archive is unpacked: what it expands to stays within the fetch size limit, and no
+   * link in it points outside the sandbox (an absolute target, or one with a '..' segment).
+   */
+  private async checkArchive(listing: ArchiveListing, name: string): Promise<void> {
+    if (listing.bytes > this.maxBytes)
+      throw new Reason(
+        `extract ${name}: it expands to ${listing.bytes} bytes, more than the limit of ${this.maxBytes}`,
+      );
+    if (listing.unsafeLink !== undefined)
+      throw new Reason(`extract ${name}: the link ${listing.unsafeLink} points outside the sandbox`);
+  }
+
   private async tool(
     cmd: string,
     args: string[],
     name: string,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Promise<string> {
     try {
-      await run(cmd, args, {
+      const { stdout } = await run(cmd, args, {
         timeout: this.timeoutMs,
-        maxBuffer: 1024 * 1024,
+        maxBuffer: 64 * 1024 * 1024,
         ...(signal ? { signal } : {}),
       });
+      return String(stdout);
     } catch (err) {
       if (codeOf(err) === "ENOENT")
         throw new Reason(`cannot extract ${name}: ${cmd} is not installed on this agent`);
@@ -324,4 +349,65 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
       },
     );
   });
+}
+
+/** What an archive holds, as far as unpacking it safely needs to know. */
+export interface ArchiveListing {
+  /** The sum of its files' sizes, unpacked. */
+  bytes: number;
+  /** The first link whose target is absolute or climbs with '..' ("name -> target"), if any. */
+  unsafeLink?: string | undefined;
+}
+
+function unsafeTarget(target: string): boolean {
+  return target.startsWith("/") || target.split("/").includes("..");
+}
+
+/**
+ * `tar -tvf` (GNU tar): `-rw-r--r-- user/group 1234 2026-11-29 20:00 name`, symlinks as
+ * `lrwxrwxrwx ... name -> target`, hard links as `hrw-r--r-- ... name link to target`.
+ */
+export function parseTarListing(text: string): ArchiveListing {
+  let bytes = 0;
+  let unsafeLink: string | undefined;
+  for (const line of text.split("\n")) {
+    const m = /^(\S)\S*\s+\S+\s+(\d+)\s+\S+\s+\S+\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const [, type, size, rest = ""] = m;
+    bytes += Number(size);
+    const link = type === "l" ? rest.split(" -> ") : type === "h" ? rest.split(" link to ") : undefined;
+    const target = link?.[1];
+    if (unsafeLink === undefined && target !== undefined && unsafeTarget(target)) unsafeLink = rest;
+  }
+  return { bytes, unsafeLink };
+}
+
+/** `unzip -Z -l` (zipinfo): `-rw-r--r--  3.0 unx  1234 tx  567 defN 26-Nov-29 20:00 name`; symlinks start with `l`. */
+export function parseZipListing(text: string): ArchiveListing {
+  let bytes = 0;
+  let unsafeLink: string | undefined;
+  for (const line of text.split("\n")) {
+    const m = /^(\S)\S{9}\s+\S+\s+\S+\s+(\d+)\s/.exec(line);
+    if (!m) continue;
+    bytes += Number(m[2]);
+    // A zip stores a symlink's target as its content, which zipinfo does not show: refuse them all.
+    if (m[1] === "l" && unsafeLink === undefined)
+      unsafeLink = line.trim().split(/\s+/).slice(9).join(" ") || line.trim();
+  }
+  return { bytes, unsafeLink };
+}
+
+/** Refuses when a path component from `sandbox` (exclusive) down to `dir` exists and is a symlink. */
+async function refuseSymlinks(sandbox: string, dir: string): Promise<void> {
+  const rel = dir
+    .slice(sandbox.length)
+    .split("/")
+    .filter((s) => s !== "");
+  let at = sandbox;
+  for (const part of rel) {
+    at = join(at, part);
+    const st = await lstat(at).catch(() => undefined);
+    if (st === undefined) return;
+    if (st.isSymbolicLink()) throw new Reason(`${at.slice(sandbox.length + 1)} in the sandbox is a symlink`);
+  }
 }
