@@ -52,10 +52,16 @@ describe("DockerTaskContainers", () => {
       exitCode: 0,
       output: "",
     });
-    assert.deepEqual(await runner.run('echo "port $PORT0"; echo oops >&2; exit 3', { timeoutMs: 5000 }), {
+    // stdout and stderr are two streams: both are kept, in the order each was written, but Docker
+    // does not order one against the other.
+    const mixed = await runner.run('echo "port $PORT0"; echo oops >&2; exit 3', { timeoutMs: 5000 });
+    assert.equal(mixed.kind, "exited");
+    assert.equal(mixed.kind === "exited" && mixed.exitCode, 3);
+    assert.deepEqual(mixed.kind === "exited" && mixed.output.split("\n").sort(), ["oops", "port 31002"]);
+    assert.deepEqual(await runner.run("echo one; echo two; exit 4", { timeoutMs: 5000 }), {
       kind: "exited",
-      exitCode: 3,
-      output: "port 31002\noops",
+      exitCode: 4,
+      output: "one\ntwo",
     });
   });
 
