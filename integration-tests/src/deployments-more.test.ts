@@ -82,8 +82,12 @@ async function canaryOf1(id: string) {
     },
     { timeoutMs: 60_000, intervalMs: 200 },
   );
-  // It stays a canary: no more new instances, no old one killed.
-  await new Promise((r) => setTimeout(r, 3000));
+  // It stays a canary: no more new instances, no old one killed, sampled over 3 s.
+  for (const until = Date.now() + 3000; Date.now() < until; ) {
+    const a = (await f.deployment(depId)).apps[0];
+    assert.deepEqual([a?.new, a?.old], [1, 4], "the canary stays one new instance next to the 4 old ones");
+    await new Promise((r) => setTimeout(r, 200));
+  }
   const d = await f.deployment(depId);
   assert.equal(d.state, "running");
   assert.equal(d.canaryInstances, 1);

@@ -387,8 +387,15 @@ test("a TCP check and a COMMAND check (docker exec in the task's container) pass
     );
     assert.equal(t.health?.consecutiveFailures, 0);
     assert.equal(t.lastFailureCause, undefined);
-    // Still healthy and the same task a few intervals later (nothing flaps, nothing is killed).
-    await new Promise((r) => setTimeout(r, 4000));
+    // Still healthy and the same task at every sample over a few intervals (nothing flaps, nothing is killed).
+    for (const until = Date.now() + 4000; Date.now() < until; ) {
+      const now = await tasks("tcp-command");
+      assert.deepEqual(
+        now.map((x) => [x.taskId, x.state, x.health?.healthy]),
+        [[t.taskId, "TASK_RUNNING", true]],
+      );
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const again = await tasks("tcp-command");
     assert.deepEqual(
       again.map((x) => [x.taskId, x.state, x.health?.healthy]),
