@@ -193,6 +193,9 @@ export class Framework {
           createdAtMs: t.createdAtMs,
           updatedAtMs: t.updatedAtMs,
           labels: { ...t.info.labels },
+          ports: (t.info.resources?.ports ?? []).flatMap((r) =>
+            Array.from({ length: Math.max(0, r.end - r.begin + 1) }, (_, i) => r.begin + i),
+          ),
           ...(t.info.run?.appVersion ? { appVersion: t.info.run.appVersion } : {}),
           ...(t.status?.health ? { health: fromWireHealth(t.status.health) } : {}),
           ...(t.status?.readiness.length ? { readiness: fromWireReadiness(t.status.readiness) } : {}),

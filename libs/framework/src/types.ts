@@ -58,6 +58,8 @@ export interface FrameworkTask {
   updatedAtMs: number;
   /** The labels it was launched with. */
   labels: Record<string, string>;
+  /** The host ports it was launched with. */
+  ports?: number[];
   /** The app version it was launched with (TaskRun.appVersion); absent when none was given. */
   appVersion?: string;
   /** The task's health and readiness as its last status carries them. */

@@ -78,6 +78,18 @@ export interface TaskEntry {
   reservationId?: string;
   /** The app version it was launched with (TaskRun.appVersion); absent: unknown (counts as old). */
   appVersion?: string;
+  /** The host ports it was launched with (absent: unknown). */
+  ports?: number[];
+}
+
+/** The last task of an app that failed (Marathon's lastTaskFailure), as this leader saw it. */
+export interface TaskFailure {
+  taskId: string;
+  agentId: string;
+  state: TaskState;
+  message: string;
+  timestampMs: number;
+  appVersion?: string;
 }
 
 export interface QueueEntry {
@@ -234,6 +246,8 @@ export class FrameworkDriver {
   >();
   /** Apps whose last launch the master failed, until their retry time (cleared by a launch that commits). */
   private readonly launchFailures = new Map<string, LaunchFailure>();
+  /** The last failed task per app (kept in memory by this leader: lastTaskFailure of the HTTP API). */
+  private readonly failures = new Map<string, TaskFailure>();
   /** The last health failure of a new instance per app under deployment (see explainStep). */
   private readonly lastHealthFailure = new Map<string, { taskId: string; cause: string }>();
   private fw: Framework | undefined;
@@ -377,6 +391,7 @@ export class FrameworkDriver {
         ...(t.readiness ? { readiness: t.readiness } : {}),
         ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
         ...((t.appVersion ?? prev?.appVersion) ? { appVersion: t.appVersion ?? prev?.appVersion } : {}),
+        ...(t.ports && t.ports.length > 0 ? { ports: t.ports } : prev?.ports ? { ports: prev.ports } : {}),
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
@@ -398,6 +413,14 @@ export class FrameworkDriver {
         this.tasks.delete(u.taskId);
         const failed = u.state !== "TASK_FINISHED" && u.state !== "TASK_GONE" && !entry.killRequested;
         if (failed) {
+          this.failures.set(entry.appId, {
+            taskId: u.taskId,
+            agentId: entry.agentId,
+            state: u.state,
+            message: u.message,
+            timestampMs: u.timestampMs || now,
+            ...(entry.appVersion ? { appVersion: entry.appVersion } : {}),
+          });
           this.backoff.set(
             entry.appId,
             recordFailure(this.backoff.get(entry.appId) ?? initialBackoff(), now, this.policyOf(entry.appId)),
@@ -483,10 +506,11 @@ export class FrameworkDriver {
           .catch((err: unknown) =>
             this.deps.log.warn("releasing reservations failed", { appId, err: errorMessage(err) }),
           );
-    for (const id of [...this.waiting.keys(), ...this.launchFailures.keys()])
+    for (const id of [...this.waiting.keys(), ...this.launchFailures.keys(), ...this.failures.keys()])
       if (!apps.has(id)) {
         this.waiting.delete(id);
         this.launchFailures.delete(id);
+        this.failures.delete(id);
       }
     for (const [appId, app] of apps) {
       const plan = this.plan(appId, app, now);
@@ -777,6 +801,7 @@ export class FrameworkDriver {
           killRequested: false,
           ...(t.labels?.[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
           ...(t.run?.appVersion ? { appVersion: t.run.appVersion } : {}),
+          ...(t.ports && t.ports.length > 0 ? { ports: [...t.ports] } : {}),
         });
     // What this round does not use goes back first, so the master can offer it again meanwhile.
     if (unused.length > 0) this.decline(unused, demands.length > 0 ? 1 : 30);
@@ -981,6 +1006,52 @@ export class FrameworkDriver {
       else if (isActive(t.state)) staged++;
     }
     return { running, staged };
+  }
+
+  /** The app's last failed task seen by this leader (Marathon's lastTaskFailure), if any. */
+  lastFailure(appId: string): TaskFailure | undefined {
+    return this.failures.get(appId);
+  }
+
+  /** The hostname of an agent, as its offers name it (undefined until one was seen). */
+  hostOf(agentId: string): string | undefined {
+    return this.agentFacts.get(agentId)?.hostname;
+  }
+
+  /**
+   * Kills tasks at an operator's request (Marathon's task kill): each active one is marked
+   * killRequested (its end is no failure and it no longer counts as an instance, so the app's
+   * converge replaces it unless its instances were lowered), then `before` runs (the scale-down that
+   * goes with a kill commits first, in the same turn: no converge sees the kill without it), then the
+   * kills are sent. Tasks unknown or already being killed are left out of the answer.
+   */
+  killTasks(
+    taskIds: readonly string[],
+    before?: (tasks: TaskEntry[]) => Promise<void>,
+  ): Promise<TaskEntry[]> {
+    return this.serial(async () => {
+      if (!this.frameworkId || !this.ready)
+        throw new UnavailableError("the scheduler is not subscribed to the master yet; retry");
+      const found: TaskEntry[] = [];
+      for (const id of new Set(taskIds)) {
+        const t = this.tasks.get(id);
+        if (t && isActive(t.state) && !t.killRequested) found.push(t);
+      }
+      await before?.(found);
+      if (found.length > 0 && !this.leads()) throw new UnavailableError("not leading any more; retry");
+      const apps = this.deps.apps();
+      for (const t of found) {
+        t.killRequested = true;
+        await this.sdk()
+          .kill(t.taskId, apps.get(t.appId)?.spec.taskKillGracePeriodSeconds)
+          .catch((err: unknown) => {
+            t.killRequested = false;
+            this.deps.log.warn("kill failed", { taskId: t.taskId, err: errorMessage(err) });
+          });
+      }
+      this.convergeSoon.trigger();
+      return found;
+    });
   }
 
   backoffUntil(appId: string): number {

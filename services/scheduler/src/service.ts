@@ -1,48 +1,33 @@
-/** gRPC surface of the scheduler. Followers answer UNAVAILABLE with the leader's address. */
+/**
+ * gRPC surface of the scheduler: a thin transport over the application service (app-service.ts),
+ * which the Marathon HTTP API (http/) calls too. Followers answer UNAVAILABLE with the leader's address.
+ */
 
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  type Logger,
-  NotLeaderError,
-  requestIdOf,
-  unaryHandler,
-} from "@drover/common";
+import { InvalidArgumentError, type Logger, requestIdOf, unaryHandler } from "@drover/common";
 import {
   APP_LIMITS,
   type AppRecord,
-  type AppSpec,
   appVersionOf,
-  checkAppId,
   type DeploymentRecord,
   hostPortsWanted,
-  isResident,
-  toFieldIssues,
   toMarathonJson,
 } from "@drover/core";
 import type { App, Deployment, SchedulerServer } from "@drover/proto";
 import { z } from "zod";
+import {
+  type AppRead,
+  AppService,
+  DeploymentIdSchema,
+  parseFields as parse,
+  requireAppId as requireId,
+  type SchedulerLeader,
+  type SchedulerRef,
+} from "./app-service.js";
 import { AppStore } from "./apps.js";
-import type { DeploymentStore } from "./deployments.js";
-import type { FrameworkDriver } from "./framework.js";
 import { reasonToWire } from "./reasons.js";
-import { rollBack } from "./rollback.js";
 
+export { canaryRoom, type SchedulerLeader, type SchedulerRef } from "./app-service.js";
 export { reasonToWire };
-
-export interface SchedulerLeader {
-  apps: AppStore;
-  deployments: DeploymentStore;
-  framework: FrameworkDriver;
-  changed(): void;
-}
-
-export interface SchedulerRef {
-  current(): SchedulerLeader | undefined;
-  leaderAddress(): Promise<string | undefined>;
-  /** This replica's advertised address. */
-  self: string;
-}
 
 function toApp(l: SchedulerLeader, r: AppRecord, version: number): App {
   const s = r.spec;
@@ -81,18 +66,6 @@ const CanarySchema = z.object({
     .min(0, { error: "must be 0 (no canary) or more" })
     .max(APP_LIMITS.maxInstances),
 });
-const DeploymentIdSchema = z.object({
-  id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
-    error: "must be a deployment id (a uuid)",
-  }),
-});
-
-/** A request's fields checked with zod; INVALID_ARGUMENT naming the field otherwise. */
-function parse<T>(schema: z.ZodType<T>, req: unknown): T {
-  const v = schema.safeParse(req);
-  if (!v.success) throw new InvalidArgumentError(toFieldIssues(v.error.issues, req));
-  return v.data;
-}
 
 function toDeployment(d: DeploymentRecord): Deployment {
   return {
@@ -124,226 +97,120 @@ function toDeployment(d: DeploymentRecord): Deployment {
 const MAX_TASK_PAGE = 10_000;
 
 export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServer {
-  const leader = async (): Promise<SchedulerLeader> => {
-    const l = ref.current();
-    if (l) return l;
-    // Elected but still starting: no hint to itself (callers back off instead of retrying at once).
-    const address = await ref.leaderAddress();
-    throw new NotLeaderError(address === ref.self ? undefined : address);
-  };
-  /**
-   * An app id in a request, made absolute (`web` is `/web`): refused by its field before any lookup
-   * (NOT_FOUND is for valid ids).
-   */
-  const requireId = (id: string, path = "id"): string => {
-    if (!id) throw new InvalidArgumentError([{ path, message: "required" }]);
-    const v = checkAppId(id);
-    if (!v.ok) throw new InvalidArgumentError([{ path, message: v.message }]);
-    return v.id;
-  };
+  const svc = new AppService(ref);
+  /** The app view of a change's result (the leader that made it). */
+  const appOf = async (a: AppRead | undefined): Promise<App | undefined> =>
+    a ? toApp(await svc.leader(), a.record, a.version) : undefined;
   return {
     createApp: unaryHandler(log, "CreateApp", async (req, call) => {
       const spec = AppStore.parse(req.appJson);
-      const l = await leader();
-      const rec = await l.apps.create(spec, requestIdOf(call));
-      l.changed();
-      const { version } = l.apps.get(spec.id);
-      return { app: rec ? toApp(l, rec, version) : undefined, deploymentId: "" };
+      const out = await svc.create(spec, requestIdOf(call));
+      return { app: await appOf(out.app), deploymentId: "" };
     }),
     getApp: unaryHandler(log, "GetApp", async (req) => {
       const id = requireId(req.id);
-      const l = await leader();
-      const { state, version } = l.apps.get(id);
-      return { app: toApp(l, state, version), deploymentId: l.deployments.runningFor(id)?.id ?? "" };
+      const a = await svc.get(id);
+      return { app: await appOf(a), deploymentId: a.deploymentId };
     }),
     listApps: unaryHandler(log, "ListApps", async () => {
-      const l = await leader();
-      return {
-        apps: [...l.apps.records().entries()]
-          .sort(([a], [b]) => a.localeCompare(b))
-          .map(([id, r]) => toApp(l, r, l.apps.get(id).version)),
-      };
+      const l = await svc.leader();
+      return { apps: (await svc.list()).map((a) => toApp(l, a.record, a.version)) };
     }),
     updateApp: unaryHandler(log, "UpdateApp", async (req) => {
       const id = requireId(req.id);
       const { force } = parse(ForceSchema, req);
       const { canaryInstances } = parse(CanarySchema, req);
       const spec = AppStore.parse(req.appJson);
-      const room = canaryRoom(spec);
-      if (canaryInstances > room)
-        throw new InvalidArgumentError([
-          {
-            path: "canary_instances",
-            message: `at most ${room} for this app: its upgradeStrategy leaves room for ${room} new instance(s) next to its ${spec.instances} old ones (canaries kill no old instance)`,
-          },
-        ]);
-      const l = await leader();
-      const { rec, deploymentId } = await l.deployments.serial(async () => {
-        await l.deployments.freshFor(id);
-        const hook = l.deployments.startHook(
-          id,
-          "upgrade",
-          force,
-          canaryInstances > 0 ? { canaryInstances } : {},
-        );
-        let started = false;
-        const rec = await l.apps.update(id, spec, {
-          ...hook,
-          committed: (rev) => {
-            started = true;
-            hook.committed(rev);
-          },
-        });
-        return { rec, deploymentId: started ? hook.id : "" };
-      });
-      l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId };
+      const out = await svc.update(id, spec, { force, canaryInstances });
+      return { app: await appOf(out.app), deploymentId: out.deploymentId };
     }),
     restartApp: unaryHandler(log, "RestartApp", async (req) => {
       const id = requireId(req.id);
       const { force } = parse(ForceSchema, req);
-      const l = await leader();
-      const { rec, deploymentId } = await l.deployments.serial(async () => {
-        await l.deployments.freshFor(id);
-        const hook = l.deployments.startHook(id, "restart", force);
-        const rec = await l.apps.restart(id, hook);
-        return { rec, deploymentId: hook.id };
-      });
-      l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId };
+      const out = await svc.restart(id, force);
+      return { app: await appOf(out.app), deploymentId: out.deploymentId };
     }),
     listDeployments: unaryHandler(log, "ListDeployments", async (req) => {
       const { includeEnded } = parse(z.object({ includeEnded: z.boolean() }), req);
-      const l = await leader();
-      return { deployments: l.deployments.list(includeEnded).map(toDeployment) };
+      return { deployments: (await svc.listDeployments(includeEnded)).map(toDeployment) };
     }),
     getDeployment: unaryHandler(log, "GetDeployment", async (req) => {
       const { id } = parse(DeploymentIdSchema, req);
-      const l = await leader();
-      return { deployment: toDeployment(l.deployments.get(id)) };
+      return { deployment: toDeployment(await svc.getDeployment(id)) };
     }),
     cancelDeployment: unaryHandler(log, "CancelDeployment", async (req) => {
       const { id, force } = parse(DeploymentIdSchema.extend(ForceSchema.shape), req);
-      const l = await leader();
-      const out = await l.deployments.serial(async () => {
-        const d = l.deployments.get(id);
-        if (d.state !== "running")
-          throw new FailedPreconditionError(`deployment ${id} is ${d.state}, not running`);
-        if (force) return { d: await l.deployments.cancel(id, "cancelled by request", true), rollbackId: "" };
-        // Without force: each app goes back to the definition it had before, as a new deployment
-        // that supersedes this one (in the same transaction; rollback.ts). A restart's earlier
-        // definition is the same one: it just stops.
-        const rollbackId = await rollBack(l.apps, l.deployments, d, (rid) => ({
-          type: "DeploymentCancelled",
-          force: false,
-          reason: "cancelled by request",
-          rollbackId: rid,
-        }));
-        if (rollbackId === "")
-          return { d: await l.deployments.cancel(id, "cancelled by request", false), rollbackId };
-        return { d: l.deployments.get(id), rollbackId };
-      });
-      l.changed();
-      return { deployment: toDeployment(out.d), rollbackId: out.rollbackId };
+      const out = await svc.cancelDeployment(id, force);
+      return { deployment: toDeployment(out.deployment), rollbackId: out.rollbackId };
     }),
     promoteDeployment: unaryHandler(log, "PromoteDeployment", async (req) => {
       const { id } = parse(DeploymentIdSchema, req);
-      const l = await leader();
-      const d = await l.deployments.promote(id);
-      l.changed();
-      return { deployment: toDeployment(d) };
+      return { deployment: toDeployment(await svc.promoteDeployment(id)) };
     }),
     scaleApp: unaryHandler(log, "ScaleApp", async (req) => {
       const id = requireId(req.id);
-      const l = await leader();
-      const rec = await l.apps.scale(id, req.instances);
-      l.changed();
-      return { app: rec ? toApp(l, rec, l.apps.get(id).version) : undefined, deploymentId: "" };
+      const out = await svc.scale(id, req.instances);
+      return { app: await appOf(out.app), deploymentId: "" };
     }),
     deleteApp: unaryHandler(log, "DeleteApp", async (req) => {
       const id = requireId(req.id);
-      const l = await leader();
-      await l.deployments.serial(async () => {
-        await l.deployments.freshFor(id);
-        await l.apps.remove(id, l.deployments.removeHook(id));
-      });
-      l.changed();
+      await svc.remove(id);
       return {};
     }),
     listAppVersions: unaryHandler(log, "ListAppVersions", async (req) => {
       const id = requireId(req.appId, "appId");
-      const l = await leader();
-      return { versions: await l.apps.versions(id) };
+      return { versions: await svc.versions(id) };
     }),
     getAppVersion: unaryHandler(log, "GetAppVersion", async (req) => {
       const id = requireId(req.appId, "appId");
       if (!req.version) throw new InvalidArgumentError([{ path: "version", message: "required" }]);
-      const l = await leader();
-      const entry = await l.apps.version(id, req.version);
+      const entry = await svc.version(id, req.version);
       return { definitionJson: JSON.stringify(toMarathonJson(entry.spec, entry)) };
     }),
     getQueue: unaryHandler(log, "GetQueue", async (req) => {
       const appId = req.appId ? requireId(req.appId, "appId") : "";
-      const l = await leader();
-      if (appId) l.apps.get(appId);
-      const apps = l.framework
-        .queue()
-        .filter((q) => !appId || q.appId === appId)
-        .map((q) => ({
-          appId: q.appId,
-          waiting: q.waiting,
-          reasons: [
-            ...(q.dependency ? [{ kind: "dependency", agents: 0, port: 0, text: q.dependency }] : []),
-            ...(q.backoffUntilMs > 0
-              ? [
-                  {
-                    kind: "backoff",
-                    agents: 0,
-                    port: 0,
-                    text: `crash-loop backoff until ${new Date(q.backoffUntilMs).toISOString()}`,
-                  },
-                ]
-              : []),
-            ...(q.launchFailure
-              ? [
-                  {
-                    kind: "launch_failed",
-                    agents: 0,
-                    port: 0,
-                    text: `the master failed the last launch (${q.launchFailure.attempts} in a row): ${q.launchFailure.message}; next try at ${new Date(q.launchFailure.retryAtMs).toISOString()}`,
-                  },
-                ]
-              : []),
-            ...q.reasons.map(reasonToWire),
-          ],
-          sinceMs: q.sinceMs,
-          backoffUntilMs: q.backoffUntilMs,
-          offersSeen: q.offersSeen,
-        }));
+      const apps = (await svc.queue(appId || undefined)).map((q) => ({
+        appId: q.appId,
+        waiting: q.waiting,
+        reasons: [
+          ...(q.dependency ? [{ kind: "dependency", agents: 0, port: 0, text: q.dependency }] : []),
+          ...(q.backoffUntilMs > 0
+            ? [
+                {
+                  kind: "backoff",
+                  agents: 0,
+                  port: 0,
+                  text: `crash-loop backoff until ${new Date(q.backoffUntilMs).toISOString()}`,
+                },
+              ]
+            : []),
+          ...(q.launchFailure
+            ? [
+                {
+                  kind: "launch_failed",
+                  agents: 0,
+                  port: 0,
+                  text: `the master failed the last launch (${q.launchFailure.attempts} in a row): ${q.launchFailure.message}; next try at ${new Date(q.launchFailure.retryAtMs).toISOString()}`,
+                },
+              ]
+            : []),
+          ...q.reasons.map(reasonToWire),
+        ],
+        sinceMs: q.sinceMs,
+        backoffUntilMs: q.backoffUntilMs,
+        offersSeen: q.offersSeen,
+      }));
       return { apps };
     }),
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
       const appId = req.appId ? requireId(req.appId, "appId") : "";
-      const l = await leader();
+      await svc.leader();
       if (req.pageSize > MAX_TASK_PAGE)
         throw new InvalidArgumentError([{ path: "pageSize", message: `at most ${MAX_TASK_PAGE}` }]);
-      return l.framework.listTasks(appId, req.includeTerminal, {
+      return svc.listMasterTasks(appId, req.includeTerminal, {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
       });
     }),
   };
-}
-
-/**
- * How many canaries fit next to an app's old instances: its upgradeStrategy's over-capacity
- * (rollingStep's maximum, with Marathon's one extra instance when the minimum meets it; none for a
- * resident app, which may not exceed its instances).
- */
-export function canaryRoom(spec: AppSpec): number {
-  const n = spec.instances;
-  const { minimumHealthCapacity, maximumOverCapacity } = spec.upgradeStrategy;
-  const max = Math.floor(n * (1 + maximumOverCapacity));
-  const meeting = Math.ceil(n * minimumHealthCapacity) === max;
-  return Math.max(0, max - n + (meeting && !isResident(spec) ? 1 : 0));
 }
