@@ -19,3 +19,4 @@ export * from "./resources.js";
 export * from "./task-health.js";
 export * from "./task-state.js";
 export * from "./validation.js";
+export * from "./marathon/events.js";
