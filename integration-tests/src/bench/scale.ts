@@ -388,7 +388,7 @@ async function main(): Promise<void> {
       `CPU while filling: ${total.toFixed(0)} core-s in ${seconds.toFixed(0)} s (${((1000 * total) / TOTAL).toFixed(2)} ms per placed task): ${used
         .filter((u) => u.s > 0.5)
         .sort((a, b) => b.s - a.s)
-        .map((u) => `${u.name} ${u.s.toFixed(0)} s`)
+        .map((u) => `${u.name} ${u.s.toFixed(1)} s (${((1000 * u.s) / TOTAL).toFixed(3)} ms/task)`)
         .join(", ")}`,
     );
     line(

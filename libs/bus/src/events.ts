@@ -37,6 +37,119 @@ export async function publishEvent(
   });
 }
 
+/** One event as the relay read it from the log: its key, its stored JSON, and that JSON checked. */
+export interface LoggedEvent {
+  key: string;
+  /** The stored envelope, as etcd holds it (JSON of an EventEnvelope). */
+  value: string;
+  env: EventEnvelope;
+  revision: string;
+}
+
+/** One message of the events stream, as the relay publishes it (see eventMessages). */
+export interface RelayMessage {
+  subject: string;
+  /** `<revision>:<log key of its first event>`: the same events always make the same id. */
+  msgId: string;
+  revision: string;
+  payload: Uint8Array;
+  /** The events it carries. */
+  count: number;
+}
+
+/** What one message of events holds at most (NATS refuses a payload above its max_payload, 1 MiB by default). */
+export const MAX_EVENT_MESSAGE_BYTES = 256 * 1024;
+
+const enc = new TextEncoder();
+
+/**
+ * The messages that carry `events` (in revision order): the events of one transaction (one
+ * revision), taken in log key order (per aggregate, in version order), are cut into runs of
+ * consecutive events of the same aggregate type and event type, each run one message on that
+ * type's subject (`drover.events.<aggregate>.<type>`, so a filter on a subject sees only its
+ * events) of at most `maxBytes`. A run of one event is the single-event message
+ * (PublishedEvent); a longer one is a batch `{"revision":R,"events":[envelope, ...]}`. The cut
+ * depends only on the events of the transaction, not on the order they were read in: a relay
+ * that publishes them again (after a leader change, after catching up from the log) makes the
+ * same messages with the same ids, which JetStream de-duplicates.
+ */
+export function eventMessages(events: LoggedEvent[], maxBytes = MAX_EVENT_MESSAGE_BYTES): RelayMessage[] {
+  const out: RelayMessage[] = [];
+  const sorted = [...events].sort((a, b) => {
+    if (a.revision !== b.revision) {
+      const d = BigInt(a.revision) - BigInt(b.revision);
+      return d < 0n ? -1 : 1;
+    }
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  });
+  // An event's bytes in a batch: its JSON, its revision field and a comma.
+  const sizeOf = (e: LoggedEvent) => e.value.length + e.revision.length + 16;
+  let run: LoggedEvent[] = [];
+  let runBytes = 0;
+  let runSubject = "";
+  const close = () => {
+    const first = run[0];
+    if (!first) return;
+    const rev = JSON.stringify(first.revision);
+    const payload =
+      run.length === 1
+        ? jc.encode({ ...first.env, revision: first.revision })
+        : // Each event carries its revision too (a PublishedEvent as is): the stored JSON with
+          // the field appended, without parsing and encoding it again.
+          enc.encode(
+            `{"revision":${rev},"events":[${run.map((e) => withRevision(e.value, rev)).join(",")}]}`,
+          );
+    out.push({
+      subject: runSubject,
+      msgId: eventMessageId(first.revision, first.key),
+      revision: first.revision,
+      payload,
+      count: run.length,
+    });
+    run = [];
+    runBytes = 0;
+  };
+  for (const e of sorted) {
+    const subject = eventSubject(e.env.aggregate, (e.env.event as { type?: string }).type ?? "Unknown");
+    const first = run[0];
+    if (first && (first.revision !== e.revision || subject !== runSubject || runBytes + sizeOf(e) > maxBytes))
+      close();
+    if (run.length === 0) runSubject = subject;
+    run.push(e);
+    runBytes += sizeOf(e);
+  }
+  close();
+  return out;
+}
+
+/** A stored envelope's JSON (an object) with `"revision":<rev>` added. */
+function withRevision(value: string, rev: string): string {
+  const end = value.lastIndexOf("}");
+  return `${value.slice(0, end)},"revision":${rev}}`;
+}
+
+/** Publishes one message of eventMessages; its id makes a republish a no-op within the window. */
+export async function publishEventMessage(bus: Bus, m: RelayMessage): Promise<void> {
+  const h = headers();
+  h.set(REVISION_HEADER, m.revision);
+  await bus.js.publish(m.subject, m.payload, { msgID: m.msgId, headers: h });
+}
+
+/**
+ * The events of one message of the stream: one event, or a batch (eventMessages; each of its
+ * events carries its revision, and so does the batch).
+ */
+export function unpackEventMessage(decoded: unknown): { events: unknown[] } {
+  if (
+    decoded !== null &&
+    typeof decoded === "object" &&
+    Array.isArray((decoded as { events?: unknown }).events) &&
+    !("aggregate" in decoded)
+  )
+    return { events: (decoded as { events: unknown[] }).events };
+  return { events: [decoded] };
+}
+
 /**
  * Where a relay resumes: the revision of the oldest of the last `n` events in the stream (0 if
  * none), and the message ids of those `n` events. Events are published in batches, and a failed
@@ -78,7 +191,7 @@ export async function lastPublishedRevision(bus: Bus): Promise<bigint> {
 
 /**
  * Follows the event stream with an ordered consumer and calls `handler` for each valid
- * event (invalid ones are logged and skipped). `fromStart` replays the retained stream.
+ * event, in order, a batch message unpacked (invalid ones are logged and skipped). `fromStart` replays the retained stream.
  * Returns a stop function.
  */
 export async function followEvents(
@@ -105,15 +218,18 @@ export async function followEvents(
         log.warn("skipping undecodable event", { subject: m.subject });
         continue;
       }
-      const parsed = PublishedEventSchema.safeParse(decoded);
-      if (!parsed.success) {
-        log.warn("skipping invalid event", { subject: m.subject, error: parsed.error.message });
-        continue;
-      }
-      try {
-        await handler(parsed.data);
-      } catch (err) {
-        log.error("event handler failed", { err, subject: m.subject });
+      // A message holds one event or a batch of one transaction's events (eventMessages).
+      for (const one of unpackEventMessage(decoded).events) {
+        const parsed = PublishedEventSchema.safeParse(one);
+        if (!parsed.success) {
+          log.warn("skipping invalid event", { subject: m.subject, error: parsed.error.message });
+          continue;
+        }
+        try {
+          await handler(parsed.data);
+        } catch (err) {
+          log.error("event handler failed", { err, subject: m.subject });
+        }
       }
     }
   })();

@@ -104,6 +104,8 @@ export interface UnitChange {
   def: AnyDef;
   id: string;
   events: { type: string }[];
+  /** Events the caller built from input it validated already: not parsed again (Change.trusted). */
+  trusted?: boolean;
 }
 
 interface Unit {
@@ -147,7 +149,16 @@ function mergeByAggregate(changes: UnitChange[]): UnitChange[] {
   for (const c of changes) {
     if (c.events.length === 0) continue;
     const prev = byKey.get(keyOf(c));
-    byKey.set(keyOf(c), prev ? { ...prev, events: [...prev.events, ...c.events] } : c);
+    byKey.set(
+      keyOf(c),
+      prev
+        ? {
+            ...prev,
+            events: [...prev.events, ...c.events],
+            trusted: prev.trusted === true && c.trusted === true,
+          }
+        : c,
+    );
   }
   return [...byKey.values()];
 }
@@ -303,6 +314,7 @@ export class CommitQueue {
               legacy: e?.legacy ?? false,
               state: e?.state,
               events: c.events,
+              ...(c.trusted ? { trusted: true } : {}),
             },
             now,
           );

@@ -1,21 +1,31 @@
 /**
  * The event relay: the master leader follows the etcd log with a watch and publishes every
- * committed event on NATS, in revision order, in batches of up to 256 sent together. It resumes
- * at the oldest of the last 256 events in the stream and skips the ones it finds stored there
- * (JetStream also de-duplicates by message id), so a leader change neither skips nor doubles
- * an event, even when a batch was stored only in part.
+ * committed event on NATS, in revision order. The events of one transaction go out as few
+ * messages (one per run of events of the same type, eventMessages in @drover/bus: a status batch
+ * of 60 tasks is one message, not 60), up to 256 messages sent together. It resumes at the
+ * oldest of the last 256 messages in the stream and skips the ones it finds stored there
+ * (JetStream also de-duplicates by message id, and the same events always make the same
+ * messages), so a leader change neither skips nor doubles an event, even when a batch was
+ * stored only in part.
  *
  * It never stops silently: when the watch fails (etcd compacted the revisions it resumes from,
  * a connection dropped), the relay reads what it missed from the log itself (events are
  * removed from the log only once published, see retention) and watches again from there.
  */
 
-import { type Bus, eventMessageId, publishEvent, resumePoint } from "@drover/bus";
+import {
+  type Bus,
+  eventMessages,
+  type LoggedEvent,
+  publishEventMessage,
+  type RelayMessage,
+  resumePoint,
+} from "@drover/bus";
 import { errorMessage, type Logger, sleep } from "@drover/common";
 import type { EventEnvelope } from "@drover/core";
 import { type Etcd3, type EventStore, LOG_PREFIX, parseEnvelope } from "@drover/store";
 
-/** Events published together (and looked back on when the relay resumes). */
+/** Messages published together (and looked back on when the relay resumes). */
 const PUBLISH_BATCH = 256;
 
 export class EventRelay {
@@ -24,12 +34,14 @@ export class EventRelay {
   private cancel: (() => Promise<void>) | undefined;
   /** The highest revision handed to the publisher. */
   private seen = 0n;
-  private pending: { env: EventEnvelope; revision: string; key: string }[] = [];
+  private pending: LoggedEvent[] = [];
   private flushing = false;
   /** Message ids of the last events in the stream when the relay started (not published twice). */
   private skip = new Set<string>();
   private recovering = false;
+  /** Events published, and the messages that carried them (metrics, tests). */
   published = 0;
+  messages = 0;
   /** Times the watch failed and the relay caught up from the log (metrics, tests). */
   recoveries = 0;
 
@@ -74,8 +86,9 @@ export class EventRelay {
       this.log.error("invalid event in the log is not published", { key, err: errorMessage(err) });
       return;
     }
-    if (this.skip.size > 0 && this.skip.delete(eventMessageId(revision, key))) return;
-    this.pending.push({ env, revision, key });
+    // A transaction's events arrive together (one watch response, or one catch-up): a flush,
+    // which runs after this synchronous delivery, always sees every event of a revision.
+    this.pending.push({ env, revision, key, value });
     if (!this.flushing) {
       this.flushing = true;
       this.chain = this.chain.then(() => this.flush());
@@ -83,23 +96,27 @@ export class EventRelay {
   }
 
   /**
-   * Publishes what is pending, up to PUBLISH_BATCH events at a time: a batch goes out together
-   * (in order, on one connection) and is acknowledged together; one publish at a time cost a
-   * round trip per event. A batch with a failure is published again one by one, in order (the
-   * ones already stored are de-duplicated by message id).
+   * Publishes what is pending as messages (eventMessages), up to PUBLISH_BATCH at a time: a batch
+   * goes out together (in order, on one connection) and is acknowledged together; one publish at
+   * a time cost a round trip each. A batch with a failure is published again one by one, in order
+   * (the ones already stored are de-duplicated by message id).
    */
   private async flush(): Promise<void> {
     try {
       while (this.pending.length > 0 && !this.stopped) {
-        const batch = this.pending.splice(0, PUBLISH_BATCH);
-        const results = await Promise.allSettled(
-          batch.map((b) => publishEvent(this.bus, b.env, b.revision, b.key)),
-        );
-        if (results.every((r) => r.status === "fulfilled")) {
-          this.published += batch.length;
-          continue;
+        let messages = eventMessages(this.pending.splice(0));
+        // Stored already before this relay started (looked up at start).
+        if (this.skip.size > 0) messages = messages.filter((m) => !this.skip.delete(m.msgId));
+        for (let i = 0; i < messages.length && !this.stopped; i += PUBLISH_BATCH) {
+          const batch = messages.slice(i, i + PUBLISH_BATCH);
+          const results = await Promise.allSettled(batch.map((m) => publishEventMessage(this.bus, m)));
+          if (results.every((r) => r.status === "fulfilled")) {
+            this.published += batch.reduce((n, m) => n + m.count, 0);
+            this.messages += batch.length;
+            continue;
+          }
+          for (const m of batch) await this.publish(m);
         }
-        for (const b of batch) await this.publish(b.env, b.revision, b.key);
       }
     } finally {
       this.flushing = false;
@@ -147,14 +164,15 @@ export class EventRelay {
     }
   }
 
-  private async publish(env: EventEnvelope, revision: string, key: string): Promise<void> {
+  private async publish(m: RelayMessage): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        await publishEvent(this.bus, env, revision, key);
-        this.published++;
+        await publishEventMessage(this.bus, m);
+        this.published += m.count;
+        this.messages += 1;
         return;
       } catch (err) {
-        this.log.warn("event publish failed; retrying", { key, attempt, err: errorMessage(err) });
+        this.log.warn("event publish failed; retrying", { id: m.msgId, attempt, err: errorMessage(err) });
         await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
       }
     }

@@ -114,7 +114,15 @@ export class MasterState {
    * stamped with the time their transaction is packed.
    */
   commit(changes: PendingChange[], _nowMs?: number, guard?: () => boolean): Promise<boolean> {
-    const units: UnitChange[] = changes.map((c) => ({ def: DEFS[c.kind], id: c.id, events: c.events }));
+    // A task's events (the hot path) are built from what the master validated at its boundaries
+    // (an accept's TaskInfo, NATS status messages, an agent's report) or by the master itself: the
+    // store does not parse them again. Agent and framework events (rare) still are.
+    const units: UnitChange[] = changes.map((c) => ({
+      def: DEFS[c.kind],
+      id: c.id,
+      events: c.events,
+      ...(c.kind === "task" ? { trusted: true } : {}),
+    }));
     return this.queue.commit(units, guard);
   }
 

@@ -43,6 +43,12 @@ export const SimulationProfileSchema = z.strictObject({
   launchFailureRate: z.number().min(0).max(1).default(0),
   /** From SIGTERM to the exit of a task that does not ignore it (capped by the grace period). */
   stopMs: MsRangeSchema.default({ min: 0, max: 0 }),
+  /**
+   * TASK_STARTING is reported when the start latency is over, just before what follows it (RUNNING,
+   * or the failure or kill of the launch), instead of at launch: the agent sends both in one status
+   * message (a fleet of thousands of simulated agents sends half the messages). Off by default.
+   */
+  startingWithRunning: z.boolean().default(false),
 });
 export type SimulationProfile = z.infer<typeof SimulationProfileSchema>;
 export type SimulationProfileInput = z.input<typeof SimulationProfileSchema>;

@@ -200,6 +200,33 @@ describe("SimulatedExecutor", () => {
     assert.equal(sim.clock.pending(), 0);
   });
 
+  test("startingWithRunning: STARTING is reported with what follows the start latency, not at launch", async () => {
+    const sim = simulation(1, {
+      seed: 2,
+      startLatencyMs: { min: 100, max: 100 },
+      launchFailureRate: 0,
+      startingWithRunning: true,
+    });
+    const ex = sim.executors[0] as SimulatedExecutor;
+    void ex.launch(spec("a0", "runs"));
+    void ex.launch(spec("a0", "killed", { cmd: "sleep 300" }));
+    assert.equal(sim.rec.events.length, 0, "nothing is reported at launch");
+    await sim.clock.advance(50);
+    assert.equal(sim.rec.events.length, 0);
+    const kill = ex.kill("killed", 0);
+    await kill;
+    await sim.clock.advance(100);
+    assert.deepEqual(sim.rec.states("runs"), ["TASK_STARTING", "TASK_RUNNING"]);
+    const runs = (sim.rec.events as ExecutorEvent[]).filter((e) => e.taskId === "runs");
+    assert.equal(runs[0]?.timestampMs, runs[1]?.timestampMs, "both at the end of the start latency");
+    assert.deepEqual(sim.rec.states("killed"), ["TASK_STARTING", "TASK_KILLED"]);
+    assertEventOrder(sim.rec.events);
+    // Off (the default): STARTING at launch.
+    const off = simulation(1, { seed: 2, startLatencyMs: { min: 100, max: 100 } });
+    void off.executors[0]?.launch(spec("a0", "t"));
+    assert.deepEqual(off.rec.states("t"), ["TASK_STARTING"]);
+  });
+
   test("an image on a .invalid registry cannot be pulled", () => {
     const profile = SimulationProfileSchema.parse({});
     assert.match(

@@ -51,6 +51,8 @@ interface TaskRecord {
   launching: Promise<void> | undefined;
   /** Ends the start latency early (a kill during the launch). */
   wake: (() => void) | undefined;
+  /** TASK_STARTING was reported (a launch reports it once). */
+  startingSent?: boolean;
 }
 
 /** Terminal records are kept (for idempotence) up to this many tasks; the oldest go first. */
@@ -113,7 +115,7 @@ export class SimulatedExecutor implements Executor {
       this.finish(rec, { state: "TASK_FAILED", message: problem });
       return;
     }
-    this.emit(rec, "TASK_STARTING", "starting");
+    if (!this.profile.startingWithRunning) this.starting(rec);
     if (this.adopt(rec)) return;
     const p = this.track(this.start(rec, spec, taskFate(this.profile, this.agentId, spec)));
     rec.launching = p;
@@ -192,6 +194,7 @@ export class SimulatedExecutor implements Executor {
 
   private async start(rec: TaskRecord, spec: TaskLaunchSpec, fate: TaskFate): Promise<void> {
     await this.delay(rec, fate.startLatencyMs);
+    this.starting(rec);
     if (rec.killRequested) {
       this.finish(rec, { state: "TASK_KILLED", message: "killed before start" });
       return;
@@ -227,9 +230,17 @@ export class SimulatedExecutor implements Executor {
     if (c === undefined) return false;
     rec.container = c;
     rec.phase = "running";
+    this.starting(rec);
     if (c.state === "running") this.emit(rec, "TASK_RUNNING", "running (container already existed)");
     else this.checkExit(rec);
     return true;
+  }
+
+  /** Reports TASK_STARTING once per launch (at launch, or with what follows: startingWithRunning). */
+  private starting(rec: TaskRecord): void {
+    if (rec.startingSent) return;
+    rec.startingSent = true;
+    this.emit(rec, "TASK_STARTING", "starting");
   }
 
   /** Waits `ms` on the host's clock, or less if a kill wakes the launch. */
