@@ -193,7 +193,7 @@ describe("marathon events", () => {
     assert.equal(def.id, "/web");
     assert.equal(def.instances, 2);
     assert.equal(def.version, v);
-    assert.equal((out[1]?.[0]?.appDefinition as Record<string, unknown>).instances, 5);
+    assert.equal((out[1]?.[0]?.appDefinition as Record<string, unknown> | undefined)?.instances, 5);
     assert.deepEqual(
       out[2]?.map((e) => e.eventType),
       ["api_post_event", "app_terminated_event"],
@@ -252,7 +252,8 @@ describe("marathon events", () => {
       ],
     );
     assert.equal(
-      (failed[2]?.[1]?.plan as { steps: { actions: { action: string }[] }[] }).steps[0]?.actions[0]?.action,
+      (failed[2]?.[1]?.plan as { steps: { actions: { action: string }[] }[] } | undefined)?.steps[0]
+        ?.actions[0]?.action,
       "RestartApplication",
     );
   });
