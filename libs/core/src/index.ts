@@ -4,6 +4,7 @@ export * from "./backoff.js";
 export * from "./constraints.js";
 export * from "./deployment/deadline.js";
 export * from "./deployment/order.js";
+export * from "./deployment/plan.js";
 export * from "./deployment/rolling.js";
 export * from "./events/index.js";
 export * from "./health.js";

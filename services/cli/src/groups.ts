@@ -1,13 +1,11 @@
 /**
- * `drover group add|update|show|remove|scale`: Marathon's groups (/v2/groups) over the scheduler's
- * app API. A group is not stored: it is the set of apps whose ids are below its id (`/shop` holds
- * `/shop/db` and `/shop/jobs/mail`), and a group's dependencies are folded into its apps'
- * (core's flattenGroup), so the scheduler keeps nothing but apps. The definition is checked whole
- * before anything changes (every app's fields, with their path in the group, and dependency cycles
- * against the apps already there); then its apps are created or updated in dependency order (the
- * scheduler holds a dependent's launches until its dependencies are healthy) and removed in the
- * reverse order, waiting for a level's tasks to be gone before removing what they depend on.
- * Not atomic: one app change per call (a failure midway leaves the apps changed so far).
+ * `drover group add|update|show|remove|scale`: Marathon's groups (/v2/groups). A group is the set of
+ * apps whose ids are below its id (`/shop` holds `/shop/db` and `/shop/jobs/mail`); a group's
+ * dependencies are folded into its apps' (core's flattenGroup). add, update, remove and scale are
+ * one ApplyGroup call each: the scheduler commits every app change in one transaction with the one
+ * deployment that carries it out (stops first, dependents before what they depend on; then new
+ * apps; then scale and restart level by level in dependency order). The CLI checks the definition
+ * first (every app's fields, with their path in the group), then follows the deployment live.
  */
 import { readFileSync } from "node:fs";
 import { errorMessage, InvalidArgumentError, type LeaderClient, NotFoundError } from "@drover/common";
@@ -27,19 +25,21 @@ import { table } from "./table.js";
 
 type Schedulers = LeaderClient<SchedulerClient>;
 
-/** How long `group remove` waits for one level's tasks to be gone. */
-const STOP_WAIT_MS = 180_000;
-
-export const GROUP_USAGE = `  group add FILE.json         create a group of apps (Marathon's /v2/groups body), in dependency order
-  group update ID FILE.json [--force]
-                             replace a group's apps: create, update, and remove those left out
+export const GROUP_USAGE = `  group add FILE.json         create a group of apps (Marathon's /v2/groups body) as one change
+  group update ID FILE.json  replace a group's apps: create, update, and remove those left out
   group show ID              a group's apps and groups (--json: Marathon's GroupInfo shape)
   group remove ID            remove every app below the group, dependents first
-  group scale ID --by F      multiply every app's instances by F (rounded up)`;
+  group scale ID --by F      multiply every app's instances by F (rounded up)
+                             add, update, remove and scale are one change each, carried out by one
+                             deployment whose steps follow the dependencies; they follow it live
+                             (--detach: return at once; --dry-run: print the plan only; --force:
+                             cancel the deployments of the apps it changes)`;
 
 export interface GroupIo {
   out(value: unknown, text: () => string): void;
   usage(message: string): Error;
+  /** Follows a deployment until it ends; whether it succeeded. */
+  follow(deploymentId: string): Promise<boolean>;
 }
 
 function readGroupFile(file: string | undefined, io: GroupIo): string {
@@ -80,29 +80,9 @@ function parseGroup(text: string, base: string): FlatGroup {
   return g.value;
 }
 
-/** Start order over `apps` (the others only as dependencies); a cycle with any app is refused. */
-function startOrder(group: FlatGroup, others: readonly DependencyNode[]): string[][] {
-  const r = dependencyLevels([...others, ...group.apps]);
-  if (!r.ok) throw new InvalidArgumentError(r.issues);
-  const mine = new Set(group.apps.map((a) => a.id));
-  return r.levels.map((l) => l.filter((id) => mine.has(id))).filter((l) => l.length > 0);
-}
-
 async function allApps(s: Schedulers): Promise<App[]> {
   return (await s.call((c) => c.listApps.bind(c), {})).apps;
 }
-
-async function activeTasks(s: Schedulers, appId: string): Promise<number> {
-  const res = await s.call((c) => c.listTasks.bind(c), {
-    appId,
-    includeTerminal: false,
-    pageSize: 5000,
-    pageToken: "",
-  });
-  return res.tasks.length;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The group tree below `id` from the apps' ids, in Marathon's GroupInfo shape. */
 function groupInfo(id: string, apps: readonly App[]): Record<string, unknown> {
@@ -133,59 +113,58 @@ export async function groupCommand(
   rest: string[],
   io: GroupIo,
 ): Promise<void> {
+  const force = takeFlag(rest, "--force");
+  const dryRun = takeFlag(rest, "--dry-run");
+  const detach = takeFlag(rest, "--detach");
+  const apply = async (req: {
+    mode: "create" | "update" | "remove" | "scale";
+    groupJson?: string;
+    groupId?: string;
+    scaleBy?: number;
+  }) => {
+    const res = await s.call((c) => c.applyGroup.bind(c), {
+      groupJson: "",
+      groupId: "",
+      scaleBy: 0,
+      ...req,
+      force,
+      dryRun,
+    });
+    const plan = res.steps.map((st) => st.actions.map((a) => `${a.action} ${a.appId}`));
+    const summary = {
+      id: req.groupId ?? "/",
+      deploymentId: res.deploymentId || undefined,
+      changes: res.changes,
+      steps: res.steps.map((st) => st.actions.map((a) => ({ action: a.action, appId: a.appId }))),
+    };
+    const what = dryRun ? "would change" : "changed";
+    io.out(summary, () =>
+      [
+        Object.keys(res.changes).length === 0
+          ? "nothing to change"
+          : `${what}: ${Object.entries(res.changes)
+              .map(([id, c]) => `${id} (${c})`)
+              .join(", ")}`,
+        ...plan.map((st, i) => `  step ${i + 1}: ${st.join(", ")}`),
+        ...(res.deploymentId ? [`deployment ${res.deploymentId}`] : []),
+      ].join("\n"),
+    );
+    if (res.deploymentId && !dryRun && !detach && !(await io.follow(res.deploymentId))) process.exitCode = 1;
+  };
   switch (cmd) {
     case "add": {
-      const g = parseGroup(readGroupFile(rest[0], io), "/");
-      const existing = await allApps(s);
-      const taken = existing.filter((a) => g.apps.some((n) => n.id === a.id) || isUnder(a.id, g.id));
-      if (g.id !== "/" && taken.length > 0)
-        throw new Error(`group ${g.id} is already created (it holds ${taken[0]?.id}): use group update`);
-      const order = startOrder(g, existing.map(nodeOf));
-      for (const level of order)
-        for (const id of level) {
-          const def = g.apps.find((a) => a.id === id)?.definition;
-          await s.call((c) => c.createApp.bind(c), { appJson: JSON.stringify(def) });
-        }
-      io.out({ id: g.id, apps: g.apps.map((a) => a.id), order }, () =>
-        [`group ${g.id} created: ${g.apps.length} app(s)`, `start order: ${levelsText(order)}`].join("\n"),
-      );
+      const text = readGroupFile(rest[0], io);
+      // Checked here first too, so a bad file is refused without a call (the scheduler checks again).
+      const g = parseGroup(text, "/");
+      await apply({ mode: "create", groupJson: text, groupId: g.id });
       return;
     }
     case "update": {
-      const force = takeFlag(rest, "--force");
       const id = rest[0] ? normalizeGroupId(rest[0]) : undefined;
-      if (!id) throw io.usage("usage: drover group update ID FILE.json [--force]");
+      if (!id) throw io.usage("usage: drover group update ID FILE.json [--force] [--dry-run] [--detach]");
       const text = readGroupFile(rest[1], io);
-      const g = parseGroup(text, id);
-      if (g.id !== id)
-        throw new InvalidArgumentError([{ path: "id", message: `must be ${id} (the group being updated)` }]);
-      const existing = await allApps(s);
-      const inside = existing.filter((a) => isUnder(a.id, id));
-      const others = existing.filter((a) => !isUnder(a.id, id)).map(nodeOf);
-      const order = startOrder(g, others);
-      const deployments: string[] = [];
-      for (const level of order)
-        for (const appId of level) {
-          const appJson = JSON.stringify(g.apps.find((a) => a.id === appId)?.definition);
-          if (inside.some((a) => a.id === appId)) {
-            const res = await s.call((c) => c.updateApp.bind(c), {
-              id: appId,
-              appJson,
-              force,
-              canaryInstances: 0,
-            });
-            if (res.deploymentId) deployments.push(res.deploymentId);
-          } else await s.call((c) => c.createApp.bind(c), { appJson });
-        }
-      const gone = inside.filter((a) => !g.apps.some((n) => n.id === a.id));
-      await removeInOrder(s, gone);
-      io.out({ id, apps: g.apps.map((a) => a.id), removed: gone.map((a) => a.id), order, deployments }, () =>
-        [
-          `group ${id} updated: ${g.apps.length} app(s)${gone.length > 0 ? `, removed ${gone.map((a) => a.id).join(", ")}` : ""}`,
-          `start order: ${levelsText(order)}`,
-          ...(deployments.length > 0 ? [`deployments: ${deployments.join(", ")}`] : []),
-        ].join("\n"),
-      );
+      parseGroup(text, id);
+      await apply({ mode: "update", groupJson: text, groupId: id });
       return;
     }
     case "show": {
@@ -214,13 +193,8 @@ export async function groupCommand(
     }
     case "remove": {
       const id = rest[0] ? normalizeGroupId(rest[0]) : undefined;
-      if (!id) throw io.usage("usage: drover group remove ID");
-      const apps = (await allApps(s)).filter((a) => isUnder(a.id, id));
-      if (apps.length === 0) throw new NotFoundError(`group ${id}`);
-      const order = await removeInOrder(s, apps);
-      io.out({ id, removed: apps.map((a) => a.id), order }, () =>
-        [`group ${id} removed: ${apps.length} app(s)`, `stop order: ${levelsText(order)}`].join("\n"),
-      );
+      if (!id) throw io.usage("usage: drover group remove ID [--force] [--detach]");
+      await apply({ mode: "remove", groupId: id });
       return;
     }
     case "scale": {
@@ -230,20 +204,7 @@ export async function groupCommand(
       const factor = Number(by);
       if (!Number.isFinite(factor) || factor < 0 || by.trim() === "")
         throw new InvalidArgumentError([{ path: "scaleBy", message: `must be a number >= 0, got "${by}"` }]);
-      const apps = (await allApps(s)).filter((a) => isUnder(a.id, id));
-      if (apps.length === 0) throw new NotFoundError(`group ${id}`);
-      const scaled: { id: string; from: number; to: number }[] = [];
-      for (const a of apps) {
-        // Marathon: every transitive app's instances times scaleBy, rounded up.
-        const to = Math.ceil(a.instances * factor);
-        await s.call((c) => c.scaleApp.bind(c), { id: a.id, instances: to });
-        scaled.push({ id: a.id, from: a.instances, to });
-      }
-      io.out({ id, scaleBy: factor, apps: scaled }, () =>
-        [`group ${id} scaled by ${factor}`, ...scaled.map((x) => `  ${x.id}: ${x.from} → ${x.to}`)].join(
-          "\n",
-        ),
-      );
+      await apply({ mode: "scale", groupId: id, scaleBy: factor });
       return;
     }
     default:
@@ -253,33 +214,6 @@ export async function groupCommand(
 
 function levelsText(levels: readonly string[][]): string {
   return levels.map((l) => l.join(", ")).join(" → ") || "-";
-}
-
-/**
- * Removes `apps` dependents first: a level is removed, and its tasks are waited for until they
- * are gone, before the apps it depends on. Returns the stop order.
- */
-async function removeInOrder(s: Schedulers, apps: readonly App[]): Promise<string[][]> {
-  if (apps.length === 0) return [];
-  const r = dependencyLevels(apps.map(nodeOf));
-  // A cycle cannot be stored (the scheduler refuses it); all at once if one was anyway.
-  const order = r.ok ? [...r.levels].reverse() : [apps.map((a) => a.id)];
-  for (const [i, level] of order.entries()) {
-    for (const id of level) await s.call((c) => c.deleteApp.bind(c), { id });
-    if (i === order.length - 1) break;
-    const until = Date.now() + STOP_WAIT_MS;
-    for (;;) {
-      let left = 0;
-      for (const id of level) left += await activeTasks(s, id);
-      if (left === 0) break;
-      if (Date.now() > until)
-        throw new Error(
-          `group remove: ${left} task(s) of ${level.join(", ")} still running after ${STOP_WAIT_MS / 1000} s; their dependencies are kept`,
-        );
-      await sleep(500);
-    }
-  }
-  return order;
 }
 
 function takeFlag(args: string[], name: string): boolean {

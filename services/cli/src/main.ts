@@ -358,6 +358,8 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
       await groupCommand(s, cmd, rest, {
         out: (value, text) => out(json, value, text),
         usage: (message) => new UsageError(message),
+        follow: async (id) =>
+          (await follow(s, id, json ? process.stderr : process.stdout)).state === "succeeded",
       });
     } finally {
       s.close();

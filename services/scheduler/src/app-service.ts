@@ -28,6 +28,7 @@ import { z } from "zod";
 import { AppStore } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver, QueueEntry, TaskEntry } from "./framework.js";
+import { applyGroup, type GroupRequest, type GroupResult } from "./groups.js";
 import { rollBack } from "./rollback.js";
 
 export interface SchedulerLeader {
@@ -402,6 +403,19 @@ export class AppService {
     const d = await l.deployments.promote(id);
     l.changed();
     return d;
+  }
+
+  // --------------------------------------------------------------------------------- groups
+
+  /**
+   * A group created, replaced, scaled or removed as one change (groups.ts): every app change in one
+   * transaction with the one deployment that carries it out; `dryRun` answers with the plan only.
+   */
+  async applyGroup(req: GroupRequest): Promise<GroupResult> {
+    const l = await this.leader();
+    const out = await applyGroup(l.apps, l.deployments, req);
+    if (out.deploymentId) l.changed();
+    return out;
   }
 
   // --------------------------------------------------------------------------------- leader

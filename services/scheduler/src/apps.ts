@@ -67,6 +67,22 @@ export interface ChangeHook {
   failed(): void;
 }
 
+/** One app's change within a change of several apps (applyAll). */
+export interface MadeChange {
+  appId: string;
+  change: "create" | "remove" | "scale" | "config";
+  /** The version the change makes (a removal: the app's last). */
+  version: string;
+  before: AppRecord | undefined;
+}
+
+/** The hook of a change of several apps (a group): what commits with it, given what it makes. */
+export interface ManyChangeHook {
+  changes(made: readonly MadeChange[]): PreparedChange[];
+  committed(revision: string): void;
+  failed(): void;
+}
+
 /** Versions kept per app by default (Marathon's `--max_versions`). */
 export const DEFAULT_MAX_APP_VERSIONS = 50;
 
@@ -215,6 +231,103 @@ export class AppStore {
     return this.serial(async () => {
       await this.existing(id);
       await this.commit(id, () => [{ type: "AppDeleted" }], hook);
+    });
+  }
+
+  /**
+   * Changes several apps in one transaction (a group's change): `target` maps each app id to its
+   * new definition, or to undefined to remove it. Every change or none: a change too large for one
+   * transaction is refused (TooLargeError) with nothing written. `plan` sees what the change makes
+   * before anything is written (it may refuse); `hook` commits with it. Returns what changed.
+   */
+  applyAll(
+    target: ReadonlyMap<string, AppSpec | undefined>,
+    hook: ManyChangeHook,
+    opts: { dryRun?: boolean } = {},
+  ): Promise<MadeChange[]> {
+    return this.serial(async () => {
+      const now = Date.now();
+      const made: MadeChange[] = [];
+      const prepared: PreparedChange[] = [];
+      const nodes = new Map<string, DependencyNode>();
+      for (const [id, e] of this.apps) if (e.state) nodes.set(id, e.state.spec);
+      for (const [id, spec] of [...target].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        const entry = await this.entry(id);
+        const before = entry.state;
+        if (spec && spec.id !== id)
+          throw new InvalidArgumentError([{ path: "id", message: `must be ${id}` }]);
+        const version = nextAppVersion(before, now);
+        let events: AppEvent[];
+        let change: MadeChange["change"];
+        if (!before && !spec) continue;
+        if (!before && spec) {
+          change = "create";
+          events = [{ type: "AppCreated", spec, version }];
+        } else if (before && !spec) {
+          change = "remove";
+          events = [{ type: "AppDeleted" }];
+        } else if (before && spec) {
+          const kind = appChangeKind(before.spec, spec);
+          if (kind === "none") continue;
+          change = kind;
+          events =
+            kind === "scale"
+              ? [{ type: "AppScaled", instances: spec.instances, version }]
+              : [{ type: "AppUpdated", spec, version }];
+        } else continue;
+        if (spec) nodes.set(id, spec);
+        else nodes.delete(id);
+        made.push({
+          appId: id,
+          change,
+          version: change === "remove" && before ? appVersionOf(before).version : version,
+          before,
+        });
+        if (opts.dryRun) continue;
+        const p = this.store.prepare(
+          {
+            def: AppAggregate,
+            id: appIdToKey(id),
+            expectedVersion: entry.version,
+            expectedModRevision: entry.modRevision,
+            legacy: entry.legacy ?? false,
+            state: before,
+            events,
+          },
+          now,
+        );
+        const versions = await this.versionOps(id, before, events, version);
+        prepared.push({ ...p, ops: [...p.ops, ...versions.ops] });
+      }
+      const cycle = findCycle(dependencyGraph([...nodes.values()]));
+      if (cycle) throw new InvalidArgumentError([cycleIssue(cycle)]);
+      if (made.length === 0 || opts.dryRun) return made;
+      const extra = hook.changes(made);
+      let revision: string;
+      try {
+        revision = await this.store.commitPrepared(this.leadership, [...prepared, ...extra]);
+      } catch (err) {
+        hook.failed();
+        for (const m of made) {
+          this.stored.delete(m.appId);
+          const e = this.apps.get(m.appId);
+          if (e && !(err instanceof FencedError)) e.stale = true;
+        }
+        if (err instanceof TooLargeError)
+          throw new TooLargeError(
+            `a change of ${made.length} apps does not fit one transaction (${err.message}): change fewer apps at once`,
+          );
+        throw err;
+      }
+      prepared.forEach((p, i) => {
+        const m = made[i];
+        if (!m) return;
+        const state = p.result.state as AppRecord | undefined;
+        this.apps.set(m.appId, { state, version: p.result.version, modRevision: revision });
+        this.stored.delete(m.appId);
+      });
+      hook.committed(revision);
+      return made;
     });
   }
 

@@ -213,6 +213,7 @@ test("the driver plans an app under deployment with rollingStep (4 old → 4 new
     deployments: {
       runningFor: () => (running ? { id: "d1", toVersion: v2 } : undefined),
       observe: () => {},
+      stops: () => [],
     },
   });
   for (const i of [1, 2, 3, 4]) d.tasks.set(`old${i}`, entry(`old${i}`, v1));

@@ -17,7 +17,10 @@ import { randomUUID } from "node:crypto";
 import { errorMessage, FailedPreconditionError, type Logger, NotFoundError } from "@drover/common";
 import {
   type AppRecord,
+  allActionsDone,
   appVersionOf,
+  currentStep,
+  type DependencyNode,
   DeploymentAggregate,
   type DeploymentApp,
   type DeploymentCounts,
@@ -27,10 +30,13 @@ import {
   deadlinePassed,
   deadlineReason,
   type ProgressMark,
+  planSteps,
+  stepOfApp,
+  stepsOf,
   trackProgress,
 } from "@drover/core";
 import type { AggregateRead, EventStore, Leadership, PreparedChange } from "@drover/store";
-import type { ChangeHook } from "./apps.js";
+import type { ChangeHook, MadeChange, ManyChangeHook } from "./apps.js";
 
 /** The least time between two progress writes of one deployment. */
 export const PROGRESS_WRITE_MS = 2000;
@@ -52,6 +58,8 @@ export interface RunningDeployment {
   canaryInstances?: number;
   /** A rollback's instances that already run its target definition (DeploymentApp.sameConfig). */
   sameConfig?: { from: string; until: string };
+  /** The app's action waits for an earlier step of the plan (in words); it must not move yet. */
+  heldBy?: string;
 }
 
 /** Ended deployments removed per transaction, and how often the retention runs. */
@@ -76,6 +84,11 @@ export interface StartOptions {
 export interface DeploymentView {
   runningFor(appId: string): RunningDeployment | undefined;
   observe(id: string, appId: string, step: StepReport): void;
+  /**
+   * The StopApplication actions not done yet of removed apps: `held` while an earlier step runs
+   * (a dependent stops first), so the app's tasks are not killed yet.
+   */
+  stops(): Iterable<{ id: string; appId: string; held: boolean }>;
 }
 
 type Entry = AggregateRead<DeploymentRecord> & { stale?: boolean };
@@ -84,8 +97,11 @@ export class DeploymentStore implements DeploymentView {
   private readonly byId = new Map<string, Entry>();
   /** Running deployment id per app. */
   private readonly running = new Map<string, string>();
-  /** The latest step seen per deployment (fresher than the stored one). */
-  private readonly live = new Map<string, { waitingFor: string; counts: Record<string, DeploymentCounts> }>();
+  /** The latest step seen per deployment (fresher than the stored one): words and counts per app. */
+  private readonly live = new Map<
+    string,
+    { words: Map<string, string>; waitingFor: string; counts: Record<string, DeploymentCounts> }
+  >();
   private readonly lastWriteMs = new Map<string, number>();
   private readonly flushTimers = new Map<string, NodeJS.Timeout>();
   private readonly ending = new Set<string>();
@@ -261,13 +277,32 @@ export class DeploymentStore implements DeploymentView {
     const id = this.running.get(appId);
     const d = id ? this.byId.get(id)?.state : undefined;
     const app = d?.apps.find((a) => a.appId === appId);
-    if (!d || !app) return undefined;
+    if (!d || !app || d.doneApps?.includes(appId)) return undefined;
+    const steps = stepsOf(d);
+    const mine = stepOfApp(steps, appId);
+    const now = currentStep(d);
     return {
       id: d.id,
       toVersion: app.toVersion,
+      ...(mine !== undefined && mine > now
+        ? { heldBy: `${appId}: waiting for step ${now + 1} of ${steps.length} (${stepWords(steps[now])})` }
+        : {}),
       ...(d.canaryInstances !== undefined ? { canaryInstances: d.canaryInstances } : {}),
       ...(app.sameConfig ? { sameConfig: app.sameConfig } : {}),
     };
+  }
+
+  *stops(): Iterable<{ id: string; appId: string; held: boolean }> {
+    for (const e of this.byId.values()) {
+      const d = e.state;
+      if (d?.state !== "running" || !d.steps) continue;
+      const done = new Set(d.doneApps ?? []);
+      const now = currentStep(d);
+      for (const [i, step] of d.steps.entries())
+        for (const a of step.actions)
+          if (a.action === "StopApplication" && !done.has(a.appId))
+            yield { id: d.id, appId: a.appId, held: i > now };
+    }
   }
 
   /** A deployment with its latest step (the live one while it runs on this leader). */
@@ -347,6 +382,7 @@ export class DeploymentStore implements DeploymentView {
           id,
           kind,
           apps: [app],
+          steps: [{ actions: [{ action: "RestartApplication", appId }] }],
           ...(opts.canaryInstances !== undefined ? { canaryInstances: opts.canaryInstances } : {}),
         });
         return [prepared.running, prepared.started].filter((c): c is PreparedChange => c !== undefined);
@@ -360,6 +396,79 @@ export class DeploymentStore implements DeploymentView {
         if (prepared.runningId) this.markStale(prepared.runningId);
         // The commit may have landed: look for the new deployment before the next change of the app.
         if (prepared.started) this.unknownStarts.set(appId, id);
+      },
+    };
+  }
+
+  /**
+   * The hook of a change of several apps (a group): one deployment whose plan is core's planSteps
+   * over what the change makes (`original` and `target`: the apps' dependencies before and after).
+   * Refuses naming the running deployments of the apps it changes, unless `force` (they are
+   * cancelled in the same transaction). `id` is set once it committed; `steps` once planned.
+   */
+  groupHook(
+    groupId: string,
+    force: boolean,
+    original: readonly DependencyNode[],
+    target: readonly DependencyNode[],
+  ): ManyChangeHook & { id: string; planned(): DeploymentRecord["steps"] } {
+    const id = randomUUID();
+    let prepared: PreparedChange[] = [];
+    let cancelled: string[] = [];
+    let steps: DeploymentRecord["steps"];
+    return {
+      id,
+      planned: () => steps,
+      changes: (made: readonly MadeChange[]) => {
+        const blocking = [...new Set(made.flatMap((m) => this.running.get(m.appId) ?? []))].sort();
+        if (blocking.length > 0 && !force)
+          throw new FailedPreconditionError(
+            `apps ${made
+              .filter((m) => this.running.has(m.appId))
+              .map((m) => m.appId)
+              .join(", ")} are locked by deployment(s) ${blocking.join(", ")}; override with force (--force)`,
+          );
+        steps = planSteps(
+          made.map((m) => ({ appId: m.appId, change: m.change })),
+          original,
+          target,
+        );
+        cancelled = blocking;
+        prepared = [
+          ...blocking.map((b) =>
+            this.prepare(b, [
+              { type: "DeploymentCancelled", force: true, reason: `superseded by deployment ${id} (forced)` },
+            ]),
+          ),
+          this.prepareNew(id, {
+            type: "DeploymentStarted",
+            id,
+            kind: "group",
+            groupId,
+            apps: made.map((m) => ({
+              appId: m.appId,
+              ...(m.before ? { fromVersion: appVersionOf(m.before).version } : {}),
+              toVersion: m.version,
+            })),
+            steps,
+          }),
+        ];
+        return prepared;
+      },
+      committed: (revision) => {
+        cancelled.forEach((b, i) => {
+          const c = prepared[i];
+          if (c) this.applied(b, c, revision);
+        });
+        const started = prepared[cancelled.length];
+        if (started) this.applied(id, started, revision);
+      },
+      failed: () => {
+        for (const b of cancelled) this.markStale(b);
+        const started = prepared[cancelled.length];
+        if (started)
+          for (const a of (started.result.state as DeploymentRecord | undefined)?.apps ?? [])
+            this.unknownStarts.set(a.appId, id);
       },
     };
   }
@@ -404,25 +513,41 @@ export class DeploymentStore implements DeploymentView {
     const d = this.byId.get(id)?.state;
     if (d?.state !== "running") return;
     if (step.done) {
-      if (this.ending.has(id)) return;
-      this.ending.add(id);
+      const key = `${id} ${appId}`;
+      if (this.ending.has(key) || d.doneApps?.includes(appId)) return;
+      this.ending.add(key);
       void this.serial(async () => {
-        if (this.byId.get(id)?.state?.state === "running")
-          await this.commit(id, [{ type: "DeploymentSucceeded", counts: { [appId]: step.counts } }]);
+        await this.fresh(id);
+        const cur = this.byId.get(id)?.state;
+        if (cur?.state !== "running" || cur.doneApps?.includes(appId)) return;
+        const counts = { [appId]: step.counts };
+        const moving = stepsOf(cur).flatMap((s) => s.actions.filter((a) => a.action !== "StartApplication"));
+        const events: DeploymentEvent[] = !allActionsDone(cur, [appId])
+          ? [{ type: "DeploymentActionsDone", appIds: [appId], counts }]
+          : moving.length <= 1
+            ? [{ type: "DeploymentSucceeded", counts }]
+            : [{ type: "DeploymentActionsDone", appIds: [appId], counts }, { type: "DeploymentSucceeded" }];
+        await this.commit(id, events);
+        this.log.info(
+          events.length === 1 && events[0]?.type === "DeploymentActionsDone"
+            ? "deployment action done"
+            : "deployment succeeded",
+          { id, appId },
+        );
       })
-        .then(() => this.log.info("deployment succeeded", { id, appId }))
         .catch((err: unknown) =>
-          this.log.warn("recording a deployment's success failed", { id, err: errorMessage(err) }),
+          this.log.warn("recording a deployment's progress failed", { id, err: errorMessage(err) }),
         )
-        .finally(() => this.ending.delete(id));
+        .finally(() => this.ending.delete(key));
       return;
     }
     this.track(id, appId, d, step);
-    const live = this.live.get(id) ?? { waitingFor: "", counts: {} };
+    const live = this.live.get(id) ?? { words: new Map<string, string>(), waitingFor: "", counts: {} };
     live.counts[appId] = step.counts;
-    live.waitingFor = step.waitingFor;
+    live.words.set(appId, step.waitingFor);
+    live.waitingFor = waitingWords(d, live.words);
     this.live.set(id, live);
-    if (d.waitingFor === step.waitingFor || this.flushTimers.has(id)) return;
+    if (d.waitingFor === live.waitingFor || this.flushTimers.has(id)) return;
     const due = (this.lastWriteMs.get(id) ?? 0) + PROGRESS_WRITE_MS - Date.now();
     this.flushTimers.set(
       id,
@@ -532,8 +657,11 @@ export class DeploymentStore implements DeploymentView {
 
   private index(id: string, state: DeploymentRecord | undefined): void {
     if (!state) return;
-    if (state.state === "running") for (const a of state.apps) this.running.set(a.appId, id);
-    else {
+    if (state.state === "running") {
+      for (const a of state.apps) this.running.set(a.appId, id);
+      const words = this.live.get(id)?.words;
+      for (const a of state.doneApps ?? []) words?.delete(a);
+    } else {
       for (const a of state.apps) if (this.running.get(a.appId) === id) this.running.delete(a.appId);
       this.live.delete(id);
       this.marks.delete(id);
@@ -543,6 +671,27 @@ export class DeploymentStore implements DeploymentView {
       this.flushTimers.delete(id);
     }
   }
+}
+
+/** A step's actions in words: `RestartApplication /db, ScaleApplication /web`. */
+function stepWords(step: { actions: { action: string; appId: string }[] } | undefined): string {
+  return (step?.actions ?? []).map((a) => `${a.action} ${a.appId}`).join(", ");
+}
+
+/**
+ * What a running deployment waits for: the words of the current step's apps (in the plan's order),
+ * after `step i of n` when the plan has several steps.
+ */
+export function waitingWords(d: DeploymentRecord, words: ReadonlyMap<string, string>): string {
+  const steps = stepsOf(d);
+  const now = currentStep(d);
+  const step = steps[now];
+  const parts = (step?.actions ?? []).flatMap((a) => {
+    const w = words.get(a.appId);
+    return w ? [w] : [];
+  });
+  const text = parts.length > 0 ? parts.join("; ") : [...words.values()].filter(Boolean).join("; ");
+  return steps.length > 1 && step ? `step ${now + 1} of ${steps.length}: ${text || stepWords(step)}` : text;
 }
 
 /**

@@ -236,6 +236,18 @@ export class TaskView extends Map<string, TaskEntry> {
   }
 }
 
+/** What the converge loop does for one app now (reconcileApp's plan, or rollingStep's in a deployment). */
+interface AppPlan {
+  launch: number;
+  kill: string[];
+  expunge: string[];
+  waitingForBackoffUntilMs?: number;
+  recheckAtMs?: number;
+  /** What holds the app's launches: a dependency, or an earlier step of its deployment's plan. */
+  waitingForDependency?: string;
+  rolling: { id: string; step: RollingStep } | undefined;
+}
+
 export class FrameworkDriver {
   readonly tasks = new TaskView();
   readonly backoff: Map<string, BackoffState>;
@@ -494,11 +506,15 @@ export class FrameworkDriver {
     const apps = this.deps.apps();
     let reviveAt = Number.POSITIVE_INFINITY;
     const kills: string[] = [];
-    // Tasks of apps that no longer exist (by app: no walk over every task per converge).
+    // Tasks of apps that no longer exist (by app: no walk over every task per converge), except
+    // those a deployment stops later (a removed app stops after the removed apps that depend on it).
+    const stops = [...(this.deps.deployments?.stops() ?? [])];
+    const heldStops = new Set(stops.filter((s) => s.held).map((s) => s.appId));
     for (const appId of this.tasks.appIds())
-      if (!apps.has(appId))
+      if (!apps.has(appId) && !heldStops.has(appId))
         for (const t of this.tasks.ofApp(appId))
           if (isActive(t.state) && !t.killRequested) kills.push(t.taskId);
+    this.reportStops(stops.filter((s) => !s.held));
     for (const appId of this.deps.residency?.apps() ?? [])
       if (!apps.has(appId) && this.leads())
         await this.deps.residency
@@ -581,6 +597,27 @@ export class FrameworkDriver {
     );
   }
 
+  /** A StopApplication is done once no task of the removed app is active any more. */
+  private reportStops(stops: readonly { id: string; appId: string }[]): void {
+    for (const s of stops) {
+      let left = 0;
+      for (const t of this.tasks.ofApp(s.appId)) if (isActive(t.state)) left++;
+      this.deps.deployments?.observe(s.id, s.appId, {
+        waitingFor: left > 0 ? `${s.appId}: waiting for ${left} instance(s) to stop` : "",
+        counts: {
+          old: left,
+          new: 0,
+          newHealthy: 0,
+          healthy: 0,
+          minHealthy: 0,
+          maxInstances: 0,
+          instances: 0,
+        },
+        done: left === 0,
+      });
+    }
+  }
+
   /** Reports an app's deployment step to the deployments (progress, success). */
   private report(
     appId: string,
@@ -635,10 +672,21 @@ export class FrameworkDriver {
     });
   }
 
-  private planOwn(appId: string, app: AppRecord, now: number, record: boolean) {
+  private planOwn(appId: string, app: AppRecord, now: number, record: boolean): AppPlan {
     const base = this.reconcilePlan(appId, app, now, record);
     const deployment = this.deps.deployments?.runningFor(appId);
     if (!deployment) return { ...base, rolling: undefined };
+    // An action of a later step of the plan: the app does not move yet (no launch, no kill but
+    // the expunges of its unreachable strategy).
+    if (deployment.heldBy !== undefined)
+      return {
+        launch: 0,
+        kill: [] as string[],
+        expunge: base.expunge,
+        ...(base.recheckAtMs !== undefined ? { recheckAtMs: base.recheckAtMs } : {}),
+        rolling: undefined,
+        waitingForDependency: deployment.heldBy,
+      };
     const tasks = [...this.tasks.ofApp(appId)];
     const step = rollingStep({
       instances: app.spec.instances,

@@ -8,8 +8,10 @@ import {
   APP_LIMITS,
   type AppRecord,
   appVersionOf,
+  currentStep,
   type DeploymentRecord,
   hostPortsWanted,
+  stepsOf,
   toMarathonJson,
 } from "@drover/core";
 import type { App, Deployment, SchedulerServer } from "@drover/proto";
@@ -24,6 +26,7 @@ import {
   type SchedulerRef,
 } from "./app-service.js";
 import { AppStore } from "./apps.js";
+import { GroupRequestSchema } from "./groups.js";
 import { reasonToWire } from "./reasons.js";
 
 export { canaryRoom, type SchedulerLeader, type SchedulerRef } from "./app-service.js";
@@ -90,6 +93,16 @@ function toDeployment(d: DeploymentRecord): Deployment {
     reason: d.reason ?? "",
     rollbackId: d.rollbackId ?? "",
     canaryInstances: d.canaryInstances ?? 0,
+    steps: stepsOf(d).map((s) => ({
+      actions: s.actions.map((a) => ({
+        action: a.action,
+        appId: a.appId,
+        done:
+          d.state === "succeeded" || a.action === "StartApplication" || (d.doneApps ?? []).includes(a.appId),
+      })),
+    })),
+    currentStep: d.state === "succeeded" ? stepsOf(d).length : currentStep(d),
+    groupId: d.groupId ?? "",
   };
 }
 
@@ -142,6 +155,14 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
       const { id, force } = parse(DeploymentIdSchema.extend(ForceSchema.shape), req);
       const out = await svc.cancelDeployment(id, force);
       return { deployment: toDeployment(out.deployment), rollbackId: out.rollbackId };
+    }),
+    applyGroup: unaryHandler(log, "ApplyGroup", async (req) => {
+      const out = await svc.applyGroup(parse(GroupRequestSchema, req));
+      return {
+        deploymentId: out.deploymentId,
+        changes: out.changes,
+        steps: out.steps.map((s) => ({ actions: s.actions.map((a) => ({ ...a, done: false })) })),
+      };
     }),
     promoteDeployment: unaryHandler(log, "PromoteDeployment", async (req) => {
       const { id } = parse(DeploymentIdSchema, req);

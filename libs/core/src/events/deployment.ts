@@ -1,4 +1,10 @@
 import { z } from "zod";
+import {
+  currentStepOf,
+  type DeploymentPlanStep,
+  DeploymentStepSchema,
+  doneAtStart,
+} from "../deployment/plan.js";
 import type { AggregateDef } from "./aggregate.js";
 import { AppVersionSchema } from "./app.js";
 
@@ -17,7 +23,7 @@ import { AppVersionSchema } from "./app.js";
  * Writes are few: one event to start (in the app's own transaction), a DeploymentProgressed only
  * when what it waits for changes (coalesced by the scheduler), one to end.
  */
-export const DeploymentKindSchema = z.enum(["upgrade", "restart", "rollback"]);
+export const DeploymentKindSchema = z.enum(["upgrade", "restart", "rollback", "group"]);
 export type DeploymentKind = z.infer<typeof DeploymentKindSchema>;
 
 export const DeploymentStateSchema = z.enum(["running", "succeeded", "cancelled", "failed"]);
@@ -41,7 +47,7 @@ export const DeploymentAppSchema = z.strictObject({
   appId: z.string().min(1),
   /** The app's lastConfigChangeAt before the change (absent: the app is new). */
   fromVersion: AppVersionSchema.optional(),
-  /** The app's lastConfigChangeAt the deployment brings every instance to. */
+  /** The app's lastConfigChangeAt the deployment brings every instance to (a removed app: its last). */
   toVersion: AppVersionSchema,
   /** The latest counts recorded (absent until the first progress). */
   counts: DeploymentCountsSchema.optional(),
@@ -64,8 +70,21 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     apps: z.array(DeploymentAppSchema).min(1),
     /** A canary deployment (a Drover extension): at most this many new instances until promoted. */
     canaryInstances: z.number().int().min(1).optional(),
+    /**
+     * The plan (core's planSteps). Absent in deployments started before plans were kept: one step
+     * restarting each app.
+     */
+    steps: z.array(DeploymentStepSchema).max(10_000).optional(),
+    /** The group whose change started it (`drover group add|update|remove`). */
+    groupId: z.string().min(1).optional(),
   }),
   z.strictObject({ type: z.literal("DeploymentPromoted") }),
+  /** Apps whose action is done (a step of several apps ends when each of its apps' is). */
+  z.strictObject({
+    type: z.literal("DeploymentActionsDone"),
+    appIds: z.array(z.string().min(1)).min(1),
+    counts: z.record(z.string(), DeploymentCountsSchema).optional(),
+  }),
   /** An ended deployment past the scheduler's retention: it is gone (its events go with the log's retention). */
   z.strictObject({ type: z.literal("DeploymentRemoved") }),
   z.strictObject({
@@ -111,6 +130,11 @@ export const DeploymentRecordSchema = z.strictObject({
   rollbackId: id.optional(),
   /** A canary deployment not promoted yet. */
   canaryInstances: z.number().int().min(1).optional(),
+  /** The plan (absent in records from before plans were kept: see stepsOf). */
+  steps: z.array(DeploymentStepSchema).optional(),
+  /** The apps whose action is done. */
+  doneApps: z.array(z.string()).optional(),
+  groupId: z.string().optional(),
 });
 export type DeploymentRecord = z.infer<typeof DeploymentRecordSchema>;
 
@@ -129,6 +153,8 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
         updatedAtMs: atMs,
         waitingFor: "",
         ...(event.canaryInstances !== undefined ? { canaryInstances: event.canaryInstances } : {}),
+        ...(event.steps ? { steps: event.steps } : {}),
+        ...(event.groupId ? { groupId: event.groupId } : {}),
       };
     // Only an ended deployment is removed.
     if (event.type === "DeploymentRemoved") return state?.state === "running" ? state : undefined;
@@ -145,6 +171,19 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
             return c ? { ...a, counts: c } : a;
           }),
         };
+      case "DeploymentActionsDone": {
+        const done = new Set([...(state.doneApps ?? []), ...event.appIds]);
+        const counts = event.counts ?? {};
+        return {
+          ...state,
+          updatedAtMs: atMs,
+          doneApps: [...done].sort(),
+          apps: state.apps.map((a) => {
+            const c = counts[a.appId];
+            return c ? { ...a, counts: c } : a;
+          }),
+        };
+      }
       case "DeploymentPromoted": {
         const { canaryInstances: _, ...rest } = state;
         return { ...rest, updatedAtMs: atMs };
@@ -184,3 +223,24 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
     }
   },
 };
+
+/** A deployment's plan: its steps, or for one from before plans were kept, one restarting each app. */
+export function stepsOf(d: Pick<DeploymentRecord, "steps" | "apps">): DeploymentPlanStep[] {
+  return (
+    d.steps ?? [{ actions: d.apps.map((a) => ({ action: "RestartApplication" as const, appId: a.appId })) }]
+  );
+}
+
+/** The index of the step being carried out (steps.length once every action is done). */
+export function currentStep(d: Pick<DeploymentRecord, "steps" | "apps" | "doneApps">): number {
+  return currentStepOf(stepsOf(d), new Set(d.doneApps ?? []));
+}
+
+/** Whether every action of `d` is done, once `appIds` are. */
+export function allActionsDone(
+  d: Pick<DeploymentRecord, "steps" | "apps" | "doneApps">,
+  appIds: readonly string[] = [],
+): boolean {
+  const done = new Set([...(d.doneApps ?? []), ...appIds]);
+  return stepsOf(d).every((s) => s.actions.every((a) => doneAtStart(a) || done.has(a.appId)));
+}

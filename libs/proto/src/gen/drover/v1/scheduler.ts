@@ -228,6 +228,55 @@ export interface Deployment {
   rollbackId: string;
   /** A canary deployment not promoted yet: at most this many new instances (0: none or promoted). */
   canaryInstances: number;
+  /** The plan: steps of actions, carried out in order. */
+  steps: DeploymentStep[];
+  /** The index of the step being carried out (= steps size once every action is done). */
+  currentStep: number;
+  /** The group whose change started it, empty when none. */
+  groupId: string;
+}
+
+export interface DeploymentStep {
+  actions: DeploymentAction[];
+}
+
+export interface DeploymentAction {
+  /** StartApplication, ScaleApplication, RestartApplication or StopApplication. */
+  action: string;
+  appId: string;
+  /** The action is done. */
+  done: boolean;
+}
+
+export interface ApplyGroupRequest {
+  /**
+   * create: a new group (refused when it holds an app already); update: replace the group's apps
+   * (those left out are removed); remove: remove every app below group_id; scale: multiply every
+   * app's instances below group_id by scale_by (rounded up).
+   */
+  mode: string;
+  /** The group definition (Marathon's GroupUpdate JSON) for create and update. */
+  groupJson: string;
+  /** The group's id (update, remove, scale; create takes the definition's id); "/" is the root. */
+  groupId: string;
+  scaleBy: number;
+  /** Cancel the running deployments of the affected apps instead of refusing. */
+  force: boolean;
+  /** Plan only: answer with the steps, change nothing. */
+  dryRun: boolean;
+}
+
+export interface ApplyGroupResponse {
+  /** The deployment carrying the change out; empty when nothing changed or dry_run. */
+  deploymentId: string;
+  steps: DeploymentStep[];
+  /** The apps changed, by kind ("create", "update", "scale", "remove"). */
+  changes: { [key: string]: string };
+}
+
+export interface ApplyGroupResponse_ChangesEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListDeploymentsRequest {
@@ -2853,6 +2902,9 @@ function createBaseDeployment(): Deployment {
     reason: "",
     rollbackId: "",
     canaryInstances: 0,
+    steps: [],
+    currentStep: 0,
+    groupId: "",
   };
 }
 
@@ -2887,6 +2939,15 @@ export const Deployment: MessageFns<Deployment> = {
     }
     if (message.canaryInstances !== 0) {
       writer.uint32(80).int32(message.canaryInstances);
+    }
+    for (const v of message.steps) {
+      DeploymentStep.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.currentStep !== 0) {
+      writer.uint32(96).int32(message.currentStep);
+    }
+    if (message.groupId !== "") {
+      writer.uint32(106).string(message.groupId);
     }
     return writer;
   },
@@ -2984,6 +3045,30 @@ export const Deployment: MessageFns<Deployment> = {
             message.canaryInstances = reader.int32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.steps.push(DeploymentStep.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.currentStep = reader.int32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3028,6 +3113,19 @@ export const Deployment: MessageFns<Deployment> = {
         : isSet(object.canary_instances)
         ? globalThis.Number(object.canary_instances)
         : 0,
+      steps: globalThis.Array.isArray(object?.steps)
+        ? object.steps.map((e: any) => DeploymentStep.fromJSON(e))
+        : [],
+      currentStep: isSet(object.currentStep)
+        ? globalThis.Number(object.currentStep)
+        : isSet(object.current_step)
+        ? globalThis.Number(object.current_step)
+        : 0,
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
     };
   },
 
@@ -3063,6 +3161,15 @@ export const Deployment: MessageFns<Deployment> = {
     if (message.canaryInstances !== 0) {
       obj.canaryInstances = Math.round(message.canaryInstances);
     }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => DeploymentStep.toJSON(e));
+    }
+    if (message.currentStep !== 0) {
+      obj.currentStep = Math.round(message.currentStep);
+    }
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
     return obj;
   },
 
@@ -3081,6 +3188,572 @@ export const Deployment: MessageFns<Deployment> = {
     message.reason = object.reason ?? "";
     message.rollbackId = object.rollbackId ?? "";
     message.canaryInstances = object.canaryInstances ?? 0;
+    message.steps = object.steps?.map((e) => DeploymentStep.fromPartial(e)) || [];
+    message.currentStep = object.currentStep ?? 0;
+    message.groupId = object.groupId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeploymentStep(): DeploymentStep {
+  return { actions: [] };
+}
+
+export const DeploymentStep: MessageFns<DeploymentStep> = {
+  encode(message: DeploymentStep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.actions) {
+      DeploymentAction.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentStep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentStep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.actions.push(DeploymentAction.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeploymentStep {
+    return {
+      actions: globalThis.Array.isArray(object?.actions)
+        ? object.actions.map((e: any) => DeploymentAction.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DeploymentStep): unknown {
+    const obj: any = {};
+    if (message.actions?.length) {
+      obj.actions = message.actions.map((e) => DeploymentAction.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeploymentStep>, I>>(base?: I): DeploymentStep {
+    return DeploymentStep.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeploymentStep>, I>>(object: I): DeploymentStep {
+    const message = createBaseDeploymentStep();
+    message.actions = object.actions?.map((e) => DeploymentAction.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeploymentAction(): DeploymentAction {
+  return { action: "", appId: "", done: false };
+}
+
+export const DeploymentAction: MessageFns<DeploymentAction> = {
+  encode(message: DeploymentAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.action !== "") {
+      writer.uint32(10).string(message.action);
+    }
+    if (message.appId !== "") {
+      writer.uint32(18).string(message.appId);
+    }
+    if (message.done !== false) {
+      writer.uint32(24).bool(message.done);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.done = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeploymentAction {
+    return {
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      done: isSet(object.done) ? globalThis.Boolean(object.done) : false,
+    };
+  },
+
+  toJSON(message: DeploymentAction): unknown {
+    const obj: any = {};
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.done !== false) {
+      obj.done = message.done;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeploymentAction>, I>>(base?: I): DeploymentAction {
+    return DeploymentAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeploymentAction>, I>>(object: I): DeploymentAction {
+    const message = createBaseDeploymentAction();
+    message.action = object.action ?? "";
+    message.appId = object.appId ?? "";
+    message.done = object.done ?? false;
+    return message;
+  },
+};
+
+function createBaseApplyGroupRequest(): ApplyGroupRequest {
+  return { mode: "", groupJson: "", groupId: "", scaleBy: 0, force: false, dryRun: false };
+}
+
+export const ApplyGroupRequest: MessageFns<ApplyGroupRequest> = {
+  encode(message: ApplyGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== "") {
+      writer.uint32(10).string(message.mode);
+    }
+    if (message.groupJson !== "") {
+      writer.uint32(18).string(message.groupJson);
+    }
+    if (message.groupId !== "") {
+      writer.uint32(26).string(message.groupId);
+    }
+    if (message.scaleBy !== 0) {
+      writer.uint32(33).double(message.scaleBy);
+    }
+    if (message.force !== false) {
+      writer.uint32(40).bool(message.force);
+    }
+    if (message.dryRun !== false) {
+      writer.uint32(48).bool(message.dryRun);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.groupJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.scaleBy = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.dryRun = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyGroupRequest {
+    return {
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      groupJson: isSet(object.groupJson)
+        ? globalThis.String(object.groupJson)
+        : isSet(object.group_json)
+        ? globalThis.String(object.group_json)
+        : "",
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      scaleBy: isSet(object.scaleBy)
+        ? globalThis.Number(object.scaleBy)
+        : isSet(object.scale_by)
+        ? globalThis.Number(object.scale_by)
+        : 0,
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      dryRun: isSet(object.dryRun)
+        ? globalThis.Boolean(object.dryRun)
+        : isSet(object.dry_run)
+        ? globalThis.Boolean(object.dry_run)
+        : false,
+    };
+  },
+
+  toJSON(message: ApplyGroupRequest): unknown {
+    const obj: any = {};
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.groupJson !== "") {
+      obj.groupJson = message.groupJson;
+    }
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.scaleBy !== 0) {
+      obj.scaleBy = floatToJson(message.scaleBy);
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    if (message.dryRun !== false) {
+      obj.dryRun = message.dryRun;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyGroupRequest>, I>>(base?: I): ApplyGroupRequest {
+    return ApplyGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyGroupRequest>, I>>(object: I): ApplyGroupRequest {
+    const message = createBaseApplyGroupRequest();
+    message.mode = object.mode ?? "";
+    message.groupJson = object.groupJson ?? "";
+    message.groupId = object.groupId ?? "";
+    message.scaleBy = object.scaleBy ?? 0;
+    message.force = object.force ?? false;
+    message.dryRun = object.dryRun ?? false;
+    return message;
+  },
+};
+
+function createBaseApplyGroupResponse(): ApplyGroupResponse {
+  return { deploymentId: "", steps: [], changes: {} };
+}
+
+export const ApplyGroupResponse: MessageFns<ApplyGroupResponse> = {
+  encode(message: ApplyGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deploymentId !== "") {
+      writer.uint32(10).string(message.deploymentId);
+    }
+    for (const v of message.steps) {
+      DeploymentStep.encode(v!, writer.uint32(18).fork()).join();
+    }
+    globalThis.Object.entries(message.changes).forEach(([key, value]: [string, string]) => {
+      ApplyGroupResponse_ChangesEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deploymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.steps.push(DeploymentStep.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ApplyGroupResponse_ChangesEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.changes[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyGroupResponse {
+    return {
+      deploymentId: isSet(object.deploymentId)
+        ? globalThis.String(object.deploymentId)
+        : isSet(object.deployment_id)
+        ? globalThis.String(object.deployment_id)
+        : "",
+      steps: globalThis.Array.isArray(object?.steps) ? object.steps.map((e: any) => DeploymentStep.fromJSON(e)) : [],
+      changes: isObject(object.changes)
+        ? (globalThis.Object.entries(object.changes) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ApplyGroupResponse): unknown {
+    const obj: any = {};
+    if (message.deploymentId !== "") {
+      obj.deploymentId = message.deploymentId;
+    }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => DeploymentStep.toJSON(e));
+    }
+    if (message.changes) {
+      const entries = globalThis.Object.entries(message.changes) as [string, string][];
+      if (entries.length > 0) {
+        obj.changes = {};
+        entries.forEach(([k, v]) => {
+          obj.changes[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyGroupResponse>, I>>(base?: I): ApplyGroupResponse {
+    return ApplyGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyGroupResponse>, I>>(object: I): ApplyGroupResponse {
+    const message = createBaseApplyGroupResponse();
+    message.deploymentId = object.deploymentId ?? "";
+    message.steps = object.steps?.map((e) => DeploymentStep.fromPartial(e)) || [];
+    message.changes = (globalThis.Object.entries(object.changes ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseApplyGroupResponse_ChangesEntry(): ApplyGroupResponse_ChangesEntry {
+  return { key: "", value: "" };
+}
+
+export const ApplyGroupResponse_ChangesEntry: MessageFns<ApplyGroupResponse_ChangesEntry> = {
+  encode(message: ApplyGroupResponse_ChangesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyGroupResponse_ChangesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyGroupResponse_ChangesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyGroupResponse_ChangesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ApplyGroupResponse_ChangesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyGroupResponse_ChangesEntry>, I>>(base?: I): ApplyGroupResponse_ChangesEntry {
+    return ApplyGroupResponse_ChangesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyGroupResponse_ChangesEntry>, I>>(
+    object: I,
+  ): ApplyGroupResponse_ChangesEntry {
+    const message = createBaseApplyGroupResponse_ChangesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -3772,6 +4445,20 @@ export const SchedulerService = {
     responseSerialize: (value: DeploymentResponse): Buffer => Buffer.from(DeploymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeploymentResponse => DeploymentResponse.decode(value),
   },
+  /**
+   * A group of apps (Marathon's /v2/groups) created, replaced, scaled or removed as one change:
+   * every app change in one transaction, carried out by one deployment whose steps follow the
+   * dependencies (stops in reverse order first, then new apps, then scale and restart level by level).
+   */
+  applyGroup: {
+    path: "/drover.v1.Scheduler/ApplyGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyGroupRequest): Buffer => Buffer.from(ApplyGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyGroupRequest => ApplyGroupRequest.decode(value),
+    responseSerialize: (value: ApplyGroupResponse): Buffer => Buffer.from(ApplyGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyGroupResponse => ApplyGroupResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerServer extends UntypedServiceImplementation {
@@ -3803,6 +4490,12 @@ export interface SchedulerServer extends UntypedServiceImplementation {
   cancelDeployment: handleUnaryCall<CancelDeploymentRequest, CancelDeploymentResponse>;
   /** Ends a canary deployment's canary phase: the rolling upgrade goes on (a Drover extension). */
   promoteDeployment: handleUnaryCall<PromoteDeploymentRequest, DeploymentResponse>;
+  /**
+   * A group of apps (Marathon's /v2/groups) created, replaced, scaled or removed as one change:
+   * every app change in one transaction, carried out by one deployment whose steps follow the
+   * dependencies (stops in reverse order first, then new apps, then scale and restart level by level).
+   */
+  applyGroup: handleUnaryCall<ApplyGroupRequest, ApplyGroupResponse>;
 }
 
 export interface SchedulerClient extends Client {
@@ -4043,6 +4736,26 @@ export interface SchedulerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeploymentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A group of apps (Marathon's /v2/groups) created, replaced, scaled or removed as one change:
+   * every app change in one transaction, carried out by one deployment whose steps follow the
+   * dependencies (stops in reverse order first, then new apps, then scale and restart level by level).
+   */
+  applyGroup(
+    request: ApplyGroupRequest,
+    callback: (error: ServiceError | null, response: ApplyGroupResponse) => void,
+  ): ClientUnaryCall;
+  applyGroup(
+    request: ApplyGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyGroupResponse) => void,
+  ): ClientUnaryCall;
+  applyGroup(
+    request: ApplyGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyGroupResponse) => void,
   ): ClientUnaryCall;
 }
 
