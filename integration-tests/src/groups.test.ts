@@ -106,9 +106,16 @@ test(
   () =>
     withClusterLogs(cluster, async () => {
       const c = current();
-      const added = await c.cli(["group", "add", await writeJson("shop.json", shop)]);
+      const added = await c.cli(["group", "add", await writeJson("shop.json", shop), "--detach"]);
       assert.equal(added.code, 0, added.stderr);
-      assert.match(added.stdout, /start order: \/shop\/db → \/shop\/web/);
+      // One deployment whose steps follow the dependency: db scales before web.
+      assert.match(added.stdout, /step 1: StartApplication \/shop\/db, StartApplication \/shop\/web/);
+      assert.match(
+        added.stdout,
+        /step 2: ScaleApplication \/shop\/db\n\s+step 3: ScaleApplication \/shop\/web/,
+      );
+      const deploymentId = /deployment ([0-9a-f-]{36})/.exec(added.stdout)?.[1];
+      assert.ok(deploymentId, added.stdout);
 
       // Sample until web runs; app why is asked while db is still starting.
       const samples: Seen[] = [];
@@ -121,14 +128,14 @@ test(
           samples.push({ atMs: Date.now(), dbHealthy, webTasks: web, dbTasks: db });
           if (!dbHealthy && !why) {
             const r = await c.cli(["app", "why", "/shop/web"]);
-            if (/waiting for dependency/.test(r.stdout)) why = r.stdout;
+            if (/waiting for step/.test(r.stdout)) why = r.stdout;
           }
           await new Promise((r) => setTimeout(r, 200));
           return web.some((t) => t.state === "TASK_RUNNING") ? web : undefined;
         },
         { timeoutMs: 90_000 },
       );
-      assert.match(why, /waiting for dependency \/shop\/db: 0 of 1 instances healthy/);
+      assert.match(why, /\/shop\/web: waiting for step 2 of 3 \(ScaleApplication \/shop\/db\)/);
       const firstHealthy = samples.find((s) => s.dbHealthy);
       assert.ok(firstHealthy, "db was seen healthy");
       for (const s of samples)
@@ -147,6 +154,20 @@ test(
       process.stdout.write(
         `# groups: web's first task ${webTask.createdAtMs - dbTask.createdAtMs} ms after db's; ${samples.length} samples\n`,
       );
+      const done = await waitFor(
+        "the group's deployment succeeded",
+        async () => {
+          const d = await c.cliJson<{ state: string; steps?: unknown }>([
+            "deployment",
+            "show",
+            deploymentId,
+            "--json",
+          ]);
+          return d.state === "succeeded" ? d : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(done.state, "succeeded");
 
       const shown = await c.cliJson<{ id: string; apps: { id: string; dependencies?: string[] }[] }>([
         "group",
@@ -204,10 +225,14 @@ test(
       );
 
       // Remove: web first, db once web's tasks are gone.
-      const removed = await c.cliJson<{ order: string[][] }>(["group", "remove", "/shop", "--json"], {
-        timeoutMs: 120_000,
-      });
-      assert.deepEqual(removed.order, [["/shop/web"], ["/shop/db"]]);
+      const removed = await c.cliJson<{ steps: { action: string; appId: string }[][] }>(
+        ["group", "remove", "/shop", "--json"],
+        { timeoutMs: 120_000 },
+      );
+      assert.deepEqual(removed.steps, [
+        [{ action: "StopApplication", appId: "/shop/web" }],
+        [{ action: "StopApplication", appId: "/shop/db" }],
+      ]);
       const left = await c.cliJson<{ id: string }[]>(["app", "list", "--json"]);
       assert.ok(!left.some((a) => a.id.startsWith("/shop")), "no app of /shop is left");
       await waitFor(

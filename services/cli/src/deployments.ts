@@ -24,6 +24,9 @@ export function deploymentJson(d: Deployment) {
     canaryInstances: d.canaryInstances || undefined,
     createdAtMs: d.createdAtMs,
     updatedAtMs: d.updatedAtMs,
+    groupId: d.groupId || undefined,
+    currentStep: d.currentStep,
+    steps: d.steps.map((s) => s.actions.map((a) => ({ action: a.action, appId: a.appId, done: a.done }))),
     apps: d.apps.map((a) => ({
       appId: a.appId,
       fromVersion: a.fromVersion || undefined,
@@ -74,9 +77,15 @@ export function deploymentTable(ds: Deployment[]): string {
 
 export function deploymentText(d: Deployment): string {
   const lines = [
-    `deployment ${d.id} (${d.kind}${d.canaryInstances ? `, canary of ${d.canaryInstances}: promote or cancel` : ""}): ${d.state}`,
+    `deployment ${d.id} (${d.kind}${d.groupId ? ` of group ${d.groupId}` : ""}${d.canaryInstances ? `, canary of ${d.canaryInstances}: promote or cancel` : ""}): ${d.state}`,
     `  started   ${new Date(d.createdAtMs).toISOString()}`,
   ];
+  for (const [i, st] of d.steps.entries()) {
+    const mark = i < d.currentStep ? "done" : i === d.currentStep && d.state === "running" ? "now" : "";
+    lines.push(
+      `  step ${i + 1}${mark ? ` (${mark})` : ""}: ${st.actions.map((a) => `${a.action} ${a.appId}${a.done && mark === "now" ? " (done)" : ""}`).join(", ")}`,
+    );
+  }
   for (const a of d.apps)
     lines.push(
       `  app ${a.appId}: ${a.fromVersion || "(new)"} → ${a.toVersion}; old ${a.old}, new ${a.new} (${a.newHealthy} healthy and ready), healthy ${a.healthy} (at least ${a.minHealthy}), at most ${a.maxInstances} of ${a.instances}`,
