@@ -26,7 +26,7 @@
 #              DROVER_NODE24 (a Node 24 binary to use instead of installing one).
 
 DROVER_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-DROVER_APT_PACKAGES=(docker.io etcd-server etcd-client nats-server protobuf-compiler busybox-static iptables)
+DROVER_APT_PACKAGES=(docker.io etcd-server etcd-client nats-server protobuf-compiler busybox-static iptables python3 python3-marathon)
 
 drover_log() { echo "drover: $*" >&2; }
 

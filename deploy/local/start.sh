@@ -5,6 +5,7 @@
 #   nats-server 127.0.0.1:$DROVER_NATS_PORT (default 4222; JetStream)                                  data $DIR/nats
 #   master      $DROVER_MASTER_LISTEN      (default 0.0.0.0:5050, advertised as 127.0.0.1:5050)
 #   scheduler   $DROVER_SCHEDULER_LISTEN   (default 0.0.0.0:5060, advertised as 127.0.0.1:5060)
+#               Marathon /v2 HTTP API on $DROVER_SCHEDULER_HTTP_LISTEN (default 0.0.0.0:8080)
 #   agent       work dir $DIR/agent, runs tasks as Docker containers
 #   logs        $DIR/logs/<process>.log (the previous run's log is kept as <process>.log.1; a restarted
 #               process appends to its log, after a "--- drover: restart N of <process> at <time> ---" line)
@@ -355,6 +356,7 @@ export DROVER_MASTER_LISTEN=${DROVER_MASTER_LISTEN:-0.0.0.0:5050}
 export DROVER_MASTER_ADVERTISE=${DROVER_MASTER_ADVERTISE:-127.0.0.1:5050}
 export DROVER_SCHEDULER_LISTEN=${DROVER_SCHEDULER_LISTEN:-0.0.0.0:5060}
 export DROVER_SCHEDULER_ADVERTISE=${DROVER_SCHEDULER_ADVERTISE:-127.0.0.1:5060}
+export DROVER_SCHEDULER_HTTP_LISTEN=${DROVER_SCHEDULER_HTTP_LISTEN:-0.0.0.0:8080}
 export DROVER_MASTER_METRICS_LISTEN=${DROVER_MASTER_METRICS_LISTEN:-127.0.0.1:9105}
 export DROVER_SCHEDULER_METRICS_LISTEN=${DROVER_SCHEDULER_METRICS_LISTEN:-127.0.0.1:9106}
 export DROVER_AGENT_METRICS_LISTEN=${DROVER_AGENT_METRICS_LISTEN:-127.0.0.1:9107}
@@ -386,7 +388,7 @@ if ((LOCAL_AGENTS > 1)); then
 fi
 
 busy=$(ports_in_use "127.0.0.1:$ETCD_PORT=etcd" "127.0.0.1:$ETCD_PEER_PORT=etcd-peer" "127.0.0.1:$NATS_PORT=nats" \
-  "$DROVER_MASTER_LISTEN=master" "$DROVER_SCHEDULER_LISTEN=scheduler")
+  "$DROVER_MASTER_LISTEN=master" "$DROVER_SCHEDULER_LISTEN=scheduler" "$DROVER_SCHEDULER_HTTP_LISTEN=scheduler-http")
 if [[ -n $busy ]]; then
   drover_log "cannot start: these addresses are already in use (another Drover cluster, etcd or NATS?):"
   sed 's/^/    /' <<<"$busy" >&2
@@ -471,6 +473,7 @@ drover: etcd       127.0.0.1:$ETCD_PORT   data $DIR/etcd
 drover: NATS       127.0.0.1:$NATS_PORT   data $DIR/nats (JetStream)
 drover: master     $DROVER_MASTER_ADVERTISE   (listening on $DROVER_MASTER_LISTEN)
 drover: scheduler  $DROVER_SCHEDULER_ADVERTISE   (listening on $DROVER_SCHEDULER_LISTEN)
+drover: Marathon   http://${DROVER_SCHEDULER_HTTP_ADVERTISE:-${DROVER_SCHEDULER_ADVERTISE%:*}:${DROVER_SCHEDULER_HTTP_LISTEN##*:}}/v2/apps   (the /v2 REST API; listening on $DROVER_SCHEDULER_HTTP_LISTEN)
 $(if ((LOCAL_AGENTS == 1)); then
   echo "drover: agent      work dir $DROVER_AGENT_WORK_DIR"
 else

@@ -167,6 +167,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   // Each master and scheduler serves GET /metrics on a port of its own (metricsUrlOf).
   const masterMetricsPorts = await Promise.all(Array.from({ length: counts.master }, () => freePort()));
   const schedulerMetricsPorts = await Promise.all(Array.from({ length: counts.scheduler }, () => freePort()));
+  // Each scheduler serves the Marathon HTTP API on a port of its own (httpUrlOf).
+  const schedulerHttpPorts = await Promise.all(Array.from({ length: counts.scheduler }, () => freePort()));
   const infra = await startInfra();
   const masterAddrs = masterPorts.map((p) => `127.0.0.1:${p}`);
   const schedulerAddrs = schedulerPorts.map((p) => `127.0.0.1:${p}`);
@@ -323,6 +325,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
             DROVER_SCHEDULER_LISTEN: addr,
             DROVER_SCHEDULER_ADVERTISE: addr,
             DROVER_SCHEDULER_METRICS_LISTEN: `127.0.0.1:${schedulerMetricsPorts[i]}`,
+            DROVER_SCHEDULER_HTTP_LISTEN: `127.0.0.1:${schedulerHttpPorts[i]}`,
           },
           `${id}-scheduler-${i}`,
         ),
@@ -353,6 +356,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 }
 
 /** Runs a test body; a failure carries the cluster processes' last log lines. */
+/** The Marathon HTTP API base URL (`http://127.0.0.1:<port>`) of a scheduler started by startCluster. */
+export function httpUrlOf(p: ServiceProcess): string | undefined {
+  const listen = p.env.DROVER_SCHEDULER_HTTP_LISTEN;
+  return p.kind === "scheduler" && listen ? `http://${listen}` : undefined;
+}
+
 /** The `GET /metrics` URL of a master or scheduler started by startCluster (undefined otherwise). */
 export function metricsUrlOf(p: ServiceProcess): string | undefined {
   const listen = p.env[`DROVER_${p.kind.toUpperCase()}_METRICS_LISTEN`];

@@ -3,6 +3,7 @@ export {
   type CliResult,
   type Cluster,
   type ClusterOptions,
+  httpUrlOf,
   metricsUrlOf,
   runCli,
   startCluster,

@@ -101,6 +101,13 @@ export const SchedulerConfigSchema = z.strictObject({
   listen: address.default("0.0.0.0:5060"),
   metricsListen: address.default("0.0.0.0:9106"),
   advertise: address.default("127.0.0.1:5060"),
+  /** The Marathon-compatible HTTP API (/v2/apps, ...): every replica listens; followers forward to the leader. */
+  httpListen: address.default("0.0.0.0:8080"),
+  /**
+   * The HTTP address the other replicas forward to when this one leads. Absent: the host of
+   * `advertise` with the port of `httpListen`.
+   */
+  httpAdvertise: address.optional(),
   masters: addressList.default(["127.0.0.1:5050"]),
   frameworkName: z.string().min(1).default("drover-scheduler"),
   role: z.string().min(1).default("*"),
@@ -200,6 +207,8 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_SCHEDULER_MAX_APP_VERSIONS: { key: "maxAppVersions", kind: "number" },
   DROVER_SCHEDULER_DEPLOYMENTS_KEPT: { key: "deploymentsKept", kind: "number" },
   DROVER_SCHEDULER_DEPLOYMENTS_KEPT_HOURS: { key: "deploymentsKeptHours", kind: "number" },
+  DROVER_SCHEDULER_HTTP_LISTEN: { key: "httpListen", kind: "string" },
+  DROVER_SCHEDULER_HTTP_ADVERTISE: { key: "httpAdvertise", kind: "string" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },
   DROVER_NATS_SERVERS: { key: "natsServers", kind: "list" },
   DROVER_LEADER_TTL_SECONDS: { key: "leaderTtlSeconds", kind: "number" },
@@ -319,6 +328,15 @@ function load<S extends z.ZodType>(schema: S, prefix: string, opts: LoadOptions)
 
 export const loadMasterConfig = (opts: LoadOptions = {}): MasterConfig =>
   load(MasterConfigSchema, "MASTER", opts);
+/** The HTTP address a scheduler replica advertises: `httpAdvertise`, else advertise's host with httpListen's port. */
+export function schedulerHttpAdvertise(
+  c: Pick<SchedulerConfig, "advertise" | "httpListen" | "httpAdvertise">,
+): string {
+  if (c.httpAdvertise) return c.httpAdvertise;
+  const host = c.advertise.slice(0, c.advertise.lastIndexOf(":"));
+  return `${host}:${c.httpListen.slice(c.httpListen.lastIndexOf(":") + 1)}`;
+}
+
 export const loadSchedulerConfig = (opts: LoadOptions = {}): SchedulerConfig =>
   load(SchedulerConfigSchema, "SCHEDULER", opts);
 export const loadAgentConfig = (opts: LoadOptions = {}): AgentConfig =>

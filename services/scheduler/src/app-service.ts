@@ -292,8 +292,8 @@ export class AppService {
   }
 
   /**
-   * Kills tasks (Marathon's task kill). Unknown task ids are NotFoundError (all of them checked
-   * first). `scale`: each app's instances are lowered by its tasks killed, in the same turn as the
+   * Kills tasks (Marathon's task kill); ids not in the task view are left out (callers that must
+   * know every id check first). `scale`: each app's instances are lowered by its tasks killed, in the same turn as the
    * kill (AppLockedError while a deployment runs for it, unless `force`). `wipe`: as a kill for an
    * app without local volumes; refused for a resident app (its reservation would be kept).
    */
@@ -304,7 +304,7 @@ export class AppService {
     const l = await this.leader();
     for (const id of taskIds) {
       const t = l.framework.tasks.get(id);
-      if (!t) throw new NotFoundError(`task ${id}`, { message: `Task '${id}' does not exist` });
+      if (!t) continue;
       if (opts.wipe) {
         const app = l.apps.record(t.appId);
         if (app && isResident(app.spec))

@@ -4,6 +4,7 @@
  * instance count. It reacts to app events on NATS and to task updates from the master.
  */
 import { hostname } from "node:os";
+import { setTimeout as delay } from "node:timers/promises";
 import { connectBus, ensureStreams, followEvents } from "@drover/bus";
 import {
   bindGrpc,
@@ -17,16 +18,20 @@ import {
   NotFoundError,
   startupFailed,
 } from "@drover/common";
-import { loadOrExit, loadSchedulerConfig } from "@drover/config";
+import { loadOrExit, loadSchedulerConfig, schedulerHttpAdvertise } from "@drover/config";
 import { appVersionOf } from "@drover/core";
 import { SchedulerMetrics, serveMetrics } from "@drover/observability";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
 import { Server } from "@grpc/grpc-js";
+import { z } from "zod";
+import { AppService } from "./app-service.js";
 import { AppStore } from "./apps.js";
 import { PersistedBackoff } from "./backoff-store.js";
 import { DeploymentStore } from "./deployments.js";
 import { FrameworkDriver } from "./framework.js";
+import { eventsRoutes } from "./http/events.js";
+import { createHttpServer } from "./http/server.js";
 import { ResidencyStore } from "./residency.js";
 import { rollBack } from "./rollback.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
@@ -39,25 +44,77 @@ await ensureStreams(bus);
 const store = new EventStore(etcd);
 const election = new LeaderElection(etcd, "scheduler", config.leaderTtlSeconds, log);
 let current: SchedulerLeader | undefined;
+/** Set by DELETE /v2/leader: the term ends and this replica waits a lease before campaigning again. */
+let abdicated = false;
 
+/** The HTTP address of this replica, and where the leader publishes its own (next to its gRPC address). */
+const httpAdvertise = schedulerHttpAdvertise(config);
+const LEADER_HTTP_META = "scheduler/leader-http";
+const LeaderHttpSchema = z.object({ grpc: z.string(), http: z.string().regex(/^[^\s:/]+:\d{1,5}$/) });
+
+/**
+ * The leader's HTTP address: what it published when it started to lead, if that record is of the
+ * leader elected now (its gRPC address is the election's value); otherwise none is known.
+ */
+async function leaderHttp(): Promise<string | undefined> {
+  const grpc = await election.leader();
+  if (grpc === undefined) return undefined;
+  if (grpc === config.advertise) return current ? httpAdvertise : undefined;
+  const raw = await store.getMeta(LEADER_HTTP_META);
+  if (raw === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const v = LeaderHttpSchema.safeParse(json);
+  return v.success && v.data.grpc === grpc ? v.data.http : undefined;
+}
+
+const ref = {
+  current: () => current,
+  self: config.advertise,
+  leaderAddress: () => election.leader().catch(() => undefined),
+  abdicate: async () => {
+    abdicated = true;
+    // After the answer is sent: the term ends (stopCurrent resigns), another replica may take it.
+    setImmediate(() => void stopCurrent?.());
+  },
+};
 const server = new Server(grpcServerOptions());
-server.addService(
-  hardenService(SchedulerService),
-  schedulerService(
-    {
-      current: () => current,
-      self: config.advertise,
-      leaderAddress: () => election.leader().catch(() => undefined),
-    },
-    log,
-  ),
-);
+server.addService(hardenService(SchedulerService), schedulerService(ref, log));
 await bindGrpc(server, config.listen).catch((err: unknown) =>
   startupFailed(log, `listen on ${config.listen}`, err),
 );
 log.info("scheduler listening", { listen: config.listen, advertise: config.advertise });
 const metrics = new SchedulerMetrics();
 const metricsServer = await serveMetrics(metrics.registry, config.metricsListen, log);
+// The Marathon-compatible HTTP API (http/server.ts), on every replica.
+const http = await createHttpServer({
+  service: new AppService(ref),
+  log,
+  registry: metrics.registry,
+  selfHttp: httpAdvertise,
+  leaderHttp,
+  info: {
+    frameworkName: config.frameworkName,
+    frameworkId: () => current?.framework.frameworkId,
+    masters: config.masters,
+    role: config.role,
+    failoverTimeoutSeconds: config.failoverTimeoutSeconds,
+    httpPort: Number(config.httpListen.slice(config.httpListen.lastIndexOf(":") + 1)),
+  },
+  // Plugins served by any replica without forwarding: the SSE event stream.
+  plugins: [{ plugin: eventsRoutes({ bus, log }), localPrefixes: ["/v2/events"] }],
+}).catch((err: unknown) => startupFailed(log, "start the HTTP API", err));
+{
+  const i = config.httpListen.lastIndexOf(":");
+  await http
+    .listen({ host: config.httpListen.slice(0, i), port: Number(config.httpListen.slice(i + 1)) })
+    .catch((err: unknown) => startupFailed(log, `listen on ${config.httpListen} (HTTP)`, err));
+}
+log.info("marathon API listening", { listen: config.httpListen, url: `http://${httpAdvertise}/v2/apps` });
 installProcessGuards(log);
 
 const abort = new AbortController();
@@ -72,6 +129,7 @@ const shutdown = async (signal: string) => {
   abort.abort();
   await stopCurrent?.();
   server.forceShutdown();
+  await http.close().catch(() => undefined);
   await metricsServer.close();
   await bus.close().catch(() => undefined);
   etcd.close();
@@ -175,6 +233,12 @@ async function lead(leadership: Leadership): Promise<void> {
     converge.trigger();
   }, 5000);
   const running = framework.run();
+  // Followers forward HTTP requests here: publish this replica's HTTP address with its gRPC one.
+  await store
+    .putMeta(leadership, LEADER_HTTP_META, JSON.stringify({ grpc: config.advertise, http: httpAdvertise }))
+    .catch((err: unknown) =>
+      log.warn("publishing the HTTP address failed; followers answer 503", { err: errorMessage(err) }),
+    );
   current = leader;
   metrics.leader.set(1);
   stopCurrent = async () => {
@@ -200,4 +264,9 @@ async function lead(leadership: Leadership): Promise<void> {
   metrics.leader.set(0);
   metrics.source = () => undefined;
   log.warn("stepped down");
+  if (abdicated) {
+    abdicated = false;
+    // Abdicated (DELETE /v2/leader): give the other replicas a lease to take over first.
+    await delay(config.leaderTtlSeconds * 1000, undefined, { signal: abort.signal }).catch(() => undefined);
+  }
 }

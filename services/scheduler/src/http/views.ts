@@ -1,0 +1,280 @@
+/**
+ * Marathon's JSON shapes of Drover's state: AppInfo, Task, Deployment, QueueItem, DeploymentResult
+ * (../shared/marathon/API.md). Pure functions over the leader's in-memory views (the app records,
+ * the framework's task view, the deployment records): the one place where the HTTP API's JSON is
+ * made. The field sets are Marathon's own: clients such as python3-marathon build objects from them
+ * and refuse fields they do not know.
+ */
+import {
+  type AppRecord,
+  type AppSpec,
+  appVersionOf,
+  type DeploymentRecord,
+  isActive,
+  type JsonObject,
+  toMarathonJson,
+  type UnplacedReason,
+} from "@drover/core";
+import type { QueueEntry, TaskEntry, TaskFailure } from "../framework.js";
+
+/** What an AppInfo may embed (Marathon's `embed=apps.<x>` / `app.<x>`). */
+export type AppEmbed = "tasks" | "counts" | "deployments" | "readiness" | "lastTaskFailure" | "taskStats";
+
+/** What the views read besides the app: the leader's task view and the like. */
+export interface ViewContext {
+  nowMs: number;
+  tasksOf(appId: string): Iterable<TaskEntry>;
+  /** The app's running deployment id, if any. */
+  deploymentOf(appId: string): string | undefined;
+  lastFailure(appId: string): TaskFailure | undefined;
+  /** An agent's hostname (undefined: not known to this leader yet). */
+  hostOf(agentId: string): string | undefined;
+}
+
+export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The service ports of an app (Marathon's `servicePorts` of its tasks). */
+export function servicePortsOf(spec: AppSpec): number[] {
+  if (!spec.networks.some((n) => n.mode !== "host")) return (spec.portDefinitions ?? []).map((p) => p.port);
+  return (spec.container?.portMappings ?? []).map((m) => m.servicePort);
+}
+
+/** One task as Marathon prints it (GET /v2/tasks, /v2/apps/{id}/tasks, embed=apps.tasks). */
+export function taskJson(t: TaskEntry, spec: AppSpec | undefined, ctx: ViewContext): JsonObject {
+  const version = t.appVersion;
+  const out: JsonObject = {
+    id: t.taskId,
+    appId: t.appId,
+    host: ctx.hostOf(t.agentId) ?? t.agentId,
+    ports: t.ports ? [...t.ports] : [],
+    servicePorts: spec ? servicePortsOf(spec) : [],
+    ipAddresses: [],
+    slaveId: t.agentId,
+    state: t.state,
+    stagedAt: iso(t.createdAtMs),
+  };
+  if (t.runningSinceMs !== undefined) out.startedAt = iso(t.runningSinceMs);
+  if (version !== undefined) out.version = version;
+  if (t.health)
+    out.healthCheckResults = [
+      {
+        alive: t.health.healthy,
+        consecutiveFailures: t.health.consecutiveFailures,
+        firstSuccess: null,
+        lastFailure: t.health.lastFailureMs !== undefined ? iso(t.health.lastFailureMs) : null,
+        lastSuccess: t.health.lastSuccessMs !== undefined ? iso(t.health.lastSuccessMs) : null,
+        lastFailureCause: t.health.lastFailureCause ?? null,
+        instanceId: t.taskId,
+        taskId: t.taskId,
+      },
+    ];
+  out.localVolumes = [];
+  return out;
+}
+
+/** Marathon's counts of an app's tasks (tasksStaged, tasksRunning, tasksHealthy, tasksUnhealthy). */
+export function countsOf(spec: AppSpec, tasks: Iterable<TaskEntry>): Record<string, number> {
+  let staged = 0;
+  let running = 0;
+  let healthy = 0;
+  let unhealthy = 0;
+  const checked = spec.healthChecks.length > 0;
+  for (const t of tasks) {
+    if (!isActive(t.state)) continue;
+    if (t.state === "TASK_RUNNING") running++;
+    else if (t.state === "TASK_STAGING" || t.state === "TASK_STARTING") staged++;
+    if (checked && t.health) {
+      if (t.health.healthy) healthy++;
+      else unhealthy++;
+    }
+  }
+  return { tasksStaged: staged, tasksRunning: running, tasksHealthy: healthy, tasksUnhealthy: unhealthy };
+}
+
+/** Marathon's taskStats: counts and lifetimes of the tasks started after the last scaling, with the latest config, with an older one, and all. */
+export function taskStatsOf(rec: AppRecord, tasks: TaskEntry[], nowMs: number): JsonObject {
+  const v = appVersionOf(rec);
+  const stats = (subset: TaskEntry[]): JsonObject | undefined => {
+    if (subset.length === 0) return undefined;
+    const c = countsOf(rec.spec, subset);
+    const lives = subset
+      .filter((t) => t.runningSinceMs !== undefined)
+      .map((t) => (nowMs - (t.runningSinceMs ?? nowMs)) / 1000)
+      .sort((a, b) => a - b);
+    const lifeTime =
+      lives.length > 0
+        ? {
+            averageSeconds: lives.reduce((a, b) => a + b, 0) / lives.length,
+            medianSeconds: lives[Math.floor(lives.length / 2)] ?? 0,
+          }
+        : undefined;
+    return {
+      stats: {
+        counts: {
+          staged: c.tasksStaged,
+          running: c.tasksRunning,
+          healthy: c.tasksHealthy,
+          unhealthy: c.tasksUnhealthy,
+        },
+        ...(lifeTime ? { lifeTime } : {}),
+      },
+    };
+  };
+  const scaledAt = Date.parse(v.versionInfo.lastScalingAt);
+  const latest = v.versionInfo.lastConfigChangeAt;
+  const out: JsonObject = {};
+  const add = (key: string, s: JsonObject | undefined) => {
+    if (s) out[key] = s;
+  };
+  add("startedAfterLastScaling", stats(tasks.filter((t) => t.createdAtMs >= scaledAt)));
+  add("withLatestConfig", stats(tasks.filter((t) => t.appVersion !== undefined && t.appVersion >= latest)));
+  add("withOutdatedConfig", stats(tasks.filter((t) => t.appVersion === undefined || t.appVersion < latest)));
+  add("totalSummary", stats(tasks));
+  return out;
+}
+
+/** Marathon's lastTaskFailure of an app. */
+export function taskFailureJson(appId: string, f: TaskFailure, ctx: ViewContext): JsonObject {
+  return {
+    appId,
+    host: ctx.hostOf(f.agentId) ?? f.agentId,
+    message: f.message,
+    state: f.state,
+    taskId: f.taskId,
+    slaveId: f.agentId,
+    timestamp: iso(f.timestampMs),
+    ...(f.appVersion ? { version: f.appVersion } : {}),
+  };
+}
+
+/**
+ * An AppInfo: the definition as toMarathonJson prints it, then what `embed` asks for (counts and
+ * deployments Marathon always adds to a listing; GET /v2/apps/{id} adds tasks and lastTaskFailure).
+ */
+export function appInfoJson(rec: AppRecord, embed: ReadonlySet<AppEmbed>, ctx: ViewContext): JsonObject {
+  const spec = rec.spec;
+  const out = toMarathonJson(spec, appVersionOf(rec));
+  const tasks =
+    embed.has("tasks") || embed.has("counts") || embed.has("taskStats") || embed.has("readiness")
+      ? [...ctx.tasksOf(spec.id)].filter((t) => isActive(t.state))
+      : [];
+  if (embed.has("counts")) Object.assign(out, countsOf(spec, tasks));
+  if (embed.has("deployments")) {
+    const d = ctx.deploymentOf(spec.id);
+    out.deployments = d ? [{ id: d }] : [];
+  }
+  if (embed.has("readiness"))
+    out.readinessCheckResults = tasks.flatMap((t) =>
+      (t.readiness ?? []).map((r) => ({
+        name: r.name,
+        taskId: t.taskId,
+        ready: r.ready,
+        lastResponse: r.lastResponse ?? null,
+      })),
+    );
+  if (embed.has("tasks")) out.tasks = tasks.map((t) => taskJson(t, spec, ctx));
+  if (embed.has("lastTaskFailure")) {
+    const f = ctx.lastFailure(spec.id);
+    if (f) out.lastTaskFailure = taskFailureJson(spec.id, f, ctx);
+  }
+  if (embed.has("taskStats")) out.taskStats = taskStatsOf(rec, tasks, ctx.nowMs);
+  return out;
+}
+
+/** Marathon's DeploymentResult of a deployable call. */
+export function deploymentResultJson(deploymentId: string, version: string): JsonObject {
+  return { version, deploymentId };
+}
+
+/**
+ * The action a deployment applies to each of its apps (Marathon's DeploymentAction names). Kept
+ * here, next to deploymentJson: the one mapping from a deployment record to Marathon's plan.
+ */
+function actionOf(_d: DeploymentRecord, app: DeploymentRecord["apps"][number]): string {
+  if (app.fromVersion === undefined) return "StartApplication";
+  return "RestartApplication";
+}
+
+/**
+ * A deployment as GET /v2/deployments prints it. Drover's deployment of one change is one step;
+ * `currentStep` is 1 while it runs (and the step's actions are current), `totalSteps` 1.
+ */
+export function deploymentJson(d: DeploymentRecord): JsonObject {
+  const actions = d.apps.map((a) => ({ action: actionOf(d, a), app: a.appId }));
+  const running = d.state === "running";
+  return {
+    id: d.id,
+    version: iso(d.createdAtMs),
+    affectedApps: d.apps.map((a) => a.appId),
+    affectedPods: [],
+    steps: [{ actions }],
+    currentActions: running ? actions.map((a) => ({ ...a, readinessCheckResults: [] })) : [],
+    currentStep: running ? 1 : 1,
+    totalSteps: 1,
+  };
+}
+
+/** Marathon's name of a reason an offer was not used (NoOfferMatchReason). */
+export function marathonReason(r: UnplacedReason): string | undefined {
+  switch (r.kind) {
+    case "insufficient":
+      return {
+        cpus: "InsufficientCpus",
+        mem: "InsufficientMemory",
+        disk: "InsufficientDisk",
+        ports: "InsufficientPorts",
+      }[r.resource];
+    case "port_taken":
+      return "InsufficientPorts";
+    case "constraint":
+      return "UnfulfilledConstraint";
+    default:
+      return undefined;
+  }
+}
+
+/** Marathon's reasons, in its order (rejectSummaryLastOffers lists every one, declined 0 when none). */
+const MARATHON_REASONS = [
+  "UnfulfilledRole",
+  "UnfulfilledConstraint",
+  "NoCorrespondingReservationFound",
+  "AgentMaintenance",
+  "InsufficientCpus",
+  "InsufficientMemory",
+  "InsufficientDisk",
+  "InsufficientGpus",
+  "InsufficientPorts",
+  "DeclinedScarceResources",
+];
+
+/** One queue entry as GET /v2/queue prints it; `app` is the AppInfo of the waiting app. */
+export function queueItemJson(q: QueueEntry, app: JsonObject, nowMs: number): JsonObject {
+  const declined = new Map<string, number>();
+  for (const r of q.reasons) {
+    const name = marathonReason(r);
+    if (name && "agents" in r) declined.set(name, (declined.get(name) ?? 0) + r.agents);
+  }
+  const timeLeft = q.backoffUntilMs > nowMs ? (q.backoffUntilMs - nowMs) / 1000 : 0;
+  return {
+    app,
+    count: q.waiting,
+    delay: { timeLeftSeconds: Math.ceil(timeLeft), overdue: timeLeft === 0 },
+    since: iso(q.sinceMs > 0 ? q.sinceMs : nowMs),
+    processedOffersSummary: {
+      processedOffersCount: q.offersSeen,
+      unusedOffersCount: q.offersSeen,
+      ...(q.sinceMs > 0 && q.offersSeen > 0 ? { lastUnusedOfferAt: iso(q.sinceMs) } : {}),
+      rejectSummaryLastOffers: MARATHON_REASONS.map((reason) => ({
+        reason,
+        declined: declined.get(reason) ?? 0,
+        processed: q.offersSeen,
+      })),
+      rejectSummaryLaunchAttempt: MARATHON_REASONS.map((reason) => ({
+        reason,
+        declined: declined.get(reason) ?? 0,
+        processed: q.offersSeen,
+      })),
+    },
+    lastUnusedOffers: [],
+  };
+}
