@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { createLogger, FailedPreconditionError } from "@drover/common";
 import { type AppSpec, AppSpecSchema, appVersionOf } from "@drover/core";
 import { verifyLog } from "@drover/store";
-import { memoryStore } from "@drover/testing";
+import { FakeClock, memoryStore } from "@drover/testing";
 import { AppStore } from "./apps.js";
 import { deploymentTasks } from "./deployment-step.js";
 import { DeploymentStore, type StartOptions } from "./deployments.js";
@@ -15,10 +15,10 @@ const ID = "/web";
 const spec = (over: Record<string, unknown> = {}): AppSpec =>
   AppSpecSchema.parse({ id: ID, cmd: "sleep 1000", instances: 4, cpus: 0.1, mem: 32, ...over });
 
-function setup() {
+function setup(clock?: FakeClock) {
   const m = memoryStore({ service: "scheduler" });
   const apps = new AppStore(m.store, m.leadership);
-  const deployments = new DeploymentStore(m.store, m.leadership, log);
+  const deployments = new DeploymentStore(m.store, m.leadership, log, clock);
   const update = (s: AppSpec, opts: StartOptions = {}) =>
     deployments.serial(async () => {
       const hook = deployments.startHook(ID, "upgrade", false, opts);
@@ -102,7 +102,8 @@ test("a rollback supersedes its deployment and counts the instances of the previ
 });
 
 test("a deployment past its progress deadline is handed over once with the reason", async () => {
-  const { apps, deployments, update } = setup();
+  const clock = new FakeClock();
+  const { apps, deployments, update } = setup(clock);
   await apps.create(spec());
   const id = await update(spec({ env: { V: "2" } }));
   const counts = { old: 4, new: 1, newHealthy: 0, healthy: 4, minHealthy: 4, maxInstances: 8, instances: 4 };
@@ -115,29 +116,33 @@ test("a deployment past its progress deadline is handed over once with the reaso
     waitingFor: "/web: waiting for 1 new healthy",
     counts,
     done: false,
-    progressDeadlineMs: 300,
+    progressDeadlineMs: 3000,
   };
   deployments.observe(id, ID, step);
-  await new Promise((r) => setTimeout(r, 200));
+  await clock.advance(2000);
   deployments.observe(id, ID, step);
-  assert.equal(calls.length, 0);
-  await new Promise((r) => setTimeout(r, 1000));
-  deployments.stop();
+  assert.equal(calls.length, 0, "not before the deadline");
+  await clock.advance(1500);
   assert.equal(calls.length, 1);
+  await clock.advance(5000);
+  deployments.stop();
+  assert.equal(calls.length, 1, "handed over once");
   assert.equal(calls[0]?.id, id);
-  assert.match(calls[0]?.reason ?? "", /^no progress for 0.3 s .*waiting for 1 new healthy/);
+  assert.match(calls[0]?.reason ?? "", /^no progress for 3 s .*waiting for 1 new healthy/);
   const d = deployments.get(id);
   assert.equal(d.state, "failed");
   assert.equal(deployments.runningFor(ID), undefined);
 });
 
 test("progress holds the deadline off", async () => {
-  const { apps, deployments, update } = setup();
+  const clock = new FakeClock();
+  const { apps, deployments, update } = setup(clock);
   await apps.create(spec());
   const id = await update(spec({ env: { V: "2" } }));
   let calls = 0;
-  deployments.watchDeadlines(async () => {
+  deployments.watchDeadlines(async (did, reason) => {
     calls++;
+    await deployments.serial(() => deployments.fail(did, reason));
   });
   const counts = { old: 4, new: 4, newHealthy: 0, healthy: 4, minHealthy: 4, maxInstances: 8, instances: 4 };
   for (let i = 0; i < 4; i++) {
@@ -145,12 +150,42 @@ test("progress holds the deadline off", async () => {
       waitingFor: `waiting ${i}`,
       counts: { ...counts, newHealthy: i, old: 4 - i },
       done: false,
-      progressDeadlineMs: 700,
+      progressDeadlineMs: 7000,
     });
-    await new Promise((r) => setTimeout(r, 400));
+    await clock.advance(4000);
   }
+  assert.equal(calls, 0, "each step made progress within the deadline");
+  await clock.advance(4000);
   deployments.stop();
-  assert.equal(calls, 0);
+  assert.equal(calls, 1, "no progress for 8 s since the last step");
+});
+
+test("a new leader goes on with the deadline's clock from the marks recorded, not from its own start", async () => {
+  const clock = new FakeClock();
+  const { store, leadership, apps, deployments, update } = setup(clock);
+  await apps.create(spec());
+  const id = await update(spec({ env: { V: "2" } }));
+  const counts = { old: 4, new: 1, newHealthy: 0, healthy: 4, minHealthy: 4, maxInstances: 8, instances: 4 };
+  deployments.observe(id, ID, { waitingFor: "stuck", counts, done: false, progressDeadlineMs: 10_000 });
+  // The progress write (at most every PROGRESS_WRITE_MS) records the mark.
+  await clock.advance(3000);
+  assert.equal(deployments.get(id).marks?.[ID]?.sinceMs, clock.now() - 3000);
+  deployments.stop();
+  // Failover: 6 s later a new leader loads the deployment and sees the same stuck step.
+  await clock.advance(6000);
+  const next = new DeploymentStore(store, leadership, log, clock);
+  await next.load();
+  const calls: string[] = [];
+  next.watchDeadlines(async (did, reason) => {
+    calls.push(did);
+    await next.serial(() => next.fail(did, reason));
+  });
+  next.observe(id, ID, { waitingFor: "stuck", counts, done: false, progressDeadlineMs: 10_000 });
+  await clock.advance(500);
+  assert.deepEqual(calls, [], "9.5 s without progress: not yet");
+  await clock.advance(1000);
+  next.stop();
+  assert.deepEqual(calls, [id], "10 s after the last progress, not 10 s after the new leader started");
 });
 
 test("retention: ended deployments beyond the newest kept, or ended too long ago, are removed; running ones stay", async () => {

@@ -14,7 +14,15 @@
  * (`serial`) while it waits for AppStore's; AppStore never waits for this one.
  */
 import { randomUUID } from "node:crypto";
-import { errorMessage, FailedPreconditionError, type Logger, NotFoundError } from "@drover/common";
+import {
+  type Clock,
+  errorMessage,
+  FailedPreconditionError,
+  type Logger,
+  NotFoundError,
+  systemClock,
+  type Timer,
+} from "@drover/common";
 import {
   type AppRecord,
   allActionsDone,
@@ -103,7 +111,7 @@ export class DeploymentStore implements DeploymentView {
     { words: Map<string, string>; waitingFor: string; counts: Record<string, DeploymentCounts> }
   >();
   private readonly lastWriteMs = new Map<string, number>();
-  private readonly flushTimers = new Map<string, NodeJS.Timeout>();
+  private readonly flushTimers = new Map<string, Timer>();
   private readonly ending = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -111,8 +119,8 @@ export class DeploymentStore implements DeploymentView {
   private readonly marks = new Map<string, Map<string, ProgressMark>>();
   private readonly deadlines = new Map<string, number>();
   private readonly expiring = new Set<string>();
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: Timer | undefined;
+  private pruneTimer: Timer | undefined;
   private onDeadline: DeadlineHandler | undefined;
   /** Deployments (by app) whose start was committed without a known outcome: read again before use. */
   private readonly unknownStarts = new Map<string, string>();
@@ -121,6 +129,7 @@ export class DeploymentStore implements DeploymentView {
     private readonly store: EventStore,
     private readonly leadership: Leadership,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async load(): Promise<void> {
@@ -137,7 +146,10 @@ export class DeploymentStore implements DeploymentView {
    */
   watchDeadlines(handler: DeadlineHandler): void {
     this.onDeadline = handler;
-    this.deadlineTimer ??= setInterval(() => this.checkDeadlines(Date.now()), DEADLINE_CHECK_MS);
+    this.deadlineTimer ??= this.clock.setInterval(
+      () => this.checkDeadlines(this.clock.now()),
+      DEADLINE_CHECK_MS,
+    );
   }
 
   private checkDeadlines(now: number): void {
@@ -170,7 +182,7 @@ export class DeploymentStore implements DeploymentView {
    * newest ended ones, and those ended more than `keptMs` ago. Running ones are never removed.
    * Returns how many were removed. Batches of PRUNE_BATCH per transaction.
    */
-  prune(kept: number, keptMs: number, now = Date.now()): Promise<number> {
+  prune(kept: number, keptMs: number, now = this.clock.now()): Promise<number> {
     return this.serial(async () => {
       const ended = [...this.byId.values()]
         .filter((e) => e.state && e.state.state !== "running" && !e.stale)
@@ -209,7 +221,7 @@ export class DeploymentStore implements DeploymentView {
           this.log.warn("removing ended deployments failed", { err: errorMessage(err) }),
         );
     run();
-    this.pruneTimer ??= setInterval(run, everyMs);
+    this.pruneTimer ??= this.clock.setInterval(run, everyMs);
   }
 
   /** Ends a canary phase: the rolling upgrade goes on. */
@@ -238,11 +250,11 @@ export class DeploymentStore implements DeploymentView {
 
   stop(): void {
     this.stopped = true;
-    if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    this.deadlineTimer?.cancel();
     this.deadlineTimer = undefined;
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.pruneTimer?.cancel();
     this.pruneTimer = undefined;
-    for (const t of this.flushTimers.values()) clearTimeout(t);
+    for (const t of this.flushTimers.values()) t.cancel();
     this.flushTimers.clear();
   }
 
@@ -548,10 +560,10 @@ export class DeploymentStore implements DeploymentView {
     live.waitingFor = waitingWords(d, live.words);
     this.live.set(id, live);
     if (d.waitingFor === live.waitingFor || this.flushTimers.has(id)) return;
-    const due = (this.lastWriteMs.get(id) ?? 0) + PROGRESS_WRITE_MS - Date.now();
+    const due = (this.lastWriteMs.get(id) ?? 0) + PROGRESS_WRITE_MS - this.clock.now();
     this.flushTimers.set(
       id,
-      setTimeout(
+      this.clock.setTimeout(
         () => {
           this.flushTimers.delete(id);
           void this.serial(() => this.flush(id)).catch((err: unknown) =>
@@ -577,9 +589,10 @@ export class DeploymentStore implements DeploymentView {
     marks.set(
       appId,
       trackProgress({
-        mark: marks.get(appId),
+        // A new leader goes on from the mark last recorded (the clock does not restart on failover).
+        mark: marks.get(appId) ?? d.marks?.[appId],
         counts: { newHealthy: step.counts.newHealthy, old: step.counts.old },
-        nowMs: Date.now(),
+        nowMs: this.clock.now(),
         held,
       }),
     );
@@ -589,12 +602,14 @@ export class DeploymentStore implements DeploymentView {
     const d = this.byId.get(id)?.state;
     const live = this.live.get(id);
     if (this.stopped || !d || d.state !== "running" || !live || live.waitingFor === d.waitingFor) return;
-    this.lastWriteMs.set(id, Date.now());
+    const marks = this.marks.get(id);
+    this.lastWriteMs.set(id, this.clock.now());
     await this.commit(id, [
       {
         type: "DeploymentProgressed",
         waitingFor: live.waitingFor.slice(0, 2000),
         counts: { ...live.counts },
+        ...(marks && marks.size > 0 ? { marks: Object.fromEntries(marks) } : {}),
       },
     ]);
   }
@@ -602,7 +617,7 @@ export class DeploymentStore implements DeploymentView {
   private prepareNew(id: string, event: DeploymentEvent): PreparedChange {
     return this.store.prepare(
       { def: DeploymentAggregate, id, expectedVersion: 0, state: undefined, events: [event] },
-      Date.now(),
+      this.clock.now(),
     );
   }
 
@@ -619,7 +634,7 @@ export class DeploymentStore implements DeploymentView {
         state: e.state,
         events,
       },
-      Date.now(),
+      this.clock.now(),
     );
   }
 
@@ -667,7 +682,7 @@ export class DeploymentStore implements DeploymentView {
       this.marks.delete(id);
       this.deadlines.delete(id);
       const t = this.flushTimers.get(id);
-      if (t) clearTimeout(t);
+      t?.cancel();
       this.flushTimers.delete(id);
     }
   }

@@ -60,6 +60,13 @@ export const DeploymentAppSchema = z.strictObject({
 });
 export type DeploymentApp = z.infer<typeof DeploymentAppSchema>;
 
+/** A deployment app's progress mark (core's deadline.ts), kept so a new leader goes on with its clock. */
+export const ProgressMarkSchema = z.strictObject({
+  newHealthy: z.number().int().min(0),
+  old: z.number().int().min(0),
+  sinceMs: z.number(),
+});
+
 const id = z.string().regex(/^[0-9a-f-]{36}$/, { error: "must be a uuid" });
 
 export const DeploymentEventSchema = z.discriminatedUnion("type", [
@@ -92,6 +99,8 @@ export const DeploymentEventSchema = z.discriminatedUnion("type", [
     waitingFor: z.string().max(2000),
     /** Counts per app id. */
     counts: z.record(z.string(), DeploymentCountsSchema),
+    /** The progress marks per app id of a deployment with a progress deadline. */
+    marks: z.record(z.string(), ProgressMarkSchema).optional(),
   }),
   z.strictObject({
     type: z.literal("DeploymentSucceeded"),
@@ -134,6 +143,8 @@ export const DeploymentRecordSchema = z.strictObject({
   steps: z.array(DeploymentStepSchema).optional(),
   /** The apps whose action is done. */
   doneApps: z.array(z.string()).optional(),
+  /** The progress marks last recorded per app (a deployment with a progress deadline). */
+  marks: z.record(z.string(), ProgressMarkSchema).optional(),
   groupId: z.string().optional(),
 });
 export type DeploymentRecord = z.infer<typeof DeploymentRecordSchema>;
@@ -170,6 +181,7 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
             const c = event.counts[a.appId];
             return c ? { ...a, counts: c } : a;
           }),
+          ...(event.marks ? { marks: { ...state.marks, ...event.marks } } : {}),
         };
       case "DeploymentActionsDone": {
         const done = new Set([...(state.doneApps ?? []), ...event.appIds]);
