@@ -1,0 +1,254 @@
+/**
+ * Marathon's /v2 REST API on a real cluster (etcd, NATS, Docker; two scheduler replicas).
+ *
+ * 1. Debian's python3-marathon client, unmodified (integration-tests/python/marathon_client.py),
+ *    given the follower first: create, get and list apps with embeds and a label selector, scale,
+ *    list tasks, kill a task with scale, kill an app's tasks (replaced), update and watch the
+ *    deployment, restart, versions, queue, delete.
+ * 2. Plain HTTP: status codes and bodies Marathon clients rely on (201 + Location, 422 details,
+ *    400 bad JSON, 404 messages, 409 with the blocking deployment, 202 on a forced cancel, 501 for
+ *    pods), through the leader and through a follower.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import {
+  type Cluster,
+  httpUrlOf,
+  repoRoot,
+  startCluster,
+  waitFor,
+  withClusterLogs,
+} from "./harness/index.js";
+
+const run = promisify(execFile);
+const SCRIPT = join(repoRoot, "integration-tests", "python", "marathon_client.py");
+/** Debian's python3 (where apt's python3-marathon is installed), not another one first on the PATH. */
+const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+
+let cluster: Cluster | undefined;
+let leaderUrl = "";
+let followerUrl = "";
+
+function current(): Cluster {
+  assert.ok(cluster, "cluster not started");
+  return cluster;
+}
+
+before(async () => {
+  cluster = await startCluster({ agents: 1, schedulers: 2 });
+  const urls = cluster.schedulers.map((s) => httpUrlOf(s) ?? "");
+  assert.ok(
+    urls.every((u) => u !== ""),
+    "every scheduler has an HTTP address",
+  );
+  // The leader as any replica names it (GET /v2/leader is answered locally), once it is known.
+  const leader = await waitFor(
+    "a scheduler leader with a published HTTP address",
+    async () => {
+      for (const u of urls) {
+        const res = await fetch(`${u}/v2/leader`).catch(() => undefined);
+        if (res?.status === 200) return ((await res.json()) as { leader: string }).leader;
+      }
+      return undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
+  leaderUrl = `http://${leader}`;
+  followerUrl = urls.find((u) => u !== leaderUrl) ?? "";
+  assert.ok(urls.includes(leaderUrl), `${leaderUrl} is one of ${urls.join(", ")}`);
+  assert.ok(followerUrl, "a follower");
+  // The leader answers app listings once it leads (the follower forwards by then too).
+  await waitFor(
+    "GET /v2/apps through the follower",
+    async () => (await fetch(`${followerUrl}/v2/apps`).catch(() => undefined))?.status === 200,
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
+});
+
+after(async () => {
+  await cluster?.stop();
+});
+
+const withLogs = (fn: () => Promise<void>): Promise<void> => withClusterLogs(cluster, fn);
+
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { "content-type": "application/json", accept: "application/json" },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+test("python3-marathon, unmodified, drives Drover through a follower", { timeout: 300_000 }, () =>
+  withLogs(async () => {
+    current();
+    const { stdout, stderr } = await run(PYTHON, [SCRIPT, leaderUrl, followerUrl, "/it/python"], {
+      timeout: 280_000,
+      maxBuffer: 4 * 1024 * 1024,
+    }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(
+        `marathon_client.py failed: ${err.message}\nstdout:\n${err.stdout}\nstderr:\n${err.stderr?.slice(-4000)}`,
+      );
+    });
+    const last = stdout.trim().split("\n").pop() ?? "";
+    const summary = JSON.parse(last) as { passed: string[] };
+    assert.deepEqual(
+      summary.passed,
+      [
+        "create_app",
+        "get_app(embed_tasks)",
+        "list_apps(embed_tasks, embed_counts, label, app_id)",
+        "scale_app",
+        "list_tasks",
+        "kill_task(scale=True)",
+        "kill_tasks (replaced)",
+        "update_app + list_deployments",
+        "restart_app",
+        "list_versions + get_version",
+        "list_queue",
+        "delete_app",
+      ],
+      stderr.slice(-2000),
+    );
+  }),
+);
+
+test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 180_000 }, () =>
+  withLogs(async () => {
+    current();
+    const id = "/it/raw";
+    // 201 + Location + Marathon-Deployment-Id, through the follower.
+    const created = await call(followerUrl, "POST", "/v2/apps", {
+      id,
+      cmd: "sleep 100000",
+      cpus: 0.05,
+      mem: 16,
+      instances: 1,
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.headers.get("location"), `/v2/apps${id}`);
+    assert.ok(created.headers.get("marathon-deployment-id"));
+    assert.equal((created.json as { id: string }).id, id);
+
+    const dup = await call(leaderUrl, "POST", "/v2/apps", { id, cmd: "sleep 1", cpus: 0.05, mem: 16 });
+    assert.equal(dup.status, 409);
+    assert.deepEqual(dup.json, { message: `An app with id [${id}] already exists.` });
+
+    // 422 with Marathon's details.
+    const invalid = await call(leaderUrl, "PUT", `/v2/apps${id}`, {
+      cpus: -1,
+      upgradeStrategy: { minimumHealthCapacity: 2 },
+    });
+    assert.equal(invalid.status, 422, invalid.text);
+    const details = invalid.json as { message: string; details: { path: string; errors: string[] }[] };
+    assert.equal(details.message, "Object is not valid");
+    const paths = details.details.map((d) => d.path).sort();
+    assert.deepEqual(paths, ["/cpus", "/upgradeStrategy/minimumHealthCapacity"]);
+    assert.ok(details.details.every((d) => d.errors.length > 0 && d.errors.every((e) => e.length > 0)));
+
+    // 400 on a body that is no JSON, through the follower too.
+    for (const base of [leaderUrl, followerUrl]) {
+      const bad = await call(base, "POST", "/v2/apps", "{ not json");
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal((bad.json as { message: string }).message, "Invalid JSON");
+    }
+
+    // 404 with Marathon's messages.
+    assert.deepEqual((await call(leaderUrl, "GET", "/v2/apps/it/none")).json, {
+      message: "App '/it/none' does not exist",
+    });
+    assert.equal((await call(leaderUrl, "GET", "/v2/apps/it/none")).status, 404);
+    const noDep = await call(leaderUrl, "DELETE", "/v2/deployments/00000000-0000-4000-8000-000000000000");
+    assert.equal(noDep.status, 404);
+    assert.deepEqual(noDep.json, {
+      message: "DeploymentPlan 00000000-0000-4000-8000-000000000000 does not exist",
+    });
+
+    // A deployment that cannot finish (its new instances never become healthy) locks the app: 409 naming it.
+    await waitFor(
+      "1 task running",
+      async () =>
+        ((await call(leaderUrl, "GET", `/v2/apps${id}`)).json as { app: { tasksRunning: number } }).app
+          .tasksRunning === 1,
+      { timeoutMs: 90_000, intervalMs: 200 },
+    );
+    const stuck = await call(leaderUrl, "PUT", `/v2/apps${id}`, {
+      cmd: "sleep 100001",
+      healthChecks: [
+        { protocol: "COMMAND", command: { value: "false" }, gracePeriodSeconds: 300, intervalSeconds: 1 },
+      ],
+    });
+    assert.equal(stuck.status, 200, stuck.text);
+    const depId = (stuck.json as { deploymentId: string }).deploymentId;
+    assert.equal(stuck.headers.get("marathon-deployment-id"), depId);
+    const listed = (await call(followerUrl, "GET", "/v2/deployments")).json as {
+      id: string;
+      affectedApps: string[];
+    }[];
+    assert.ok(
+      listed.some((d) => d.id === depId && d.affectedApps.includes(id)),
+      JSON.stringify(listed),
+    );
+    const locked = await call(leaderUrl, "PUT", `/v2/apps${id}`, { instances: 2 });
+    assert.equal(locked.status, 409, locked.text);
+    assert.deepEqual((locked.json as { deployments: unknown }).deployments, [{ id: depId }]);
+    assert.match((locked.json as { message: string }).message, /App is locked by one or more deployments/);
+    const restartLocked = await call(leaderUrl, "POST", `/v2/apps${id}/restart`);
+    assert.equal(restartLocked.status, 409, restartLocked.text);
+
+    // Cancel with force: 202 and no body; the deployment is gone from the list.
+    const cancelled = await call(followerUrl, "DELETE", `/v2/deployments/${depId}?force=true`);
+    assert.equal(cancelled.status, 202, cancelled.text);
+    assert.equal(cancelled.text, "");
+    const after = (await call(leaderUrl, "GET", "/v2/deployments")).json as { id: string }[];
+    assert.ok(!after.some((d) => d.id === depId));
+
+    // Tasks: JSON and text/plain.
+    const tasks = (await call(leaderUrl, "GET", "/v2/tasks?status=running")).json as {
+      tasks: { appId: string; host: string }[];
+    };
+    assert.ok(
+      tasks.tasks.some((t) => t.appId === id && t.host.length > 0),
+      JSON.stringify(tasks),
+    );
+    const text = await fetch(`${leaderUrl}/v2/apps${id}/tasks`, { headers: { accept: "text/plain" } });
+    assert.equal(text.headers.get("content-type")?.split(";")[0], "text/plain");
+    assert.match(await text.text(), /^it_raw\t/);
+
+    // Pods are refused, saying so.
+    for (const method of ["HEAD", "GET"]) {
+      const pods = await fetch(`${followerUrl}/v2/pods`, { method });
+      assert.equal(pods.status, 501, method);
+    }
+    // ping and metrics on every replica.
+    for (const base of [leaderUrl, followerUrl]) {
+      assert.equal(await (await fetch(`${base}/ping`)).text(), "pong");
+      assert.match(await (await fetch(`${base}/metrics`)).text(), /# TYPE /);
+    }
+    const info = (await call(followerUrl, "GET", "/v2/info")).json as { elected: boolean; leader: string };
+    assert.equal(info.elected, false);
+    assert.equal(`http://${info.leader}`, leaderUrl);
+
+    const removed = await call(followerUrl, "DELETE", `/v2/apps${id}`);
+    assert.equal(removed.status, 200, removed.text);
+    assert.ok((removed.json as { deploymentId: string }).deploymentId);
+    assert.equal((await call(leaderUrl, "GET", `/v2/apps${id}`)).status, 404);
+  }),
+);
