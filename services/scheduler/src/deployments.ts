@@ -88,6 +88,17 @@ export interface StartOptions {
   supersede?: (newId: string) => DeploymentEvent;
 }
 
+/** What groupHook may add to a deployment of several apps. */
+export interface GroupStartOptions {
+  /** Default "group". */
+  kind?: DeploymentKind;
+  /** The running deployment this one rolls back, and how it ends (in the same transaction). */
+  supersedes?: string;
+  end?: (newId: string) => DeploymentEvent;
+  /** Per app: the instances that already run the definition it goes back to (DeploymentApp.sameConfig). */
+  sameConfig?: ReadonlyMap<string, { from: string; until: string }>;
+}
+
 /** What the converge loop needs: the running deployment of an app, and where to report. */
 export interface DeploymentView {
   runningFor(appId: string): RunningDeployment | undefined;
@@ -423,6 +434,7 @@ export class DeploymentStore implements DeploymentView {
     force: boolean,
     original: readonly DependencyNode[],
     target: readonly DependencyNode[],
+    opts: GroupStartOptions = {},
   ): ManyChangeHook & { id: string; planned(): DeploymentRecord["steps"] } {
     const id = randomUUID();
     let prepared: PreparedChange[] = [];
@@ -449,19 +461,27 @@ export class DeploymentStore implements DeploymentView {
         prepared = [
           ...blocking.map((b) =>
             this.prepare(b, [
-              { type: "DeploymentCancelled", force: true, reason: `superseded by deployment ${id} (forced)` },
+              (b === opts.supersedes ? opts.end?.(id) : undefined) ?? {
+                type: "DeploymentCancelled",
+                force: true,
+                reason: `superseded by deployment ${id} (forced)`,
+              },
             ]),
           ),
           this.prepareNew(id, {
             type: "DeploymentStarted",
             id,
-            kind: "group",
-            groupId,
-            apps: made.map((m) => ({
-              appId: m.appId,
-              ...(m.before ? { fromVersion: appVersionOf(m.before).version } : {}),
-              toVersion: m.version,
-            })),
+            kind: opts.kind ?? "group",
+            ...(groupId ? { groupId } : {}),
+            apps: made.map((m) => {
+              const same = opts.sameConfig?.get(m.appId);
+              return {
+                appId: m.appId,
+                ...(m.before ? { fromVersion: appVersionOf(m.before).version } : {}),
+                toVersion: m.version,
+                ...(same ? { sameConfig: same } : {}),
+              };
+            }),
             steps,
           }),
         ];

@@ -13,6 +13,7 @@ import { memoryStore } from "@drover/testing";
 import { AppStore } from "./apps.js";
 import { DeploymentStore } from "./deployments.js";
 import { applyGroup, type GroupRequest } from "./groups.js";
+import { rollBack } from "./rollback.js";
 
 const log = createLogger("test", "error");
 
@@ -157,6 +158,44 @@ test("a group too large for one transaction is refused whole, nothing written", 
   );
   assert.equal(kv.txnCount, 0);
   assert.equal(apps.records().size, 0);
+});
+
+test("cancelling a group's deployment rolls all its apps back as one deployment: changed ones to their previous definition, new ones removed", async () => {
+  const { kv, store, apps, deployments, run } = setup();
+  await run({ groupJson: shop() });
+  const first = deployments.list(false)[0]?.id ?? "";
+  await deployments.serial(() => deployments.cancel(first, "test", true));
+  const update = await run({
+    mode: "update",
+    groupId: "/shop",
+    groupJson: shop({ web: { env: { V: "2" } }, extra: true }),
+  });
+  assert.deepEqual(update.changes, { "/shop/mail": "create", "/shop/web": "update" });
+  const d = deployments.get(update.deploymentId);
+  const before = kv.txnCount;
+  const rollbackId = await deployments.serial(() =>
+    rollBack(apps, deployments, d, (rid) => ({
+      type: "DeploymentCancelled",
+      force: false,
+      reason: "cancelled by request",
+      rollbackId: rid,
+    })),
+  );
+  assert.equal(kv.txnCount - before, 1, "the rollback, its app changes and the cancel in one transaction");
+  assert.notEqual(rollbackId, "");
+  const cancelled = deployments.get(update.deploymentId);
+  assert.equal(cancelled.state, "cancelled");
+  assert.equal(cancelled.rollbackId, rollbackId);
+  const r = deployments.get(rollbackId);
+  assert.equal(r.kind, "rollback");
+  assert.deepEqual(plan(r.steps ?? []), [["StopApplication /shop/mail"], ["RestartApplication /shop/web"]]);
+  assert.equal(apps.record("/shop/web")?.spec.env.V, undefined, "web is back to its first definition");
+  assert.equal(apps.record("/shop/mail"), undefined, "the app the deployment created is removed");
+  assert.ok(
+    r.apps.find((a) => a.appId === "/shop/web")?.sameConfig,
+    "the old instances count as the rollback's",
+  );
+  assert.ok((await verifyLog(store)).ok);
 });
 
 async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {

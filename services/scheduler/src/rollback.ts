@@ -8,8 +8,13 @@
  * definition stay: the rollback counts them as its new ones (DeploymentApp.sameConfig), so it kills
  * only the instances the cancelled deployment started (a canary's canaries, a stuck version's
  * tasks) and starts what is missing under the app's upgradeStrategy.
+ *
+ * A group's deployment (several apps, one transaction) is rolled back the same way, as one
+ * deployment of all its apps (AppStore.applyAll): each changed app goes back to its previous
+ * definition, an app it created is removed, in the dependency order of core's planSteps. An app it
+ * removed cannot come back: its definitions went with it (it stays removed).
  */
-import type { DeploymentEvent, DeploymentRecord } from "@drover/core";
+import type { AppSpec, DependencyNode, DeploymentEvent, DeploymentRecord } from "@drover/core";
 import type { AppStore } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 
@@ -24,6 +29,7 @@ export async function rollBack(
   d: DeploymentRecord,
   end: (rollbackId: string) => DeploymentEvent,
 ): Promise<string> {
+  if (d.kind === "group") return rollBackGroup(apps, deployments, d, end);
   let rollbackId = "";
   for (const a of d.apps) {
     const app = apps.record(a.appId);
@@ -44,4 +50,46 @@ export async function rollBack(
     if (started) rollbackId = hook.id;
   }
   return rollbackId;
+}
+
+async function rollBackGroup(
+  apps: AppStore,
+  deployments: DeploymentStore,
+  d: DeploymentRecord,
+  end: (rollbackId: string) => DeploymentEvent,
+): Promise<string> {
+  const target = new Map<string, AppSpec | undefined>();
+  const sameConfig = new Map<string, { from: string; until: string }>();
+  for (const a of d.apps) {
+    if (!apps.record(a.appId)) continue;
+    if (a.fromVersion === undefined) {
+      target.set(a.appId, undefined);
+      continue;
+    }
+    const previous = await apps.version(a.appId, a.fromVersion);
+    target.set(a.appId, previous.spec);
+    sameConfig.set(a.appId, { from: previous.versionInfo.lastConfigChangeAt, until: a.toVersion });
+  }
+  if (target.size === 0) return "";
+  const original: DependencyNode[] = [...apps.records().values()].map((r) => r.spec);
+  const after = new Map<string, DependencyNode>(original.map((n) => [n.id, n]));
+  for (const [id, spec] of target) {
+    if (spec) after.set(id, spec);
+    else after.delete(id);
+  }
+  const hook = deployments.groupHook(d.groupId ?? "", true, original, [...after.values()], {
+    kind: "rollback",
+    supersedes: d.id,
+    end,
+    sameConfig,
+  });
+  let started = false;
+  await apps.applyAll(target, {
+    ...hook,
+    committed: (rev) => {
+      started = true;
+      hook.committed(rev);
+    },
+  });
+  return started ? hook.id : "";
 }
