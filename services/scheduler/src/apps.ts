@@ -284,18 +284,7 @@ export class AppStore {
           before,
         });
         if (opts.dryRun) continue;
-        const p = this.store.prepare(
-          {
-            def: AppAggregate,
-            id: appIdToKey(id),
-            expectedVersion: entry.version,
-            expectedModRevision: entry.modRevision,
-            legacy: entry.legacy ?? false,
-            state: before,
-            events,
-          },
-          now,
-        );
+        const p = this.prepareApp(id, entry, events, now);
         const versions = await this.versionOps(id, before, events, version);
         prepared.push({ ...p, ops: [...p.ops, ...versions.ops] });
       }
@@ -358,6 +347,27 @@ export class AppStore {
     return entry;
   }
 
+  /** The app's change of `events` on top of `entry` (its compares: the entry's version and revision). */
+  private prepareApp(
+    id: string,
+    entry: AggregateRead<AppRecord>,
+    events: AppEvent[],
+    now: number,
+  ): PreparedChange {
+    return this.store.prepare(
+      {
+        def: AppAggregate,
+        id: appIdToKey(id),
+        expectedVersion: entry.version,
+        expectedModRevision: entry.modRevision,
+        legacy: entry.legacy ?? false,
+        state: entry.state,
+        events,
+      },
+      now,
+    );
+  }
+
   /** `events` makes the change's events from the version it makes. */
   private async commit(
     id: string,
@@ -369,18 +379,7 @@ export class AppStore {
     const version = nextAppVersion(entry.state, now);
     const made = events(version);
     const extra = hook?.changes(version, entry.state) ?? [];
-    const prepared = this.store.prepare(
-      {
-        def: AppAggregate,
-        id: appIdToKey(id),
-        expectedVersion: entry.version,
-        expectedModRevision: entry.modRevision,
-        legacy: entry.legacy ?? false,
-        state: entry.state,
-        events: made,
-      },
-      now,
-    );
+    const prepared = this.prepareApp(id, entry, made, now);
     let kept: string[] | undefined;
     let revision: string;
     try {
