@@ -212,6 +212,7 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
     assert.match((locked.json as { message: string }).message, /App is locked by one or more deployments/);
     const restartLocked = await call(leaderUrl, "POST", `/v2/apps${id}/restart`);
     assert.equal(restartLocked.status, 409, restartLocked.text);
+    assert.deepEqual((restartLocked.json as { deployments: unknown }).deployments, [{ id: depId }]);
 
     // Cancel with force: 202 and no body; the deployment is gone from the list.
     const cancelled = await call(followerUrl, "DELETE", `/v2/deployments/${depId}?force=true`);

@@ -219,6 +219,8 @@ export class AppService {
     const l = await this.leader();
     const { rec, deploymentId } = await l.deployments.serial(async () => {
       await l.deployments.freshFor(id);
+      // What startHook refuses too (same message), typed so that HTTP can name the deployment.
+      this.refuseLocked(l, id, force);
       const hook = l.deployments.startHook(id, "restart", force);
       const rec = await l.apps.restart(id, hook);
       return { rec, deploymentId: hook.id };

@@ -5,7 +5,13 @@
  * own module, being reworked), /v2/events (http/events.ts, registered through the server's plugins).
  */
 import { randomUUID } from "node:crypto";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@drover/common";
+import {
+  AlreadyExistsError,
+  errorMessage,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+} from "@drover/common";
 import {
   type AppRecord,
   type AppSpec,
@@ -491,7 +497,9 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
   });
 
   app.get("/v2/leader", async (_req, reply) => {
-    const leader = await deps.leaderHttp();
+    const leader = await deps.leaderHttp().catch((err: unknown) => {
+      throw new UnavailableError(`Could not determine the current leader: ${errorMessage(err)}`);
+    });
     if (!leader) return reply.code(404).send({ message: "There is no leader" });
     return { leader };
   });

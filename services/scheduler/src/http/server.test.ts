@@ -239,6 +239,11 @@ test("apps: POST 201 with Location, GET with embeds and selectors, PUT partial, 
     assert.equal(deps[0].id, depId);
     assert.deepEqual(deps[0].affectedApps, ["/prod/web"]);
     assert.deepEqual(deps[0].steps, [{ actions: [{ action: "RestartApplication", app: "/prod/web" }] }]);
+    assert.equal(deps[0].currentStep, 1);
+    assert.equal(deps[0].totalSteps, 1);
+    assert.deepEqual(deps[0].currentActions, [
+      { action: "RestartApplication", app: "/prod/web", readinessCheckResults: [] },
+    ]);
     const forced = await http.inject({
       method: "PATCH",
       url: "/v2/apps/prod/web?force=true",

@@ -9,9 +9,11 @@ import {
   type AppRecord,
   type AppSpec,
   appVersionOf,
+  currentStep,
   type DeploymentRecord,
   isActive,
   type JsonObject,
+  stepsOf,
   toMarathonJson,
   type UnplacedReason,
 } from "@drover/core";
@@ -187,30 +189,30 @@ export function deploymentResultJson(deploymentId: string, version: string): Jso
 }
 
 /**
- * The action a deployment applies to each of its apps (Marathon's DeploymentAction names). Kept
- * here, next to deploymentJson: the one mapping from a deployment record to Marathon's plan.
- */
-function actionOf(_d: DeploymentRecord, app: DeploymentRecord["apps"][number]): string {
-  if (app.fromVersion === undefined) return "StartApplication";
-  return "RestartApplication";
-}
-
-/**
- * A deployment as GET /v2/deployments prints it. Drover's deployment of one change is one step;
- * `currentStep` is 1 while it runs (and the step's actions are current), `totalSteps` 1.
+ * A deployment as GET /v2/deployments prints it: its plan's steps (stepsOf: the record's steps, or one
+ * step of RestartApplication for a record without them), `currentStep` 1-based while it runs, the
+ * current step's actions. The one mapping from a deployment record to Marathon's plan.
  */
 export function deploymentJson(d: DeploymentRecord): JsonObject {
-  const actions = d.apps.map((a) => ({ action: actionOf(d, a), app: a.appId }));
+  const steps = stepsOf(d).map((s) => ({
+    actions: s.actions.map((a) => ({ action: a.action, app: a.appId })),
+  }));
   const running = d.state === "running";
+  const index = running ? Math.min(currentStep(d), Math.max(0, steps.length - 1)) : steps.length - 1;
+  const affected = [
+    ...new Set([...d.apps.map((a) => a.appId), ...steps.flatMap((s) => s.actions.map((a) => a.app))]),
+  ];
   return {
     id: d.id,
     version: iso(d.createdAtMs),
-    affectedApps: d.apps.map((a) => a.appId),
+    affectedApps: affected.sort(),
     affectedPods: [],
-    steps: [{ actions }],
-    currentActions: running ? actions.map((a) => ({ ...a, readinessCheckResults: [] })) : [],
-    currentStep: running ? 1 : 1,
-    totalSteps: 1,
+    steps,
+    currentActions: running
+      ? (steps[index]?.actions ?? []).map((a) => ({ ...a, readinessCheckResults: [] }))
+      : [],
+    currentStep: index + 1,
+    totalSteps: steps.length,
   };
 }
 
