@@ -296,6 +296,17 @@ test("apps: POST 201 with Location, GET with embeds and selectors, PUT partial, 
     assert.equal(first.cmd, "sleep 1000");
     assert.equal(first.instances, 2);
 
+    const deep = `/${"g".repeat(28)}/${"a".repeat(30)}`;
+    const long = await http.inject({ method: "POST", url: "/v2/apps", payload: { ...APP, id: deep } });
+    assert.equal(long.statusCode, 201, long.body);
+    const taskId = `${deep.slice(1).replace("/", "_")}.${"0".repeat(36)}`;
+    const beyond = await http.inject({ method: "DELETE", url: `/v2/apps${deep}/tasks/${taskId}` });
+    assert.equal(
+      beyond.json().message,
+      `Task '${taskId}' does not exist`,
+      "a path beyond 100 characters is routed",
+    );
+
     const removed = await http.inject({ method: "DELETE", url: "/v2/apps/prod/web" });
     assert.equal(removed.statusCode, 200);
     assert.equal((await http.inject("/v2/apps/prod/web")).statusCode, 404);

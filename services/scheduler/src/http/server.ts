@@ -58,7 +58,13 @@ export interface HttpServerDeps {
 
 /** The fastify instance with every route; call `listen` on it. */
 export async function createHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, logger: false, return503OnClosing: true });
+  const app = Fastify({
+    bodyLimit: MAX_BODY_BYTES,
+    logger: false,
+    return503OnClosing: true,
+    // Open streams (SSE) and idle keep-alive connections do not hold a shutdown.
+    forceCloseConnections: true,
+  });
   const localPrefixes = (deps.plugins ?? []).flatMap((p) => p.localPrefixes);
 
   // Bodies are JSON whatever the content type says (curl -d sends form-urlencoded); bad JSON is Marathon's 400.
