@@ -17,6 +17,7 @@ import {
   type AppSpec,
   appVersionOf,
   checkAppId,
+  checkPathId,
   isActive,
   type JsonObject,
   RESERVED_ID_SEGMENTS,
@@ -70,6 +71,7 @@ const TaskIdsSchema = z.strictObject({ ids: z.array(z.string().min(1).max(512)).
 /** The parts of a path below /v2/apps/: the app id and what of it (`tasks`, `versions/{v}`, ...). */
 export type AppPath =
   | { kind: "app"; id: string }
+  | { kind: "group"; id: string }
   | { kind: "restart"; id: string }
   | { kind: "tasks"; id: string }
   | { kind: "task"; id: string; taskId: string }
@@ -79,6 +81,14 @@ export type AppPath =
 /** Splits `/v2/apps/<rest>`: app ids never hold the segments restart, tasks, versions (path-id.ts). */
 export function parseAppPath(rest: string): AppPath {
   const segs = rest.split("/").filter((s) => s !== "");
+  // GET /v2/apps/{group}/*: the apps below a group.
+  if (segs[segs.length - 1] === "*") {
+    const group = segs.slice(0, -1).join("/");
+    if (group === "") return { kind: "group", id: "/" };
+    const v = checkPathId(decodeURIComponent(group));
+    if (!v.ok) throw new InvalidArgumentError([{ path: "id", message: v.message }]);
+    return { kind: "group", id: v.id };
+  }
   const i = segs.findIndex((s) => RESERVED_ID_SEGMENTS.includes(s));
   const id = appIdOf(segs.slice(0, i < 0 ? segs.length : i).join("/"));
   if (i < 0) return { kind: "app", id };
@@ -285,6 +295,18 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     const p = parseAppPath(rest);
     const q = req.query as Query;
     switch (p.kind) {
+      case "group":
+        if (req.method === "GET") {
+          const embed = new Set<AppEmbed>([...embeds(q), "counts", "deployments"]);
+          const ctx = await context();
+          const prefix = p.id === "/" ? "/" : `${p.id}/`;
+          return {
+            "*": (await svc.list())
+              .filter(({ record }) => record.spec.id.startsWith(prefix))
+              .map(({ record }) => appInfoJson(record, embed, ctx)),
+          };
+        }
+        break;
       case "app":
         switch (req.method) {
           case "GET": {

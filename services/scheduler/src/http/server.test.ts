@@ -123,6 +123,7 @@ test("paths below /v2/apps: ids with slashes, and the reserved segments", () => 
     version: "2026-11-29T10:00:00.000Z",
   });
   assert.deepEqual(parseAppPath("web/restart"), { kind: "restart", id: "/web" });
+  assert.deepEqual(parseAppPath("prod/*"), { kind: "group", id: "/prod" });
   assert.throws(() => parseAppPath("web/restart/now"), NotFoundError);
   assert.throws(() => parseAppPath("Bad_Id"), InvalidArgumentError);
 });
@@ -204,6 +205,11 @@ test("apps: POST 201 with Location, GET with embeds and selectors, PUT partial, 
     assert.equal((await http.inject("/v2/apps?id=WEB")).json().apps.length, 1);
     assert.equal((await http.inject("/v2/apps?cmd=nope")).json().apps.length, 0);
 
+    assert.deepEqual(
+      (await http.inject("/v2/apps/prod/*")).json()["*"].map((a: { id: string }) => a.id),
+      ["/prod/web"],
+    );
+    assert.deepEqual((await http.inject("/v2/apps/staging/*")).json(), { "*": [] });
     const one = (await http.inject("/v2/apps/prod/web")).json().app;
     assert.equal(one.tasks.length, 2, "GET one app embeds its tasks");
 
