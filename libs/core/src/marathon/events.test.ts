@@ -182,9 +182,9 @@ describe("marathon events", () => {
   it("app changes are api_post_event with the definition; a removal is app_terminated_event too", () => {
     const v = "2026-11-29T20:00:00.000Z";
     const out = mapAll([
-      ev("app", "/web", { type: "AppCreated", spec, version: v }),
-      ev("app", "/web", { type: "AppScaled", instances: 5 }),
-      ev("app", "/web", { type: "AppDeleted" }),
+      ev("app", "web", { type: "AppCreated", spec, version: v }),
+      ev("app", "web", { type: "AppScaled", instances: 5 }),
+      ev("app", "web", { type: "AppDeleted" }),
     ]);
     const created = out[0]?.[0];
     assert.equal(created?.eventType, "api_post_event");
@@ -289,9 +289,9 @@ describe("marathon events", () => {
           }),
         ),
       fc.constant(ev("task", TASK, { type: "TaskExpunged" })),
-      fc.constant(ev("app", "/web", { type: "AppCreated", spec })),
-      fc.nat(10).map((n) => ev("app", "/web", { type: "AppScaled", instances: n })),
-      fc.constant(ev("app", "/web", { type: "AppDeleted" })),
+      fc.constant(ev("app", "web", { type: "AppCreated", spec })),
+      fc.nat(10).map((n) => ev("app", "web", { type: "AppScaled", instances: n })),
+      fc.constant(ev("app", "web", { type: "AppDeleted" })),
       fc.constant(
         ev("deployment", DEP, {
           type: "DeploymentStarted",

@@ -20,7 +20,7 @@ import type { TaskEvent, TaskInfo, TaskStatus } from "../events/task.js";
 import { REASON_UNHEALTHY } from "../task-health.js";
 import { isTerminal, type TaskState } from "../task-state.js";
 import { type JsonObject, toMarathonJson } from "./json.js";
-import { taskIdToAppId } from "./path-id.js";
+import { keyToAppId, taskIdToAppId } from "./path-id.js";
 
 /**
  * Every event type this mapping emits, in the order they are emitted for one committed event. The
@@ -102,10 +102,35 @@ export interface TaskContext {
   reason?: string;
 }
 
+/** One step of a deployment's plan: Marathon's action names and app ids. */
+export type PlanStep = { action: string; appId: string }[];
+
 export interface DeploymentContext {
   kind: DeploymentKind;
   apps: DeploymentApp[];
   startedAtMs: number;
+  /** The plan's steps when DeploymentStarted carries them (else one step restarting each app). */
+  steps?: PlanStep[];
+  /** Apps whose action is done (DeploymentActionsDone). */
+  done?: ReadonlySet<string>;
+}
+
+/**
+ * Reads the plan and done-actions fields of deployment events structurally: they are newer than
+ * some logs (absent there), and an event type this mapping does not know maps to nothing.
+ */
+function stepsIn(d: object): PlanStep[] | undefined {
+  const steps = (d as { steps?: unknown }).steps;
+  if (!Array.isArray(steps)) return undefined;
+  return steps.map((st: { actions?: { action?: unknown; appId?: unknown }[] }) =>
+    (st.actions ?? []).map((a) => ({ action: String(a.action), appId: String(a.appId) })),
+  );
+}
+function doneAppsIn(d: object): string[] {
+  const ids = (d as { type: string; appIds?: unknown }).appIds;
+  return (d as { type: string }).type === "DeploymentActionsDone" && Array.isArray(ids)
+    ? ids.map(String)
+    : [];
 }
 
 /** What earlier committed events said, as the mapping needs it. */
@@ -134,6 +159,11 @@ export class EventContextMaps implements MarathonEventContext {
   deployment(id: string) {
     return this.deployments.get(id);
   }
+}
+
+/** An app's id from the key its aggregate is stored under (`web` → `/web`); an id stays as it is. */
+function appIdOf(keyOrId: string): string {
+  return keyOrId.startsWith("/") ? keyOrId : keyToAppId(keyOrId);
 }
 
 /** At most this many host ports are listed per task (LIMITS.portsPerApp is 32; ranges may hold more). */
@@ -185,9 +215,21 @@ export function foldEventContext(ctx: EventContextMaps, e: CommittedEvent): void
     }
     case "deployment": {
       const d = ev as DeploymentEvent;
+      const steps = stepsIn(d);
       if (d.type === "DeploymentStarted")
-        ctx.deployments.set(e.id, { kind: d.kind, apps: d.apps, startedAtMs: e.atMs });
+        ctx.deployments.set(e.id, {
+          kind: d.kind,
+          apps: d.apps,
+          startedAtMs: e.atMs,
+          ...(steps ? { steps } : {}),
+        });
       else if (d.type === "DeploymentRemoved") ctx.deployments.delete(e.id);
+      else {
+        const done = doneAppsIn(d);
+        const prev = ctx.deployments.get(e.id);
+        if (prev && done.length > 0)
+          ctx.deployments.set(e.id, { ...prev, done: new Set([...(prev.done ?? []), ...done]) });
+      }
       return;
     }
   }
@@ -195,7 +237,7 @@ export function foldEventContext(ctx: EventContextMaps, e: CommittedEvent): void
 
 function taskOf(info: TaskInfo): Omit<TaskContext, "state"> {
   return {
-    appId: info.appId.startsWith("/") ? info.appId : `/${info.appId}`,
+    appId: appIdOf(info.appId),
     agentId: info.agentId,
     ports: portsOf(info),
     ...(info.run?.appVersion !== undefined ? { version: info.run.appVersion } : {}),
@@ -263,7 +305,8 @@ export function marathonEventsOf(e: CommittedEvent, ctx: MarathonEventContext): 
  * Drover records neither the caller's address nor the request path in the event, so `clientIp` is
  * left out and `uri` is the app's resource (`/v2/apps/<id>`), not necessarily the path called.
  */
-function appEvents(id: string, a: AppEvent, timestamp: string, ctx: MarathonEventContext): MarathonEvent[] {
+function appEvents(key: string, a: AppEvent, timestamp: string, ctx: MarathonEventContext): MarathonEvent[] {
+  const id = appIdOf(key);
   const uri = `/v2/apps${id}`;
   const post = (def: AppSpec | undefined, version?: string): MarathonEvent => ({
     eventType: "api_post_event",
@@ -286,12 +329,12 @@ function appEvents(id: string, a: AppEvent, timestamp: string, ctx: MarathonEven
     case "AppUpdated":
       return [post(a.spec, a.version)];
     case "AppScaled": {
-      const spec = ctx.app(id);
+      const spec = ctx.app(key);
       // versionInfo of a scale keeps lastConfigChangeAt, which this context does not hold: no version.
       return [post(spec ? { ...spec, instances: a.instances } : undefined)];
     }
     case "AppDeleted":
-      return [post(ctx.app(id)), { eventType: "app_terminated_event", timestamp, appId: id }];
+      return [post(ctx.app(key)), { eventType: "app_terminated_event", timestamp, appId: id }];
   }
 }
 
@@ -375,22 +418,41 @@ function taskEvents(
   return out;
 }
 
+/** The steps of a deployment: its plan's, or one step with an action per app. */
+function stepsOfContext(d: DeploymentContext): PlanStep[] {
+  return (
+    d.steps ?? [
+      d.apps.map((a) => ({
+        action:
+          a.fromVersion === undefined && d.kind === "upgrade" ? "StartApplication" : "RestartApplication",
+        appId: a.appId,
+      })),
+    ]
+  );
+}
+
+/** The index of the first step with an action not done (steps.length when all are). */
+function firstOpenStep(steps: PlanStep[], done: ReadonlySet<string>): number {
+  const i = steps.findIndex((st) => st.some((a) => !done.has(a.appId)));
+  return i === -1 ? steps.length : i;
+}
+
+const stepJson = (st: PlanStep | undefined): JsonObject => ({
+  actions: (st ?? []).map((a) => ({ action: a.action, app: appIdOf(a.appId) })),
+});
+
 /**
- * A deployment as Marathon's DeploymentPlan JSON. Drover's deployment is one step of one action
- * per app: StartApplication for a new app, RestartApplication for an upgrade, restart or rollback.
- * `original` and `target` (whole group trees in Marathon) are not kept with a deployment: left out.
- * `version` is the version the deployment brings its (first) app to.
+ * A deployment as Marathon's DeploymentPlan JSON (`{id, steps: [{actions: [{action, app}]}],
+ * version}`). `original` and `target` (whole group trees in Marathon) are not kept with a
+ * deployment: left out. `version` is the version the deployment brings its (first) app to. Unknown
+ * deployment (started before what this reader has seen): `steps` is empty.
  */
-function planOf(id: string, d: DeploymentContext | undefined): { plan: JsonObject; step: JsonObject } {
-  const actions = (d?.apps ?? []).map((a) => ({
-    action: a.fromVersion === undefined && d?.kind === "upgrade" ? "StartApplication" : "RestartApplication",
-    app: a.appId,
-  }));
-  const step = { actions };
+function planOf(id: string, d: DeploymentContext | undefined): JsonObject {
   const version = d?.apps[0]?.toVersion ?? (d ? appVersionAt(d.startedAtMs) : undefined);
   return {
-    plan: { id, steps: d ? [step] : [], ...(version !== undefined ? { version } : {}) },
-    step,
+    id,
+    steps: d ? stepsOfContext(d).map(stepJson) : [],
+    ...(version !== undefined ? { version } : {}),
   };
 }
 
@@ -401,34 +463,72 @@ function deploymentEvents(
   atMs: number,
   ctx: MarathonEventContext,
 ): MarathonEvent[] {
+  if (d.type === "DeploymentStarted") {
+    const steps = stepsIn(d);
+    const dc: DeploymentContext = {
+      kind: d.kind,
+      apps: d.apps,
+      startedAtMs: atMs,
+      ...(steps ? { steps } : {}),
+    };
+    return [
+      {
+        eventType: "deployment_info",
+        timestamp,
+        plan: planOf(id, dc),
+        currentStep: stepJson(stepsOfContext(dc)[0]),
+      },
+    ];
+  }
+  const dc = ctx.deployment(id);
+  const plan = planOf(id, dc);
+  const steps = dc ? stepsOfContext(dc) : [];
+  const done = dc?.done ?? new Set<string>();
+  const open = firstOpenStep(steps, done);
+  const doneNow = doneAppsIn(d);
+  if (doneNow.length > 0) {
+    // Steps this event completes: one deployment_step_success, for the last of them (one event
+    // per type per committed event; several steps ending in one event are rare).
+    const after = firstOpenStep(steps, new Set([...done, ...doneNow]));
+    if (after <= open || after >= steps.length) return []; // the last step ends with DeploymentSucceeded
+    return [
+      { eventType: "deployment_step_success", timestamp, plan, currentStep: stepJson(steps[after - 1]) },
+    ];
+  }
   switch (d.type) {
-    case "DeploymentStarted": {
-      const { plan, step } = planOf(id, { kind: d.kind, apps: d.apps, startedAtMs: atMs });
-      return [{ eventType: "deployment_info", timestamp, plan, currentStep: step }];
-    }
-    case "DeploymentSucceeded": {
-      const { plan, step } = planOf(id, ctx.deployment(id));
+    case "DeploymentSucceeded":
       return [
-        { eventType: "deployment_step_success", timestamp, plan, currentStep: step },
+        // The step still open ends now (the last one, or every one for a plan of one step).
+        ...(open < steps.length || steps.length === 0
+          ? [
+              {
+                eventType: "deployment_step_success",
+                timestamp,
+                plan,
+                currentStep: stepJson(steps[Math.min(open, steps.length - 1)]),
+              },
+            ]
+          : []),
         { eventType: "deployment_success", timestamp, id, plan },
       ];
-    }
     case "DeploymentFailed":
-    case "DeploymentCancelled": {
+    case "DeploymentCancelled":
       // Marathon ends a cancelled deployment with DeploymentFailed too (its reason says why).
-      const { plan, step } = planOf(id, ctx.deployment(id));
       return [
-        { eventType: "deployment_step_failure", timestamp, plan, currentStep: step },
+        {
+          eventType: "deployment_step_failure",
+          timestamp,
+          plan,
+          currentStep: stepJson(steps[Math.min(open, steps.length - 1)]),
+        },
         { eventType: "deployment_failed", timestamp, id, plan, reason: d.reason },
       ];
-    }
     // DeploymentProgressed (what the step waits for), DeploymentPromoted (a canary goes on) and
     // DeploymentRemoved (retention) have no Marathon event: its bus has no progress within a step.
     default:
       return [];
   }
 }
-
 /** A Marathon event with its place in the log: stream sequence `seq` and ordinal `ord` within it. */
 export interface PlacedMarathonEvent {
   seq: number;

@@ -94,10 +94,11 @@ describe("/v2/events framing", () => {
     assert.equal(acceptsEventStream("application/json"), false);
   });
 
-  it("a slow consumer is cut beyond the bound, saying why and how to resume", () => {
+  it("a slow consumer is cut beyond the bound, or when it fell out of the ring, saying why and how to resume", () => {
     assert.equal(slowConsumerVerdict(1024, 1024), undefined);
     const why = slowConsumerVerdict(1025, 1024);
-    assert.match(why ?? "", /slow consumer.*1025.*1024.*Last-Event-ID/);
+    assert.match(why ?? "", /slow consumer: 1025 bytes .* bound of 1024; reconnect with Last-Event-ID/);
+    assert.match(slowConsumerVerdict(0, 1024, true) ?? "", /slow consumer: this client fell behind/);
   });
 });
 

@@ -125,10 +125,13 @@ export class FrameRing {
     }
   }
 
-  /** The kept frames after `c`, and whether some after `c` are gone (the client missed them). */
-  since(c: Cursor): { frames: Frame[]; gap: boolean } {
-    const gap = compareCursor(c, this.goneUpTo) < 0;
-    const out: Frame[] = [];
+  /** Whether some frames after `c` are gone (a client at `c` missed them). */
+  missed(c: Cursor): boolean {
+    return compareCursor(c, this.goneUpTo) < 0;
+  }
+
+  /** At most `limit` kept frames after `c`, oldest first. */
+  after(c: Cursor, limit = Number.POSITIVE_INFINITY): Frame[] {
     // Frames are in cursor order: binary search the first one after c.
     let lo = this.head;
     let hi = this.frames.length;
@@ -138,22 +141,36 @@ export class FrameRing {
       if (f && compareCursor(f.cursor, c) <= 0) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < this.frames.length; i++) {
+    const out: Frame[] = [];
+    for (let i = lo; i < this.frames.length && out.length < limit; i++) {
       const f = this.frames[i];
       if (f) out.push(f);
     }
-    return { frames: out, gap };
+    return out;
+  }
+
+  /** The kept frames after `c`, and whether some after `c` are gone (the client missed them). */
+  since(c: Cursor): { frames: Frame[]; gap: boolean } {
+    return { frames: this.after(c), gap: this.missed(c) };
   }
 }
 
 /**
- * The slow-consumer rule: a client whose unsent bytes (the socket's write buffer in Node, beyond
- * what the kernel took) exceed `maxBufferedBytes` is disconnected, with this comment as its last
- * line, instead of being buffered without bound or starved silently (Marathon PR #6657's proposal).
+ * The slow-consumer rule. A client is sent frames from the ring as fast as its socket takes them
+ * (a write that fills the socket waits for its drain), so a client that keeps up holds nothing.
+ * One whose socket stays full while more than `maxPendingBytes` of new frames are published, or
+ * that falls behind the frames the ring keeps, is disconnected, with this comment as its last line,
+ * instead of being buffered without bound or starved silently (Marathon PR #6657's proposal).
  */
-export function slowConsumerVerdict(bufferedBytes: number, maxBufferedBytes: number): string | undefined {
-  if (bufferedBytes <= maxBufferedBytes) return undefined;
-  return `disconnected: slow consumer: ${bufferedBytes} bytes not yet taken by this client, above the bound of ${maxBufferedBytes}; reconnect with Last-Event-ID to resume`;
+export function slowConsumerVerdict(
+  pendingBytes: number,
+  maxPendingBytes: number,
+  fellOutOfRing = false,
+): string | undefined {
+  if (fellOutOfRing)
+    return "disconnected: slow consumer: this client fell behind the events kept here; reconnect (events since were missed; reload state from /v2/apps)";
+  if (pendingBytes <= maxPendingBytes) return undefined;
+  return `disconnected: slow consumer: ${pendingBytes} bytes of events published while this client took none, above the bound of ${maxPendingBytes}; reconnect with Last-Event-ID to resume`;
 }
 
 /** True when the Accept header admits an event stream (absent, `text/event-stream`, `text/*` or `*\/*`). */

@@ -20,7 +20,6 @@ import type { FastifyPluginAsync } from "fastify";
 import {
   acceptsEventStream,
   type Cursor,
-  compareCursor,
   EventsQuerySchema,
   type Frame,
   FrameRing,
@@ -99,14 +98,20 @@ export class MarathonEventHub {
     if (m.seq >= caughtUpAt) this.resolveReady();
   }
 
-  /**
-   * The kept frames after `c` (and whether some are gone), and from now on every new frame through
-   * `s`, atomically: no frame is missed or sent twice between the two.
-   */
-  attach(c: Cursor, s: Subscriber): { frames: Frame[]; gap: boolean; detach: () => void } {
-    const { frames, gap } = this.ring?.since(c) ?? { frames: [], gap: false };
+  /** Calls `s` with the new frames of each message from now on (a nudge: clients read the ring). */
+  subscribe(s: Subscriber): () => void {
     this.subscribers.add(s);
-    return { frames, gap, detach: () => this.subscribers.delete(s) };
+    return () => this.subscribers.delete(s);
+  }
+
+  /** At most `limit` kept frames after `c`. */
+  after(c: Cursor, limit: number): Frame[] {
+    return this.ring?.after(c, limit) ?? [];
+  }
+
+  /** Whether frames after `c` are no longer kept. */
+  missed(c: Cursor): boolean {
+    return this.ring?.missed(c) ?? false;
   }
 
   /** Where a new client without Last-Event-ID starts: after everything read so far. */
@@ -173,45 +178,68 @@ export function eventsRoutes(opts: EventsRoutesOptions): FastifyPluginAsync {
       });
       req.raw.socket.setNoDelay(true);
       req.raw.socket.setKeepAlive(true, 30_000);
+      res.flushHeaders();
+
+      // The client's place in the log: every frame at or before it was written or filtered out.
       let cursor: Cursor = lastId?.data ?? hub.now();
       let closed = false;
-      let detach = () => undefined as unknown;
-      let heartbeat: NodeJS.Timeout | undefined;
-
+      /** The socket is full: nothing more is written until it drains. */
+      let full = false;
+      /** Bytes of frames published while the socket was full (reset on drain). */
+      let pending = 0;
       const finish = (why: string | undefined) => {
         if (closed) return;
         closed = true;
-        detach();
+        unsubscribe();
         clearInterval(heartbeat);
         open.delete(finish);
-        if (why !== undefined) {
-          res.end(sseComment(why));
-          // A client that takes nothing more must not hold the socket: destroy it after a grace.
-          setTimeout(() => res.destroy(), closeGraceMs).unref();
-        }
+        if (why === undefined) return;
+        res.end(sseComment(why));
+        // A client that takes nothing more must not hold the socket: destroyed after a grace.
+        setTimeout(() => res.destroy(), closeGraceMs).unref();
       };
-      const write = (text: string): boolean => {
-        if (closed) return false;
-        res.write(text);
-        const verdict = slowConsumerVerdict(res.writableLength, maxBufferedBytes);
-        if (verdict) {
-          opts.log.warn("events: slow consumer disconnected", {
-            remote: req.ip,
-            buffered: res.writableLength,
-            bound: maxBufferedBytes,
+      const write = (text: string) => {
+        if (!res.write(text) && !full) {
+          full = true;
+          res.once("drain", () => {
+            full = false;
+            pending = 0;
+            pump();
           });
-          finish(verdict);
-          return false;
-        }
-        return true;
-      };
-      const send = (frames: readonly Frame[]) => {
-        for (const f of frames) {
-          if (compareCursor(f.cursor, cursor) <= 0) continue;
-          cursor = f.cursor;
-          if (wanted(types, f.eventType) && !write(f.text)) return;
         }
       };
+      /** Writes the frames after the cursor until the socket is full or none is left. */
+      const pump = () => {
+        while (!closed && !full) {
+          const frames = hub.after(cursor, 256);
+          if (frames.length === 0) return;
+          for (const f of frames) {
+            cursor = f.cursor;
+            if (wanted(types, f.eventType)) write(f.text);
+            if (full) break;
+          }
+        }
+      };
+      const slow = (why: string) => {
+        opts.log.warn("events: slow consumer disconnected", { remote: req.ip, why });
+        finish(why);
+      };
+      const unsubscribe = hub.subscribe((frames) => {
+        if (closed) return;
+        if (!full) return pump();
+        for (const f of frames) pending += f.text.length;
+        const verdict = slowConsumerVerdict(pending, maxBufferedBytes, hub.missed(cursor));
+        if (verdict) slow(verdict);
+      });
+      const heartbeat = setInterval(() => {
+        if (!full) write(sseComment("heartbeat"));
+      }, heartbeatMs);
+      open.add(finish);
+      res.on("close", () => finish(undefined));
+      res.on("error", (err) => {
+        opts.log.debug("events: client socket error", { err: errorMessage(err) });
+        finish(undefined);
+      });
 
       if (wanted(types, "event_stream_attached"))
         write(
@@ -221,25 +249,13 @@ export function eventsRoutes(opts: EventsRoutesOptions): FastifyPluginAsync {
             remoteAddress: req.ip,
           }),
         );
-      if (closed) return;
-      const attached = hub.attach(cursor, send);
-      detach = attached.detach;
-      const { frames, gap } = attached;
-      if (gap)
+      if (lastId && hub.missed(cursor))
         write(
           sseComment(
             `resume point ${header ?? ""} is older than the events kept here: some events after it were missed; reload state from /v2/apps`,
           ),
         );
-      send(frames);
-      if (closed) return;
-      heartbeat = setInterval(() => write(sseComment("heartbeat")), heartbeatMs);
-      open.add(finish);
-      res.on("close", () => finish(undefined));
-      res.on("error", (err) => {
-        opts.log.debug("events: client socket error", { err: errorMessage(err) });
-        finish(undefined);
-      });
+      pump();
     });
   };
 }
