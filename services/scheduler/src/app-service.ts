@@ -29,6 +29,7 @@ import { AppStore } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver, QueueEntry, TaskEntry } from "./framework.js";
 import { applyGroup, type GroupRequest, type GroupResult } from "./groups.js";
+import { AppLockedError } from "./locks.js";
 import { rollBack } from "./rollback.js";
 
 export interface SchedulerLeader {
@@ -47,18 +48,7 @@ export interface SchedulerRef {
   abdicate?(): Promise<void>;
 }
 
-/**
- * A change refused because deployments run for its app (Marathon's 409 "App is locked by one or
- * more deployments"). A FAILED_PRECONDITION that names the deployments, so a transport can list them.
- */
-export class AppLockedError extends FailedPreconditionError {
-  constructor(
-    readonly appId: string,
-    readonly deploymentIds: string[],
-  ) {
-    super(`app ${appId} is locked by deployment ${deploymentIds.join(", ")}; override with force (--force)`);
-  }
-}
+export { AppLockedError } from "./locks.js";
 
 /** An app with its aggregate version (what views need). */
 export interface AppRead {

@@ -45,6 +45,7 @@ import {
 } from "@drover/core";
 import type { AggregateRead, EventStore, Leadership, PreparedChange } from "@drover/store";
 import type { ChangeHook, MadeChange, ManyChangeHook } from "./apps.js";
+import { AppLockedError } from "./locks.js";
 
 /** The least time between two progress writes of one deployment. */
 export const PROGRESS_WRITE_MS = 2000;
@@ -446,11 +447,12 @@ export class DeploymentStore implements DeploymentView {
       changes: (made: readonly MadeChange[]) => {
         const blocking = [...new Set(made.flatMap((m) => this.running.get(m.appId) ?? []))].sort();
         if (blocking.length > 0 && !force)
-          throw new FailedPreconditionError(
-            `apps ${made
+          throw new AppLockedError(
+            made
               .filter((m) => this.running.has(m.appId))
               .map((m) => m.appId)
-              .join(", ")} are locked by deployment(s) ${blocking.join(", ")}; override with force (--force)`,
+              .join(", "),
+            blocking,
           );
         steps = planSteps(
           made.map((m) => ({ appId: m.appId, change: m.change })),

@@ -93,7 +93,9 @@ export function groupTarget(
           (id) => target.has(id) || (groupId !== "/" && isUnder(id, groupId)),
         );
         if (taken !== undefined)
-          throw new AlreadyExistsError(`group ${groupId} (it holds app ${taken} already): use group update`);
+          throw new AlreadyExistsError(`group ${groupId}`, {
+            message: `Group ${groupId} is already created (it holds app ${taken}). Use PUT to change this group.`,
+          });
       } else
         for (const id of existing.keys())
           if (isUnder(id, groupId) && !target.has(id)) target.set(id, undefined);

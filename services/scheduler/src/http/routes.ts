@@ -1,8 +1,9 @@
 /**
  * The Marathon /v2 endpoints (../shared/marathon/API.md) over the application service. Each
  * handler checks its input (query: http/query.ts; bodies: the app model's zod schemas through
- * AppStore.parse), calls the service and prints a view (http/views.ts). Not here: /v2/groups (its
- * own module, being reworked), /v2/events (http/events.ts, registered through the server's plugins).
+ * AppStore.parse), calls the service and prints a view (http/views.ts). /v2/groups is in
+ * http/groups.ts (registered from here, with this module's view context); /v2/events in
+ * http/events.ts (registered through the server's plugins).
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -29,6 +30,7 @@ import { z } from "zod";
 import { type AppService, DeploymentIdSchema, parseAppJson } from "../app-service.js";
 import type { TaskEntry } from "../framework.js";
 import { BadRequestError, NotImplementedError } from "./errors.js";
+import { registerGroupRoutes } from "./groups.js";
 import {
   bool,
   embeds,
@@ -244,6 +246,8 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     }
     return result(last, version, reply);
   };
+
+  registerGroupRoutes(app, deps, context);
 
   // ------------------------------------------------------------------------------- /v2/apps
 

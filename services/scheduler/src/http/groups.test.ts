@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createLogger } from "@drover/common";
+import { SchedulerConfigSchema } from "@drover/config";
+import { memoryStore } from "@drover/testing";
+import type { FastifyInstance } from "fastify";
+import { AppService, type SchedulerLeader } from "../app-service.js";
+import { AppStore } from "../apps.js";
+import { DeploymentStore } from "../deployments.js";
+import { FrameworkDriver } from "../framework.js";
+import { groupEmbeds, parseGroupPath } from "./groups.js";
+import { createHttpServer } from "./server.js";
+
+const log = createLogger("test", "error");
+
+async function server(): Promise<{ http: FastifyInstance; apps: AppStore; deployments: DeploymentStore }> {
+  const m = memoryStore({ service: "scheduler" });
+  const apps = new AppStore(m.store, m.leadership);
+  const deployments = new DeploymentStore(m.store, m.leadership, log);
+  const framework = new FrameworkDriver({
+    config: SchedulerConfigSchema.parse({}),
+    log,
+    apps: () => apps.records(),
+    deployments,
+    loadFrameworkId: async () => undefined,
+    saveFrameworkId: async () => {},
+  });
+  const leader: SchedulerLeader = { apps, deployments, framework, changed: () => {} };
+  const http = await createHttpServer({
+    service: new AppService({ current: () => leader, leaderAddress: async () => "l:1", self: "l:1" }),
+    log,
+    registry: { metrics: async () => "", contentType: "text/plain" },
+    selfHttp: "127.0.0.1:8080",
+    leaderHttp: async () => "127.0.0.1:8080",
+    info: {
+      frameworkName: "drover-scheduler",
+      frameworkId: () => "fw-1",
+      masters: [],
+      role: "*",
+      failoverTimeoutSeconds: 60,
+      httpPort: 8080,
+    },
+  });
+  return { http, apps, deployments };
+}
+
+const app = (id: string, over: Record<string, unknown> = {}) => ({
+  id,
+  cmd: "sleep 1000",
+  instances: 1,
+  cpus: 0.1,
+  mem: 32,
+  ...over,
+});
+
+const SHOP = {
+  id: "/shop",
+  apps: [app("db"), app("web", { dependencies: ["db"] })],
+  groups: [{ id: "jobs", apps: [app("mail")] }],
+};
+
+test("paths and embeds of /v2/groups are read, and refused by name when unknown", () => {
+  assert.deepEqual(parseGroupPath("shop/jobs"), { kind: "group", id: "/shop/jobs" });
+  assert.deepEqual(parseGroupPath("shop/apps"), { kind: "apps", id: "/shop" });
+  assert.deepEqual(parseGroupPath(""), { kind: "group", id: "/" });
+  assert.deepEqual(parseGroupPath("shop/versions/2026-01-01T00:00:00.000Z"), {
+    kind: "version",
+    id: "/shop",
+    version: "2026-01-01T00:00:00.000Z",
+  });
+  const d = groupEmbeds({});
+  assert.equal(d.apps && d.groups && d.pods, true);
+  const e = groupEmbeds({ embed: "group.apps.tasks,group.groups" });
+  assert.deepEqual([e.apps, e.groups, e.pods, [...e.app]], [true, true, false, ["tasks"]]);
+  assert.throws(() => groupEmbeds({ embed: "group.nope" }), /embed: unknown 'group.nope'/);
+});
+
+test("POST /v2/groups creates every app as one deployment; GET shows the tree; dryRun, scaleBy, DELETE", async () => {
+  const { http, apps, deployments } = await server();
+  const created = await http.inject({ method: "POST", url: "/v2/groups", payload: SHOP });
+  assert.equal(created.statusCode, 201, created.body);
+  assert.equal(created.headers.location, "/v2/groups/shop");
+  const result = created.json() as { deploymentId: string; version: string };
+  assert.equal(created.headers["marathon-deployment-id"], result.deploymentId);
+  assert.deepEqual(
+    deployments
+      .get(result.deploymentId)
+      .apps.map((a) => a.appId)
+      .sort(),
+    ["/shop/db", "/shop/jobs/mail", "/shop/web"],
+  );
+  assert.equal(apps.records().size, 3);
+
+  const again = await http.inject({ method: "POST", url: "/v2/groups", payload: SHOP });
+  assert.equal(again.statusCode, 409);
+  assert.match((again.json() as { message: string }).message, /Group \/shop is already created/);
+
+  const tree = (await http.inject({ url: "/v2/groups/shop" })).json() as {
+    id: string;
+    apps: { id: string }[];
+    groups: { id: string; apps: { id: string }[] }[];
+    pods: unknown[];
+  };
+  assert.equal(tree.id, "/shop");
+  assert.deepEqual(
+    tree.apps.map((a) => a.id),
+    ["/shop/db", "/shop/web"],
+  );
+  assert.deepEqual(
+    tree.groups.map((g) => [g.id, g.apps.map((a) => a.id)]),
+    [["/shop/jobs", ["/shop/jobs/mail"]]],
+  );
+  assert.deepEqual(tree.pods, []);
+  const root = (await http.inject({ url: "/v2/groups?embed=group.groups" })).json() as Record<
+    string,
+    unknown
+  >;
+  assert.equal(root.apps, undefined, "only what embed asks for");
+  assert.equal((await http.inject({ url: "/v2/groups/nothing" })).statusCode, 404);
+
+  // A change while the creation's deployment runs: 409 naming it, unless forced.
+  const changed = {
+    ...SHOP,
+    groups: [],
+    apps: [app("db", { env: { V: "2" } }), app("web", { dependencies: ["db"] })],
+  };
+  const locked = await http.inject({ method: "PUT", url: "/v2/groups/shop", payload: changed });
+  assert.equal(locked.statusCode, 409, locked.body);
+  assert.deepEqual((locked.json() as { deployments: { id: string }[] }).deployments, [
+    { id: result.deploymentId },
+  ]);
+
+  const dry = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop?dryRun=true&force=true",
+    payload: changed,
+  });
+  assert.equal(dry.statusCode, 200, dry.body);
+  assert.deepEqual(dry.json(), {
+    steps: [
+      { actions: [{ action: "StopApplication", app: "/shop/jobs/mail" }] },
+      { actions: [{ action: "RestartApplication", app: "/shop/db" }] },
+    ],
+  });
+  assert.equal(apps.records().size, 3, "a dry run changes nothing");
+
+  const put = await http.inject({ method: "PUT", url: "/v2/groups/shop?force=true", payload: changed });
+  assert.equal(put.statusCode, 200, put.body);
+  assert.equal(apps.record("/shop/jobs/mail"), undefined, "left out of the definition: removed");
+  assert.equal(apps.record("/shop/db")?.spec.env.V, "2");
+
+  const scaled = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop?force=true",
+    payload: { scaleBy: 3 },
+  });
+  assert.equal(scaled.statusCode, 200, scaled.body);
+  assert.equal(apps.record("/shop/web")?.spec.instances, 3);
+
+  const refused = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop",
+    payload: { version: "2026-01-01T00:00:00Z" },
+  });
+  assert.equal(refused.statusCode, 422);
+  assert.match(refused.body, /version/);
+
+  const bad = await http.inject({
+    method: "POST",
+    url: "/v2/groups",
+    payload: { id: "/bad", apps: [app("a", { cpus: "many" })] },
+  });
+  assert.equal(bad.statusCode, 422);
+  assert.equal((bad.json() as { details: { path: string }[] }).details[0]?.path, "/apps(0)/cpus");
+
+  const deleted = await http.inject({ method: "DELETE", url: "/v2/groups/shop?force=true" });
+  assert.equal(deleted.statusCode, 200, deleted.body);
+  assert.equal(apps.records().size, 0);
+  await http.close();
+});
