@@ -59,6 +59,14 @@ describe("backoff", () => {
     assert.equal(recordHealthy(fresh, 0, 1_000_000), fresh);
   });
 
+  it("is not reset by an instance that was already running when another one failed", () => {
+    const failed = recordFailure(recordFailure(initialBackoff(), 50_000), 51_000);
+    // Running since before the failures, for far longer than resetAfterMs: the failing instance is not healed.
+    assert.equal(recordHealthy(failed, 1_000, 200_000), failed);
+    // One that started running after the last failure and kept running does reset it.
+    assert.deepEqual(recordHealthy(failed, 52_000, 82_000), initialBackoff());
+  });
+
   it("uses a custom policy and survives a huge failure count", () => {
     const p: BackoffPolicy = { initialMs: 100, factor: 3, maxMs: 5000, resetAfterMs: 1000 };
     assert.equal(backoffDelayMs(1, p), 100);

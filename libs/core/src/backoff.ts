@@ -62,7 +62,10 @@ export function recordFailure(
 
 /**
  * A task of the app has been RUNNING since `runningSinceMs`. Once it has run for `resetAfterMs`
- * the backoff resets. Returns `s` itself when nothing changes, so callers can skip a write.
+ * the backoff resets, if it started running after the last failure: an instance that was already
+ * running when another one failed says nothing about the failing one (three stable instances must
+ * not reset the backoff of a fourth that keeps failing). Returns `s` itself when nothing changes,
+ * so callers can skip a write.
  */
 export function recordHealthy(
   s: BackoffState,
@@ -71,6 +74,7 @@ export function recordHealthy(
   p: BackoffPolicy = DEFAULT_BACKOFF,
 ): BackoffState {
   if (s.failures === 0 && s.delayUntilMs === 0 && s.lastFailureMs === 0) return s;
+  if (runningSinceMs < s.lastFailureMs) return s;
   return nowMs - runningSinceMs >= p.resetAfterMs ? initialBackoff() : s;
 }
 
