@@ -39,7 +39,13 @@ function current(): Cluster {
 }
 
 before(async () => {
-  cluster = await startCluster({ agents: 1, schedulers: 2 });
+  // Host ports of a window of our own: other clusters on this Docker host use 31000 and up.
+  const base = 20_000 + Math.floor(Math.random() * 90) * 100;
+  cluster = await startCluster({
+    agents: 1,
+    schedulers: 2,
+    env: { DROVER_AGENT_PORTS: `${base}-${base + 99}` },
+  });
   const urls = cluster.schedulers.map((s) => httpUrlOf(s) ?? "");
   assert.ok(
     urls.every((u) => u !== ""),

@@ -57,6 +57,16 @@ const LeaderHttpSchema = z.object({ grpc: z.string(), http: z.string().regex(/^[
  * leader elected now (its gRPC address is the election's value); otherwise none is known.
  */
 async function leaderHttp(): Promise<string | undefined> {
+  // A follower forwards every request: the answer is kept 500 ms (two etcd reads per request otherwise).
+  const now = Date.now();
+  if (leaderHttpCache && now - leaderHttpCache.atMs < 500) return leaderHttpCache.http;
+  const http = await readLeaderHttp();
+  leaderHttpCache = http === undefined ? undefined : { http, atMs: now };
+  return http;
+}
+let leaderHttpCache: { http: string; atMs: number } | undefined;
+
+async function readLeaderHttp(): Promise<string | undefined> {
   const grpc = await election.leader();
   if (grpc === undefined) return undefined;
   if (grpc === config.advertise) return current ? httpAdvertise : undefined;
