@@ -3,10 +3,10 @@
  * one line on stderr (naming the field when the input is wrong) and a non-zero exit.
  */
 import { readFileSync } from "node:fs";
-import { connectBus, followEvents } from "@drover/bus";
+import { connectBus, eventStreamBounds, followEventMessages, followEvents } from "@drover/bus";
 import { createLogger, errorMessage, InvalidArgumentError, LeaderClient, printable } from "@drover/common";
 import { type CliConfig, loadCliConfig } from "@drover/config";
-import { formatIssues, parseAppSpecJson } from "@drover/core";
+import { formatIssues, MarathonEventMapper, parseAppSpecJson } from "@drover/core";
 import {
   type App,
   fromWireState,
@@ -53,7 +53,9 @@ ${GROUP_USAGE}
   framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
   agent list                 list agents
-  events [--from-start]      follow the cluster's events live
+  events [--from-start] [--marathon]
+                             follow the cluster's events live (--marathon: as Marathon's /v2/events
+                             sends them, one JSON per line with --json)
   admin verify-log           replay the event log and compare with the stored projections
 
 environment: DROVER_SCHEDULERS, DROVER_MASTERS, DROVER_NATS_SERVERS, DROVER_ETCD_ENDPOINTS`;
@@ -465,18 +467,20 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
     const fromStart = flag(args, "--from-start");
     const log = createLogger("cli", "warn");
     const bus = await connectBus(config.natsServers, "drover-cli", log);
-    const stop = await followEvents(
-      bus,
-      log,
-      (e) => {
-        process.stdout.write(
-          json
-            ? `${JSON.stringify(e)}\n`
-            : `${new Date(e.atMs).toISOString()}  rev ${e.revision}  ${e.aggregate}/${e.id} v${e.version}  ${e.event.type}\n`,
+    const stop = flag(args, "--marathon")
+      ? await followMarathonEvents(bus, log, fromStart, json)
+      : await followEvents(
+          bus,
+          log,
+          (e) => {
+            process.stdout.write(
+              json
+                ? `${JSON.stringify(e)}\n`
+                : `${new Date(e.atMs).toISOString()}  rev ${e.revision}  ${e.aggregate}/${e.id} v${e.version}  ${e.event.type}\n`,
+            );
+          },
+          { fromStart },
         );
-      },
-      { fromStart },
-    );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
@@ -545,3 +549,34 @@ try {
   await exit(1);
 }
 await exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+
+/**
+ * `drover events --marathon`: the committed events as Marathon events (core's mapping, the same
+ * /v2/events serves). The whole retained stream is read to know each task's app and host, and only
+ * what is published from now on is printed (everything with --from-start).
+ */
+async function followMarathonEvents(
+  bus: Awaited<ReturnType<typeof connectBus>>,
+  log: ReturnType<typeof createLogger>,
+  fromStart: boolean,
+  json: boolean,
+): Promise<() => Promise<void>> {
+  const mapper = new MarathonEventMapper();
+  const { lastSeq } = await eventStreamBounds(bus);
+  const { stop } = await followEventMessages(
+    bus,
+    log,
+    (m) => {
+      const placed = mapper.map(m.seq, m.events);
+      if (!fromStart && m.seq <= lastSeq) return;
+      for (const p of placed)
+        process.stdout.write(
+          json
+            ? `${JSON.stringify(p.event)}\n`
+            : `${p.event.timestamp}  ${p.event.eventType}  ${JSON.stringify(p.event)}\n`,
+        );
+    },
+    { startSeq: 1 },
+  );
+  return stop;
+}
