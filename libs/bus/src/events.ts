@@ -76,10 +76,13 @@ const enc = new TextEncoder();
 export function eventMessages(events: LoggedEvent[], maxBytes = MAX_EVENT_MESSAGE_BYTES): RelayMessage[] {
   const out: RelayMessage[] = [];
   const sorted = [...events].sort((a, b) => {
-    if (a.revision !== b.revision) {
-      const d = BigInt(a.revision) - BigInt(b.revision);
-      return d < 0n ? -1 : 1;
-    }
+    // Revisions are decimal integers without leading zeros: the shorter is the smaller.
+    if (a.revision !== b.revision)
+      return a.revision.length !== b.revision.length
+        ? a.revision.length - b.revision.length
+        : a.revision < b.revision
+          ? -1
+          : 1;
     return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
   });
   // An event's bytes in a batch: its JSON, its revision field and a comma.

@@ -1,10 +1,11 @@
 /**
  * The agent: keeps a session with the master leader (register with resources, attributes
  * and the tasks it runs; heartbeats; launch and kill commands), runs tasks through the
- * executor and sends each status update to the master over JetStream until it is stored.
+ * executor and sends each status update to the master over JetStream until it is stored (updates
+ * that come together share a message: StatusOutbox).
  */
 import { randomUUID } from "node:crypto";
-import { type Bus, publishStatus } from "@drover/bus";
+import { type Bus, publishStatuses, StatusOutbox } from "@drover/bus";
 import { closedByLeader, errorMessage, LeaderClient, type Logger, leaderHint, sleep } from "@drover/common";
 import type { AgentConfig } from "@drover/config";
 import {
@@ -62,6 +63,8 @@ export class Agent {
   /** The kill grace of the tasks launched here that have one (TaskInfo.run.killGracePeriodSeconds). */
   private readonly killGrace = new Map<string, number>();
   private readonly statusChains = new Map<string, Promise<void>>();
+  /** Status updates on their way to JetStream, several per message when they come together. */
+  private readonly outbox: StatusOutbox;
   private readonly abort = new AbortController();
   private readonly health: AgentHealth;
   private stream: ClientDuplexStream<AgentMessage, AgentCommand> | undefined;
@@ -77,6 +80,9 @@ export class Agent {
     private readonly options: AgentOptions = {},
   ) {
     this.masters = new LeaderClient(MasterClient, config.masters);
+    this.outbox = new StatusOutbox((updates) =>
+      publishStatuses(this.bus, this.id.agentId, updates, this.log, this.abort.signal),
+    );
     this.health = new AgentHealth({
       ...options.health,
       log,
@@ -318,16 +324,10 @@ export class Agent {
 
   private setStatus(taskId: string, status: TaskStatus): void {
     this.tasks.set(taskId, { taskId, status });
-    const prev = this.statusChains.get(taskId) ?? Promise.resolve();
-    const next = prev
-      .then(() =>
-        publishStatus(
-          this.bus,
-          { agentId: this.id.agentId, taskId, status },
-          this.log,
-          this.abort.signal,
-        ).then(() => this.options.onStatusPublished?.()),
-      )
+    // The outbox keeps each task's updates in order (one message in flight per agent).
+    const next = this.outbox
+      .push({ taskId, status })
+      .then(() => this.options.onStatusPublished?.())
       .catch((err: unknown) => this.log.error("status update dropped", { taskId, err: errorMessage(err) }));
     this.statusChains.set(taskId, next);
     void next.then(() => {

@@ -133,7 +133,7 @@ export class MasterLeader {
     if (this.bus)
       this.stopStatus = await consumeStatus(this.bus, this.log, (m) => {
         this.hooks.onStatus?.();
-        return this.tasks.onStatus(m);
+        return this.tasks.onStatuses(m);
       });
   }
 

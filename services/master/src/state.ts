@@ -26,6 +26,7 @@ import {
   CommitQueue as Queue,
   type UnitChange,
 } from "@drover/store";
+import { TaskInfoInterner } from "./intern.js";
 
 interface Entry<S> {
   state: S | undefined;
@@ -46,6 +47,8 @@ export class MasterState {
   readonly tasks: Map<string, Entry<TaskRecord>>;
   readonly agents: Map<string, Entry<AgentRecord>>;
   readonly frameworks: Map<string, Entry<FrameworkRecord>>;
+  /** Shares the repeated parts of task records (intern.ts): launches and loaded tasks go through it. */
+  readonly interner = new TaskInfoInterner();
 
   constructor(
     private readonly store: EventStore,
@@ -68,6 +71,15 @@ export class MasterState {
 
   async load(): Promise<void> {
     for (const def of Object.values(DEFS)) await this.cache.load(this.store, def);
+    // The loaded tasks share their repeated parts (replaced in place: the indexes keep ids and
+    // sums, equal before and after).
+    for (const e of this.tasks.values())
+      if (e.state)
+        e.state = {
+          ...e.state,
+          info: this.interner.info(e.state.info),
+          status: this.interner.status(e.state.status),
+        };
     this.log.info("state loaded", {
       tasks: this.tasks.size,
       agents: this.agents.size,

@@ -309,3 +309,83 @@ test("a status update for an unknown task writes nothing and is acknowledged whi
   assert.equal(stateOf(m, "nobody.1"), undefined);
   await m.leader.stop();
 });
+
+test("a task's STARTING and RUNNING from one status message are applied in order as one change of one transaction", async () => {
+  const { m, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  const version = () => m.leader.state.tasks.get(id)?.version ?? 0;
+  const before = version();
+  const starting = statusOf(m, "a1", id, "TASK_STARTING").status;
+  const running = statusOf(m, "a1", id, "TASK_RUNNING").status;
+  await m.leader.tasks.onStatuses({ agentId: "a1", taskId: id, statuses: [starting, running] });
+  assert.equal(stateOf(m, id), "TASK_RUNNING");
+  assert.equal(version(), before + 2, "one event per change");
+  assert.equal(m.kv.writeTxnCount, 1);
+  assert.deepEqual(
+    m.reports.map((r) => [r.units, r.changes, r.ops]),
+    [[1, 1, 3]],
+    "one unit: two events and one projection",
+  );
+  assert.deepEqual(
+    fw.conn.updatesOf(id).map((u) => updateState(u)),
+    ["TASK_STARTING", "TASK_RUNNING"],
+  );
+  assert.equal((await verifyLog(m.store)).ok, true);
+  // Redelivered: nothing applies again.
+  await m.leader.tasks.onStatuses({ agentId: "a1", taskId: id, statuses: [starting, running] });
+  assert.equal(version(), before + 2);
+  await m.leader.stop();
+});
+
+test("a batch is decided update by update: an older update in it is skipped, KILLING + FAILED is KILLED", async () => {
+  const { m, fw, ids } = await withTasks(2);
+  const [a, b] = ids as [string, string];
+  const t0 = m.clock.now();
+  // a: RUNNING, then a STARTING (older: out of state order) and FINISHED.
+  await m.leader.tasks.onStatuses({
+    agentId: "a1",
+    taskId: a,
+    statuses: [
+      statusOf(m, "a1", a, "TASK_RUNNING", { timestampMs: t0 }).status,
+      statusOf(m, "a1", a, "TASK_STARTING", { timestampMs: t0 + 1 }).status,
+      statusOf(m, "a1", a, "TASK_FINISHED", { timestampMs: t0 + 2, exitCode: 0 }).status,
+    ],
+  });
+  assert.deepEqual(
+    fw.conn.updatesOf(a).map((u) => updateState(u)),
+    ["TASK_RUNNING", "TASK_FINISHED"],
+  );
+  // b: killed, then the agent's RUNNING and FAILED arrive together.
+  await m.leader.kill(fw.frameworkId, b);
+  assert.equal(stateOf(m, b), "TASK_KILLING");
+  await m.leader.tasks.onStatuses({
+    agentId: "a1",
+    taskId: b,
+    statuses: [
+      statusOf(m, "a1", b, "TASK_RUNNING").status,
+      statusOf(m, "a1", b, "TASK_FAILED", { exitCode: 137 }).status,
+    ],
+  });
+  assert.equal(stateOf(m, b), "TASK_KILLED");
+  assert.equal(updateState(fw.conn.updatesOf(b).at(-1)), "TASK_KILLED");
+  await m.leader.stop();
+});
+
+test("a batch whose task changed before its commit is applied one update at a time (each checked again)", async () => {
+  const { m, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  // A kill is queued first: when the batch's turn comes the task is KILLING, not what it decided on.
+  const kill = m.leader.kill(fw.frameworkId, id);
+  const batch = m.leader.tasks.onStatuses({
+    agentId: "a1",
+    taskId: id,
+    statuses: [
+      statusOf(m, "a1", id, "TASK_STARTING").status,
+      statusOf(m, "a1", id, "TASK_FAILED", { exitCode: 137 }).status,
+    ],
+  });
+  await Promise.all([kill, batch]);
+  assert.equal(stateOf(m, id), "TASK_KILLED", "FAILED of a KILLING task is KILLED");
+  assert.equal((await verifyLog(m.store)).ok, true);
+  await m.leader.stop();
+});

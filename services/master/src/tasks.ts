@@ -12,7 +12,7 @@
  * it if it comes back (reconcileAgentReport kills reported tasks the master holds terminal).
  */
 import { randomUUID } from "node:crypto";
-import type { StatusMessage } from "@drover/bus";
+import type { StatusMessage, TaskStatusUpdates } from "@drover/bus";
 import { errorMessage, InvalidArgumentError, NotFoundError, quote } from "@drover/common";
 import {
   addResources,
@@ -117,7 +117,8 @@ export class TaskLifecycle {
               events: [
                 {
                   type: "TaskLaunched" as const,
-                  info: t,
+                  // Its app's repeated parts shared with its other tasks (intern.ts).
+                  info: this.ctx.state.interner.info(t),
                   status: {
                     state: "TASK_STAGING" as TaskState,
                     message: "launch sent to agent",
@@ -175,21 +176,68 @@ export class TaskLifecycle {
       this.ctx.log.warn("status from a foreign agent ignored", { taskId: m.taskId, agentId: m.agentId });
       return;
     }
+    const status = this.decide(task.status, m.status, m.agentId);
+    if (status) await this.apply(task, status);
+  }
+
+  /**
+   * One task's updates from one status message, in order (STARTING and RUNNING sent together):
+   * each is decided against the status the previous one leaves, and those that apply are committed
+   * as ONE change of the task (its events in order, one group commit), then forwarded in order. If
+   * the task changed before the commit (a kill, say), they are applied one at a time instead.
+   */
+  async onStatuses(u: TaskStatusUpdates): Promise<void> {
+    const single = u.statuses.length === 1 ? u.statuses[0] : undefined;
+    if (single) return this.onStatus({ agentId: u.agentId, taskId: u.taskId, status: single });
+    const task = this.ctx.state.task(u.taskId);
+    const oneByOne = async () => {
+      for (const status of u.statuses) await this.onStatus({ agentId: u.agentId, taskId: u.taskId, status });
+    };
+    if (!task || task.info.agentId !== u.agentId) return oneByOne();
+    const from = task.status;
+    const apply: TaskStatus[] = [];
+    let current = from;
+    for (const s of u.statuses) {
+      const status = this.decide(current, s, u.agentId);
+      if (!status) continue;
+      apply.push(status);
+      current = status;
+    }
+    const [first] = apply;
+    if (!first) return;
+    if (apply.length === 1) return this.apply(task, first);
+    const ok = await this.ctx.state.commit(
+      [
+        {
+          kind: "task",
+          id: u.taskId,
+          events: apply.map((status) => ({ type: "TaskStatusUpdated" as const, status })),
+        },
+      ],
+      this.ctx.clock.now(),
+      // In commit order: decided on this very status (a change in between decides again, one by one).
+      () => this.ctx.state.task(u.taskId)?.status === from,
+    );
+    if (!ok) return oneByOne();
+    for (const status of apply) this.forward(task.info, status);
+    if (apply.some((s) => isTerminal(s.state))) this.changed();
+  }
+
+  /** What an agent's update of a task whose status is `current` changes: the status to apply, or none. */
+  private decide(current: TaskStatus, update: TaskStatus, agentId: string): TaskStatus | undefined {
     // A same-state update applies when it is a newer health or readiness update (task-health.ts).
-    if (!shouldApplyTaskStatus(task.status, m.status)) return;
+    if (!shouldApplyTaskStatus(current, update)) return undefined;
     // An update sent before the agent went away (delivered late, or resent) does not bring its task
     // back while the agent is away: its report at re-registration does. A terminal one is final.
     if (
-      task.status.state === "TASK_UNREACHABLE" &&
-      !isTerminal(m.status.state) &&
-      !this.agents.isConnected(m.agentId)
+      current.state === "TASK_UNREACHABLE" &&
+      !isTerminal(update.state) &&
+      !this.agents.isConnected(agentId)
     )
-      return;
-    if (task.status.state === "TASK_KILLING" && m.status.state === "TASK_FAILED") {
-      await this.apply(task, { ...m.status, state: "TASK_KILLED" });
-      return;
-    }
-    await this.apply(task, m.status);
+      return undefined;
+    if (current.state === "TASK_KILLING" && update.state === "TASK_FAILED")
+      return this.ctx.state.interner.status({ ...update, state: "TASK_KILLED" });
+    return this.ctx.state.interner.status(update);
   }
 
   /**

@@ -26,6 +26,9 @@ agent id (<prefix>-<i>), resources and attributes (rack=r<i%10>, zone=z<i%3>); t
   --run-ms A-B|forever        run time of a task without sleep/exit in its cmd (default forever)
   --failure-rate P            share of those runs that exit non-zero (default 0)
   --launch-failure-rate P     share of launches that fail (default 0)
+  --starting WHEN             when TASK_STARTING is reported: with-running (default: with what ends
+                              the start latency, so the agent sends both in one status message) or
+                              at-launch (as the Docker runtime does)
   --ramp-per-second R         agents started per second (default 200)
   --reconnect-spread-ms MS    after a lost session, each agent waits a random part of MS before it
                               registers again (default agents/ramp seconds, at most 20000)
@@ -107,6 +110,7 @@ const SimArgsSchema = z.strictObject({
     .default(null),
   failureRate: number(0, 1).default(0),
   launchFailureRate: number(0, 1).default(0),
+  starting: z.enum(["with-running", "at-launch"]).default("with-running"),
   rampPerSecond: number(0.1, 100_000).default(200),
   reconnectSpreadMs: integer(0, 600_000).optional(),
   statsIntervalS: number(0, 86_400).default(10),

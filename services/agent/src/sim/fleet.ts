@@ -49,6 +49,7 @@ export class SimFleet {
       runMs: config.runMs,
       failureRate: config.failureRate,
       launchFailureRate: config.launchFailureRate,
+      startingWithRunning: config.starting === "with-running",
     });
   }
 
