@@ -44,6 +44,13 @@ export interface CachedEntry {
 /** Told of every change of a cached aggregate's state (indexes kept incrementally). */
 export type CacheListener = (id: string, before: unknown, after: unknown) => void;
 
+/** What an aggregate the cache knows never existed is (shared: read-only, set() takes copies). */
+const NEW_ENTRY: CachedEntry = Object.freeze({
+  state: undefined,
+  version: 0,
+  modRevision: "0",
+}) as CachedEntry;
+
 export class AggregateCache {
   private readonly maps = new Map<string, Map<string, CachedEntry>>();
   private readonly complete = new Set<string>();
@@ -88,8 +95,14 @@ export class AggregateCache {
   usable(def: AnyDef, id: string): CachedEntry | undefined {
     const e = this.map(def).get(id);
     if (e && !e.stale) return e;
-    if (!e && this.complete.has(def.name)) return { state: undefined, version: 0, modRevision: "0" };
+    if (!e && this.complete.has(def.name)) return NEW_ENTRY;
     return undefined;
+  }
+
+  /** usable(def, id) === undefined, without building anything (the commit queue asks for every unit). */
+  needsRead(def: AnyDef, id: string): boolean {
+    const e = this.map(def).get(id);
+    return e ? e.stale === true : !this.complete.has(def.name);
   }
 
   markStale(def: AnyDef, id: string): void {
@@ -110,6 +123,8 @@ export interface UnitChange {
 
 interface Unit {
   changes: UnitChange[];
+  /** `<aggregate>/<id>` of each change (computed once). */
+  keys: string[];
   guard: (() => boolean) | undefined;
   attempts: number;
   resolve(committed: boolean): void;
@@ -185,7 +200,8 @@ export class CommitQueue {
    */
   commit(changes: UnitChange[], guard?: () => boolean): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ changes: mergeByAggregate(changes), guard, attempts: 0, resolve, reject });
+      const merged = mergeByAggregate(changes);
+      this.pending.push({ changes: merged, keys: merged.map(keyOf), guard, attempts: 0, resolve, reject });
       this.kick();
     });
   }
@@ -212,7 +228,7 @@ export class CommitQueue {
           if (this.inFlight.size > 0) await Promise.race(this.inFlight);
           continue;
         }
-        const keys = batch.flatMap((b) => b.unit.changes.map(keyOf));
+        const keys = batch.flatMap((b) => b.unit.keys);
         for (const k of keys) this.inFlightKeys.add(k);
         const sent: Promise<void> = this.send(batch).finally(() => {
           for (const k of keys) this.inFlightKeys.delete(k);
@@ -232,7 +248,7 @@ export class CommitQueue {
   private async readMissing(): Promise<void> {
     const wanted = new Map<string, UnitChange>();
     for (const u of this.pending.slice(0, LOOKAHEAD))
-      for (const c of u.changes) if (!this.o.cache.usable(c.def, c.id)) wanted.set(keyOf(c), c);
+      for (const c of u.changes) if (this.o.cache.needsRead(c.def, c.id)) wanted.set(keyOf(c), c);
     if (wanted.size === 0) return;
     const failed = new Map<string, unknown>();
     await Promise.all(
@@ -271,13 +287,19 @@ export class CommitQueue {
     // Only a window of the backlog is looked at; the rest keeps its order behind it.
     const window = this.pending.length > LOOKAHEAD ? this.pending.slice(0, LOOKAHEAD) : this.pending;
     const rest = this.pending.length > LOOKAHEAD ? this.pending.slice(LOOKAHEAD) : [];
-    for (const u of window) {
-      const keys = u.changes.map(keyOf);
+    for (let i = 0; i < window.length; i++) {
+      const u = window[i] as Unit;
+      if (full) {
+        // Nothing more is taken: the rest keeps its order, unprepared (and unexamined).
+        for (let j = i; j < window.length; j++) keep.push(window[j] as Unit);
+        break;
+      }
+      const keys = u.keys;
       const wait = () => {
         for (const k of keys) blocked.add(k);
         keep.push(u);
       };
-      if (full || keys.some((k) => used.has(k) || blocked.has(k) || this.inFlightKeys.has(k))) {
+      if (keys.some((k) => used.has(k) || blocked.has(k) || this.inFlightKeys.has(k))) {
         wait();
         continue;
       }
