@@ -9,7 +9,9 @@
  *   a new app: its first instances are a scale); `event_type` filters; `drover events --marathon`;
  * - a client resuming with Last-Event-ID gets every later event exactly once (compared with a client
  *   that never left);
- * - a client that stops reading is disconnected with a final comment saying why.
+ * - a client that stops reading is disconnected with a final comment saying why;
+ * - a follower scheduler's own HTTP server serves the stream (not forwarded), and the delay from a
+ *   task status's commit to its status_update_event at the client is measured.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -23,7 +25,14 @@ import { type Bus, connectBus } from "@drover/bus";
 import { createLogger, type Logger } from "@drover/common";
 import { eventsRoutes } from "@drover/scheduler/http/events";
 import Fastify, { type FastifyInstance } from "fastify";
-import { type Cluster, repoRoot, startCluster, waitFor, withClusterLogs } from "./harness/index.js";
+import {
+  type Cluster,
+  httpUrlOf,
+  repoRoot,
+  startCluster,
+  waitFor,
+  withClusterLogs,
+} from "./harness/index.js";
 
 interface SseFrame {
   id?: string;
@@ -144,7 +153,11 @@ async function appFile(name: string, def: Record<string, unknown>): Promise<stri
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "drover-events-"));
   // A host port range of its own: other clusters on this machine hold ports of the default range.
-  cluster = await startCluster({ agents: 1, agentEnv: () => ({ DROVER_AGENT_PORTS: "36100-36199" }) });
+  cluster = await startCluster({
+    schedulers: 2,
+    agents: 1,
+    agentEnv: () => ({ DROVER_AGENT_PORTS: "36100-36199" }),
+  });
   const log = recordingLogger(createLogger("events-test", "warn"));
   bus = await connectBus([cluster.infra.natsUrl], "events-test", log);
   server = Fastify();
@@ -412,5 +425,56 @@ test(
         slow.frames.length >= 1 && slow.frames.length < fast.frames.length,
         `${slow.frames.length} < ${fast.frames.length}`,
       );
+    }),
+);
+
+test(
+  "a follower scheduler serves /v2/events itself; commit-to-client delay of status_update_event",
+  { timeout: 300_000 },
+  (t) =>
+    withLogs(async () => {
+      // The follower: the replica whose /v2/info says it is not elected.
+      const infos = await Promise.all(
+        current().schedulers.map(async (p) => {
+          const url = httpUrlOf(p);
+          assert.ok(url, "a scheduler with an HTTP address");
+          const info = (await (await fetch(`${url}/v2/info`)).json()) as { elected?: boolean };
+          return { url, elected: info.elected === true };
+        }),
+      );
+      const follower = infos.find((i) => !i.elected);
+      assert.ok(follower && infos.some((i) => i.elected), JSON.stringify(infos));
+      const received: { taskId: unknown; delayMs: number }[] = [];
+      const sse = await SseClient.connect(`${follower.url}/v2/events?event_type=status_update_event`);
+      clients.push(sse);
+      assert.equal(sse.res.statusCode, 200);
+      assert.equal(sse.res.headers["x-accel-buffering"], "no");
+      sse.res.on("data", () => {
+        for (const f of sse.frames.slice(received.length))
+          received.push({
+            taskId: f.data?.taskId,
+            delayMs: Date.now() - Date.parse(String(f.data?.timestamp)),
+          });
+      });
+      const def = { id: "/sse-far", cmd: "sleep 600", cpus: 0.05, mem: 16, instances: 4 };
+      const add = await current().cli(["app", "add", await appFile("far", def)]);
+      assert.equal(add.code, 0, add.stderr);
+      await sse.until(
+        "4 tasks of /sse-far running, seen through the follower",
+        (fs) =>
+          new Set(
+            fs
+              .filter((f) => f.data?.appId === "/sse-far" && f.data?.taskStatus === "TASK_RUNNING")
+              .map((f) => f.data?.taskId),
+          ).size >= 4,
+      );
+      const delays = received.map((r) => r.delayMs).sort((a, b) => a - b);
+      const p50 = delays[Math.floor(delays.length / 2)] ?? Number.NaN;
+      const max = delays[delays.length - 1] ?? Number.NaN;
+      t.diagnostic(
+        `status_update_event commit-to-client delay through a follower: n=${delays.length} p50=${p50} ms max=${max} ms`,
+      );
+      // Unbuffered: each event arrives within a second of its commit (typically a few ms).
+      assert.ok(max < 1000, `delays ${delays.join(",")}`);
     }),
 );
