@@ -184,11 +184,7 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     const keys = Object.keys(body).filter((k) => k !== "id");
     if (current && keys.length === 1 && keys[0] === "version" && typeof body.version === "string") {
       const entry = await svc.version(id, body.version);
-      const out = await svc.update(
-        id,
-        { ...entry.spec, instances: entry.spec.instances },
-        { force, lockAll: true },
-      );
+      const out = await svc.update(id, entry.spec, { force, lockAll: true });
       return result(out.deploymentId, out.app && appVersionOf(out.app.record).version, reply);
     }
     if (!current) {
@@ -470,10 +466,8 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
 
   // ------------------------------------------------------------------------------ /v2/queue
 
-  app.get("/v2/queue", async (req) => {
-    const q = req.query as Query;
-    const embedOffers = values(q, "embed").some((e) => e === "lastUnusedOffers");
-    void embedOffers; // Drover keeps no offers: lastUnusedOffers is always empty.
+  // embed=lastUnusedOffers is accepted: Drover keeps no offers, so lastUnusedOffers is always empty.
+  app.get("/v2/queue", async () => {
     const ctx = await context();
     const l = await svc.leader();
     const queue = (await svc.queue()).flatMap((item) => {

@@ -301,6 +301,16 @@ test("apps: POST 201 with Location, GET with embeds and selectors, PUT partial, 
     const first = (await http.inject(`/v2/apps/prod/web/versions/${versions[versions.length - 1]}`)).json();
     assert.equal(first.cmd, "sleep 1000");
     assert.equal(first.instances, 2);
+    // PUT {"version"} alone rolls back to that version (python-marathon's rollback_app).
+    const rolled = await http.inject({
+      method: "PUT",
+      url: "/v2/apps/prod/web?force=true",
+      payload: { version: versions[versions.length - 1] },
+    });
+    assert.equal(rolled.statusCode, 200, rolled.body);
+    const back = (await http.inject("/v2/apps/prod/web")).json().app;
+    assert.equal(back.cmd, "sleep 1000");
+    assert.equal(back.instances, 2);
 
     const deep = `/${"g".repeat(28)}/${"a".repeat(30)}`;
     const long = await http.inject({ method: "POST", url: "/v2/apps", payload: { ...APP, id: deep } });
