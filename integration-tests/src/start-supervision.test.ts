@@ -81,8 +81,8 @@ function killIfOurs(pid: number, dir: string, signal: NodeJS.Signals): void {
 
 async function startScript(extraEnv: Record<string, string> = {}): Promise<Script> {
   const dir = await mkdtemp(join(tmpdir(), "drover-start-"));
-  const [etcdPort, etcdPeerPort, natsPort, masterPort, schedulerPort] = await Promise.all(
-    Array.from({ length: 5 }, () => freePort()),
+  const [etcdPort, etcdPeerPort, natsPort, masterPort, schedulerPort, httpPort] = await Promise.all(
+    Array.from({ length: 6 }, () => freePort()),
   );
   const master = `127.0.0.1:${masterPort}`;
   const scheduler = `127.0.0.1:${schedulerPort}`;
@@ -105,6 +105,7 @@ async function startScript(extraEnv: Record<string, string> = {}): Promise<Scrip
     DROVER_MASTER_ADVERTISE: master,
     DROVER_SCHEDULER_LISTEN: scheduler,
     DROVER_SCHEDULER_ADVERTISE: scheduler,
+    DROVER_SCHEDULER_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
     DROVER_MASTERS: master,
     DROVER_SCHEDULERS: scheduler,
     // deploy/test.sh removes task containers with this label (this test starts none)
@@ -234,6 +235,10 @@ test("start.sh restarts a killed scheduler with backoff, and SIGINT stops everyt
   const s = await startScript();
   try {
     await waitForOutput(s, "start.sh to print 'cluster ready'", /^drover: cluster ready/m, READY_MS);
+    // The Marathon API's URL is printed, and it answers.
+    const url = /^drover: Marathon +(http:\/\/\S+)\/v2\/apps/m.exec(s.output())?.[1];
+    assert.ok(url, describe(s));
+    assert.equal(await (await fetch(`${url}/ping`)).text(), "pong");
 
     // Every process was reported with its pid, and its pid file says the same.
     const first = new Map(s.pids().map((p) => [p.name, p.pid]));
