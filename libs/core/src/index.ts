@@ -21,3 +21,4 @@ export * from "./task-health.js";
 export * from "./task-state.js";
 export * from "./validation.js";
 export * from "./marathon/events.js";
+export * from "./jobs/index.js";

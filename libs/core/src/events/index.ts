@@ -3,6 +3,8 @@ import type { AggregateDef } from "./aggregate.js";
 import { AppAggregate } from "./app.js";
 import { DeploymentAggregate } from "./deployment.js";
 import { FrameworkAggregate } from "./framework.js";
+import { JobAggregate } from "./job.js";
+import { JobRunAggregate } from "./job-run.js";
 import { ResidencyAggregate } from "./residency.js";
 import { TaskAggregate } from "./task.js";
 
@@ -12,6 +14,8 @@ export * from "./app.js";
 export * from "./app-version.js";
 export * from "./deployment.js";
 export * from "./framework.js";
+export * from "./job.js";
+export * from "./job-run.js";
 export * from "./residency.js";
 export * from "./task.js";
 
@@ -23,4 +27,6 @@ export const AGGREGATES: Record<string, AggregateDef<unknown, { type: string }>>
   [FrameworkAggregate.name]: FrameworkAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [ResidencyAggregate.name]: ResidencyAggregate as unknown as AggregateDef<unknown, { type: string }>,
   [DeploymentAggregate.name]: DeploymentAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [JobAggregate.name]: JobAggregate as unknown as AggregateDef<unknown, { type: string }>,
+  [JobRunAggregate.name]: JobRunAggregate as unknown as AggregateDef<unknown, { type: string }>,
 };
