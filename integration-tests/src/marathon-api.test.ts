@@ -249,6 +249,28 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
       assert.equal(await (await fetch(`${base}/ping`)).text(), "pong");
       assert.match(await (await fetch(`${base}/metrics`)).text(), /# TYPE /);
     }
+    // The SSE plugin (http/events.ts) is registered: a follower serves /v2/events itself.
+    const abort = new AbortController();
+    const events = await fetch(`${followerUrl}/v2/events`, {
+      headers: { accept: "text/event-stream" },
+      signal: abort.signal,
+    });
+    assert.equal(events.status, 200);
+    assert.equal(events.headers.get("content-type")?.split(";")[0], "text/event-stream");
+    const reader = events.body?.getReader();
+    assert.ok(reader);
+    let received = "";
+    await waitFor(
+      "event_stream_attached on the follower's /v2/events",
+      async () => {
+        const chunk = await reader.read();
+        received += new TextDecoder().decode(chunk.value ?? new Uint8Array());
+        return received.includes("event: event_stream_attached") || chunk.done;
+      },
+      { timeoutMs: 20_000, intervalMs: 1 },
+    );
+    assert.match(received, /event: event_stream_attached/);
+    abort.abort();
     const info = (await call(followerUrl, "GET", "/v2/info")).json as { elected: boolean; leader: string };
     assert.equal(info.elected, false);
     assert.equal(`http://${info.leader}`, leaderUrl);
