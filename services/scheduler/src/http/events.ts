@@ -9,9 +9,11 @@
  * from the ring, then live ones, filtered by `event_type`. Nothing is announced that NATS has not
  * got from the master's relay, which publishes only what etcd committed.
  *
- * Flow control: a client whose socket holds more than `maxBufferedBytes` unsent is disconnected
- * with a final comment saying so (it can resume with Last-Event-ID); a comment heartbeat every
- * `heartbeatMs` keeps proxies and idle timeouts from closing a quiet stream.
+ * Flow control: a client is written only while its socket takes data (then it waits for the
+ * drain); one whose socket stays full while more than `maxBufferedBytes` of events are published,
+ * or that falls out of the ring, is disconnected with a final comment saying so (it can resume with
+ * Last-Event-ID); a comment heartbeat every `heartbeatMs` keeps proxies and idle timeouts from
+ * closing a quiet stream.
  */
 import { type Bus, type EventMessage, eventStreamBounds, followEventMessages } from "@drover/bus";
 import { errorMessage, type Logger } from "@drover/common";
@@ -31,12 +33,31 @@ import {
   wanted,
 } from "./events-sse.js";
 
+/** Where the committed log comes from: NATS (natsEventLog), or a fake in unit tests. */
+export interface EventLogSource {
+  /** The first and last stream sequence now. */
+  bounds(): Promise<{ firstSeq: number; lastSeq: number }>;
+  /** Calls `handler` with every message from `startSeq` on, in order; resolves to a stop function. */
+  follow(startSeq: number, handler: (m: EventMessage) => void): Promise<() => Promise<void>>;
+}
+
+/** The events stream on NATS JetStream, read with an ordered consumer (libs/bus followEventMessages). */
+export function natsEventLog(bus: Bus, log: Logger): EventLogSource {
+  return {
+    bounds: () => eventStreamBounds(bus),
+    follow: async (startSeq, handler) => (await followEventMessages(bus, log, handler, { startSeq })).stop,
+  };
+}
+
 export interface EventsRoutesOptions {
-  bus: Bus;
+  /** The NATS connection whose events stream is served (or give `source`). */
+  bus?: Bus;
+  /** Where the log comes from instead of `bus` (tests). */
+  source?: EventLogSource;
   log: Logger;
   /** Comment heartbeat period (default 15 000 ms). */
   heartbeatMs?: number;
-  /** Unsent bytes a client may hold before it is disconnected (default 8 MiB). */
+  /** Bytes of events that may be published while a client's socket stays full before it is disconnected (default 8 MiB). */
   maxBufferedBytes?: number;
   /** Recent frames kept for resuming clients (default 10 000 frames, 32 MiB). */
   keepFrames?: number;
@@ -65,8 +86,7 @@ export class MarathonEventHub {
   });
 
   constructor(
-    private readonly bus: Bus,
-    private readonly log: Logger,
+    private readonly source: EventLogSource,
     private readonly keep: { frames: number; bytes: number },
   ) {}
 
@@ -76,15 +96,12 @@ export class MarathonEventHub {
   }
 
   async start(): Promise<void> {
-    const { firstSeq, lastSeq: caughtUpAt } = await eventStreamBounds(this.bus);
+    const { firstSeq, lastSeq: caughtUpAt } = await this.source.bounds();
     const startSeq = Math.max(1, firstSeq);
     this.ring = new FrameRing(this.keep.frames, this.keep.bytes, startSeq);
     this.position = { seq: startSeq - 1, ord: Number.POSITIVE_INFINITY };
     if (caughtUpAt < startSeq) this.resolveReady();
-    const { stop } = await followEventMessages(this.bus, this.log, (m) => this.onMessage(m, caughtUpAt), {
-      startSeq,
-    });
-    this.stopFollowing = stop;
+    this.stopFollowing = await this.source.follow(startSeq, (m) => this.onMessage(m, caughtUpAt));
   }
 
   private onMessage(m: EventMessage, caughtUpAt: number): void {
@@ -135,7 +152,9 @@ export function eventsRoutes(opts: EventsRoutesOptions): FastifyPluginAsync {
   const closeGraceMs = opts.closeGraceMs ?? 10_000;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   return async (app) => {
-    const hub = new MarathonEventHub(opts.bus, opts.log, {
+    const source = opts.source ?? (opts.bus ? natsEventLog(opts.bus, opts.log) : undefined);
+    if (!source) throw new Error("eventsRoutes needs a bus or a source");
+    const hub = new MarathonEventHub(source, {
       frames: opts.keepFrames ?? 10_000,
       bytes: opts.keepBytes ?? 32 * 1024 * 1024,
     });
