@@ -2,14 +2,14 @@
  * The events stream read message by message, each with its JetStream stream sequence: for readers
  * that must resume exactly where they stopped (the scheduler's /v2/events, `Last-Event-ID`).
  *
- * How a message is decoded lives in `decodeEventMessage` only: a message carries one committed event
- * today (publishEvent). If the relay ever packs several events into one message, this function is the
- * one place that must learn it, and readers keep working (they receive `events` in commit order).
+ * A message carries one committed event or a batch of one transaction's events (the relay's
+ * eventMessages); `unpackEventMessage` (events.ts) is the one place that knows the packing, and
+ * this reader uses it, so it follows any change there (readers receive `events` in commit order).
  */
 import type { Logger } from "@drover/common";
 import { DeliverPolicy, JSONCodec } from "nats";
 import { type Bus, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX } from "./bus.js";
-import { type PublishedEvent, PublishedEventSchema } from "./events.js";
+import { type PublishedEvent, PublishedEventSchema, unpackEventMessage } from "./events.js";
 
 const jc = JSONCodec();
 
@@ -23,8 +23,7 @@ export interface EventMessage {
 /**
  * The committed events one message carries, in commit order, and what could not be read (an event
  * that fails PublishedEventSchema is left out and described in `invalid`; nothing throws).
- * Accepts a single envelope (what publishEvent writes) and, for a packed message, an array of them
- * or `{events: [...]}`.
+ * The packing is unpackEventMessage's.
  */
 export function decodeEventMessage(data: Uint8Array): { events: PublishedEvent[]; invalid: string[] } {
   let decoded: unknown;
@@ -33,14 +32,7 @@ export function decodeEventMessage(data: Uint8Array): { events: PublishedEvent[]
   } catch {
     return { events: [], invalid: ["undecodable JSON"] };
   }
-  const parts: unknown[] = Array.isArray(decoded)
-    ? decoded
-    : decoded !== null &&
-        typeof decoded === "object" &&
-        Array.isArray((decoded as { events?: unknown }).events) &&
-        !("aggregate" in decoded)
-      ? (decoded as { events: unknown[] }).events
-      : [decoded];
+  const parts = unpackEventMessage(decoded).events;
   const events: PublishedEvent[] = [];
   const invalid: string[] = [];
   for (const p of parts) {
