@@ -214,7 +214,7 @@ describe("marathon events", () => {
     ]);
     const plan = {
       id: DEP,
-      steps: [{ actions: [{ action: "StartApplication", app: "/web" }] }],
+      steps: [{ actions: [{ action: "RestartApplication", app: "/web" }] }],
       version: "2026-11-29T20:00:00.000Z",
     };
     assert.deepEqual(ok[0], [
@@ -222,7 +222,7 @@ describe("marathon events", () => {
         eventType: "deployment_info",
         timestamp: "2026-11-29T20:00:00.000Z",
         plan,
-        currentStep: { actions: [{ action: "StartApplication", app: "/web" }] },
+        currentStep: { actions: [{ action: "RestartApplication", app: "/web" }] },
       },
     ]);
     assert.deepEqual(
@@ -255,6 +255,59 @@ describe("marathon events", () => {
       (failed[2]?.[1]?.plan as { steps: { actions: { action: string }[] }[] } | undefined)?.steps[0]
         ?.actions[0]?.action,
       "RestartApplication",
+    );
+  });
+
+  it("a plan of several steps: deployment_step_success as each step's actions are done, the last with the success", () => {
+    const G = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    const out = mapAll([
+      ev("deployment", G, {
+        type: "DeploymentStarted",
+        id: G,
+        kind: "group",
+        groupId: "/g",
+        apps: [
+          { appId: "/g/db", toVersion: "2026-11-29T20:00:00.000Z" },
+          { appId: "/g/web", toVersion: "2026-11-29T20:00:00.000Z" },
+        ],
+        steps: [
+          {
+            actions: [
+              { action: "StartApplication", appId: "/g/db" },
+              { action: "StartApplication", appId: "/g/web" },
+            ],
+          },
+          { actions: [{ action: "ScaleApplication", appId: "/g/db" }] },
+          { actions: [{ action: "ScaleApplication", appId: "/g/web" }] },
+        ],
+      }),
+      ev("deployment", G, { type: "DeploymentActionsDone", appIds: ["/g/db"] }),
+      ev("deployment", G, { type: "DeploymentActionsDone", appIds: ["/g/web"] }),
+      ev("deployment", G, { type: "DeploymentSucceeded" }),
+    ]);
+    const info = out[0]?.[0];
+    assert.equal(info?.eventType, "deployment_info");
+    assert.deepEqual(
+      (info?.plan as { steps: { actions: { action: string; app: string }[] }[] } | undefined)?.steps.map(
+        (st) => st.actions.map((a) => `${a.action} ${a.app}`),
+      ),
+      [
+        ["StartApplication /g/db", "StartApplication /g/web"],
+        ["ScaleApplication /g/db"],
+        ["ScaleApplication /g/web"],
+      ],
+    );
+    assert.deepEqual(
+      out[1]?.map((e) => [e.eventType, e.currentStep]),
+      [["deployment_step_success", { actions: [{ action: "ScaleApplication", app: "/g/db" }] }]],
+    );
+    assert.deepEqual(out[2], [], "the last step ends with the success");
+    assert.deepEqual(
+      out[3]?.map((e) => [e.eventType, e.currentStep]),
+      [
+        ["deployment_step_success", { actions: [{ action: "ScaleApplication", app: "/g/web" }] }],
+        ["deployment_success", undefined],
+      ],
     );
   });
 

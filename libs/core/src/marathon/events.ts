@@ -13,8 +13,14 @@
  */
 import { z } from "zod";
 import type { AppSpec } from "../app.js";
+import { currentStepOf, type DeploymentPlanStep } from "../deployment/plan.js";
 import { type AppEvent, appVersionAt } from "../events/app.js";
-import type { DeploymentApp, DeploymentEvent, DeploymentKind } from "../events/deployment.js";
+import {
+  type DeploymentApp,
+  type DeploymentEvent,
+  type DeploymentKind,
+  stepsOf,
+} from "../events/deployment.js";
 import { AGGREGATES } from "../events/index.js";
 import type { TaskEvent, TaskInfo, TaskStatus } from "../events/task.js";
 import { REASON_UNHEALTHY } from "../task-health.js";
@@ -102,35 +108,14 @@ export interface TaskContext {
   reason?: string;
 }
 
-/** One step of a deployment's plan: Marathon's action names and app ids. */
-export type PlanStep = { action: string; appId: string }[];
-
 export interface DeploymentContext {
   kind: DeploymentKind;
   apps: DeploymentApp[];
   startedAtMs: number;
-  /** The plan's steps when DeploymentStarted carries them (else one step restarting each app). */
-  steps?: PlanStep[];
+  /** The plan's steps (DeploymentStarted.steps; absent in older logs: one step restarting each app). */
+  steps?: DeploymentPlanStep[];
   /** Apps whose action is done (DeploymentActionsDone). */
   done?: ReadonlySet<string>;
-}
-
-/**
- * Reads the plan and done-actions fields of deployment events structurally: they are newer than
- * some logs (absent there), and an event type this mapping does not know maps to nothing.
- */
-function stepsIn(d: object): PlanStep[] | undefined {
-  const steps = (d as { steps?: unknown }).steps;
-  if (!Array.isArray(steps)) return undefined;
-  return steps.map((st: { actions?: { action?: unknown; appId?: unknown }[] }) =>
-    (st.actions ?? []).map((a) => ({ action: String(a.action), appId: String(a.appId) })),
-  );
-}
-function doneAppsIn(d: object): string[] {
-  const ids = (d as { type: string; appIds?: unknown }).appIds;
-  return (d as { type: string }).type === "DeploymentActionsDone" && Array.isArray(ids)
-    ? ids.map(String)
-    : [];
 }
 
 /** What earlier committed events said, as the mapping needs it. */
@@ -215,20 +200,17 @@ export function foldEventContext(ctx: EventContextMaps, e: CommittedEvent): void
     }
     case "deployment": {
       const d = ev as DeploymentEvent;
-      const steps = stepsIn(d);
       if (d.type === "DeploymentStarted")
         ctx.deployments.set(e.id, {
           kind: d.kind,
           apps: d.apps,
           startedAtMs: e.atMs,
-          ...(steps ? { steps } : {}),
+          ...(d.steps ? { steps: d.steps } : {}),
         });
       else if (d.type === "DeploymentRemoved") ctx.deployments.delete(e.id);
-      else {
-        const done = doneAppsIn(d);
+      else if (d.type === "DeploymentActionsDone") {
         const prev = ctx.deployments.get(e.id);
-        if (prev && done.length > 0)
-          ctx.deployments.set(e.id, { ...prev, done: new Set([...(prev.done ?? []), ...done]) });
+        if (prev) ctx.deployments.set(e.id, { ...prev, done: new Set([...(prev.done ?? []), ...d.appIds]) });
       }
       return;
     }
@@ -418,27 +400,16 @@ function taskEvents(
   return out;
 }
 
-/** The steps of a deployment: its plan's, or one step with an action per app. */
-function stepsOfContext(d: DeploymentContext): PlanStep[] {
-  return (
-    d.steps ?? [
-      d.apps.map((a) => ({
-        action:
-          a.fromVersion === undefined && d.kind === "upgrade" ? "StartApplication" : "RestartApplication",
-        appId: a.appId,
-      })),
-    ]
-  );
+/**
+ * The steps of a deployment (core's stepsOf: its plan, or one step restarting each app for one
+ * from before plans were kept).
+ */
+function stepsOfContext(d: DeploymentContext): DeploymentPlanStep[] {
+  return stepsOf({ apps: d.apps, ...(d.steps ? { steps: d.steps } : {}) });
 }
 
-/** The index of the first step with an action not done (steps.length when all are). */
-function firstOpenStep(steps: PlanStep[], done: ReadonlySet<string>): number {
-  const i = steps.findIndex((st) => st.some((a) => !done.has(a.appId)));
-  return i === -1 ? steps.length : i;
-}
-
-const stepJson = (st: PlanStep | undefined): JsonObject => ({
-  actions: (st ?? []).map((a) => ({ action: a.action, app: appIdOf(a.appId) })),
+const stepJson = (st: DeploymentPlanStep | undefined): JsonObject => ({
+  actions: (st?.actions ?? []).map((a) => ({ action: a.action, app: appIdOf(a.appId) })),
 });
 
 /**
@@ -464,12 +435,11 @@ function deploymentEvents(
   ctx: MarathonEventContext,
 ): MarathonEvent[] {
   if (d.type === "DeploymentStarted") {
-    const steps = stepsIn(d);
     const dc: DeploymentContext = {
       kind: d.kind,
       apps: d.apps,
       startedAtMs: atMs,
-      ...(steps ? { steps } : {}),
+      ...(d.steps ? { steps: d.steps } : {}),
     };
     return [
       {
@@ -484,31 +454,24 @@ function deploymentEvents(
   const plan = planOf(id, dc);
   const steps = dc ? stepsOfContext(dc) : [];
   const done = dc?.done ?? new Set<string>();
-  const open = firstOpenStep(steps, done);
-  const doneNow = doneAppsIn(d);
-  if (doneNow.length > 0) {
-    // Steps this event completes: one deployment_step_success, for the last of them (one event
-    // per type per committed event; several steps ending in one event are rare).
-    const after = firstOpenStep(steps, new Set([...done, ...doneNow]));
-    if (after <= open || after >= steps.length) return []; // the last step ends with DeploymentSucceeded
-    return [
-      { eventType: "deployment_step_success", timestamp, plan, currentStep: stepJson(steps[after - 1]) },
-    ];
-  }
+  // The step being carried out (core's currentStepOf: StartApplication is done when the plan starts).
+  const open = currentStepOf(steps, done);
+  const last = steps[steps.length - 1];
   switch (d.type) {
+    case "DeploymentActionsDone": {
+      // Steps this event completes: one deployment_step_success, for the last of them (one event
+      // per type per committed event; several steps ending at once are rare). The last step ends
+      // with DeploymentSucceeded.
+      const after = currentStepOf(steps, new Set([...done, ...d.appIds]));
+      if (after <= open || after >= steps.length) return [];
+      return [
+        { eventType: "deployment_step_success", timestamp, plan, currentStep: stepJson(steps[after - 1]) },
+      ];
+    }
     case "DeploymentSucceeded":
       return [
-        // The step still open ends now (the last one, or every one for a plan of one step).
-        ...(open < steps.length || steps.length === 0
-          ? [
-              {
-                eventType: "deployment_step_success",
-                timestamp,
-                plan,
-                currentStep: stepJson(steps[Math.min(open, steps.length - 1)]),
-              },
-            ]
-          : []),
+        // The last step ends now (unknown deployment: an empty step).
+        { eventType: "deployment_step_success", timestamp, plan, currentStep: stepJson(last) },
         { eventType: "deployment_success", timestamp, id, plan },
       ];
     case "DeploymentFailed":
@@ -529,6 +492,7 @@ function deploymentEvents(
       return [];
   }
 }
+
 /** A Marathon event with its place in the log: stream sequence `seq` and ordinal `ord` within it. */
 export interface PlacedMarathonEvent {
   seq: number;
