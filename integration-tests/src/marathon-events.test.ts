@@ -474,7 +474,7 @@ test(
       t.diagnostic(
         `status_update_event commit-to-client delay through a follower: n=${delays.length} p50=${p50} ms max=${max} ms`,
       );
-      // Unbuffered: each event arrives within a second of its commit (typically a few ms).
-      assert.ok(max < 1000, `delays ${delays.join(",")}`);
+      // Unbuffered: each event arrives within 2 s of its commit (13-110 ms measured on a busy 2-core machine).
+      assert.ok(max < 2000, `delays ${delays.join(",")}`);
     }),
 );
