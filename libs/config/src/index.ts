@@ -124,6 +124,8 @@ export const SchedulerConfigSchema = z.strictObject({
     .min(0)
     .max(24 * 365)
     .default(24),
+  /** Finished job runs kept per job, of each kind (successful, failed): Metronome's history. */
+  jobHistoryKept: z.number().int().min(0).max(1000).default(10),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 
@@ -183,6 +185,8 @@ export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 export const CliConfigSchema = z.object({
   masters: addressList.default(["127.0.0.1:5050"]),
   schedulers: addressList.default(["127.0.0.1:5060"]),
+  /** The schedulers' HTTP API (Metronome's /v1/jobs: `drover job ...`); any replica forwards to the leader. */
+  schedulersHttp: addressList.default(["127.0.0.1:8080"]),
   natsServers: common.natsServers,
   etcdEndpoints: common.etcdEndpoints,
   storeTimeoutMs: common.storeTimeoutMs,
@@ -207,6 +211,8 @@ const ENV: Record<string, { key: string; kind: "list" | "number" | "string" | "m
   DROVER_SCHEDULER_MAX_APP_VERSIONS: { key: "maxAppVersions", kind: "number" },
   DROVER_SCHEDULER_DEPLOYMENTS_KEPT: { key: "deploymentsKept", kind: "number" },
   DROVER_SCHEDULER_DEPLOYMENTS_KEPT_HOURS: { key: "deploymentsKeptHours", kind: "number" },
+  DROVER_SCHEDULER_JOB_HISTORY_KEPT: { key: "jobHistoryKept", kind: "number" },
+  DROVER_SCHEDULERS_HTTP: { key: "schedulersHttp", kind: "list" },
   DROVER_SCHEDULER_HTTP_LISTEN: { key: "httpListen", kind: "string" },
   DROVER_SCHEDULER_HTTP_ADVERTISE: { key: "httpAdvertise", kind: "string" },
   DROVER_ETCD_ENDPOINTS: { key: "etcdEndpoints", kind: "list" },

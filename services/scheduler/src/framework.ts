@@ -155,6 +155,29 @@ export interface FrameworkDeps {
   residency?: ResidencyView;
   /** Running deployments: their apps converge with rollingStep instead of reconcileApp. */
   deployments?: DeploymentView;
+  /** A second workload next to the apps (jobs' runs: jobs/runner.ts). */
+  workload?: Workload;
+}
+
+/**
+ * A workload other than apps (jobs' runs) that shares the driver's offer handling, placement
+ * (constraints included), task view and kill path. Its tasks are grouped under ids for which `owns`
+ * holds (in the task's appId); they are neither an app's instances nor orphans of a removed app.
+ */
+export interface Workload {
+  owns(appId: string): boolean;
+  /** What it needs now, given the task view: launch demands, kills, when to look again. Synchronous. */
+  plan(nowMs: number, tasks: Pick<TaskView, "appIds" | "ofApp">): WorkloadPlan;
+  /** The task of one placement for `appId` (one of its demands). */
+  taskOf(appId: string, offer: FrameworkOffer, ports: number[]): TaskSpec & { appId: string };
+  /** One of its tasks ended; the view has dropped it (`entry` is how it was). */
+  ended(entry: TaskEntry, u: TaskUpdate): void;
+}
+
+export interface WorkloadPlan {
+  demands: InstanceDemand[];
+  kill: string[];
+  wakeAtMs?: number;
 }
 
 /** What the driver needs of the reservations of resident apps (services/scheduler/src/residency.ts). */
@@ -423,7 +446,10 @@ export class FrameworkDriver {
     if (isTerminal(u.state)) {
       if (entry) {
         this.tasks.delete(u.taskId);
-        const failed = u.state !== "TASK_FINISHED" && u.state !== "TASK_GONE" && !entry.killRequested;
+        const owned = this.deps.workload?.owns(entry.appId) ?? false;
+        if (owned) this.deps.workload?.ended(entry, u);
+        const failed =
+          !owned && u.state !== "TASK_FINISHED" && u.state !== "TASK_GONE" && !entry.killRequested;
         if (failed) {
           this.failures.set(entry.appId, {
             taskId: u.taskId,
@@ -511,7 +537,7 @@ export class FrameworkDriver {
     const stops = [...(this.deps.deployments?.stops() ?? [])];
     const heldStops = new Set(stops.filter((s) => s.held).map((s) => s.appId));
     for (const appId of this.tasks.appIds())
-      if (!apps.has(appId) && !heldStops.has(appId))
+      if (!apps.has(appId) && !heldStops.has(appId) && !this.deps.workload?.owns(appId))
         for (const t of this.tasks.ofApp(appId))
           if (isActive(t.state) && !t.killRequested) kills.push(t.taskId);
     this.reportStops(stops.filter((s) => !s.held));
@@ -544,6 +570,10 @@ export class FrameworkDriver {
       if (plan.rolling) this.report(appId, app, plan.rolling, plan.waitingForBackoffUntilMs);
       else this.lastHealthFailure.delete(appId);
     }
+    const other = this.deps.workload?.plan(now, this.tasks);
+    if (other && other.demands.length > 0) reviveAt = now;
+    kills.push(...(other?.kill ?? []));
+    if (other?.wakeAtMs !== undefined) this.scheduleRecheck(other.wakeAtMs);
     if (kills.length > 0 && !this.leads()) return;
     for (const id of kills) {
       const t = this.tasks.get(id);
@@ -792,6 +822,9 @@ export class FrameworkDriver {
         });
       if (fresh > 0) demands.push({ ...demand, count: fresh });
     }
+    // The other workload's launches (jobs' runs) are placed with the apps' in one pass.
+    for (const d of this.deps.workload?.plan(now, this.tasks).demands ?? [])
+      if ((this.launchFailures.get(d.appId)?.retryAtMs ?? 0) <= now) demands.push(d);
     const existing = this.tasks.activeByAppAgent;
     // At most a round's worth of launches: a round that takes longer than the offer timeout to
     // accept fails on expired offers (Marathon's launch tokens play the same part). The rest of
@@ -824,14 +857,19 @@ export class FrameworkDriver {
     for (const [i, p] of result.placements.entries()) {
       const app = apps.get(p.appId);
       const offer = offerById.get(p.offerId);
-      if (!app || !offer) continue;
+      const other = !app && offer && this.deps.workload?.owns(p.appId) ? this.deps.workload : undefined;
+      if ((!app && !other) || !offer) continue;
       const entry = byOffer.get(p.offerId) ?? {
         offer,
         tasks: [] as (TaskSpec & { appId: string })[],
         reserve: new Map<string, Reservation[]>(),
       };
       const reservation = reservationsOf.get(i);
-      entry.tasks.push(taskSpecOf(app.spec, offer, p.ports, reservation?.id, appVersionOf(app).version));
+      entry.tasks.push(
+        app
+          ? taskSpecOf(app.spec, offer, p.ports, reservation?.id, appVersionOf(app).version)
+          : (other as Workload).taskOf(p.appId, offer, p.ports),
+      );
       if (reservation?.created)
         entry.reserve.set(p.appId, [...(entry.reserve.get(p.appId) ?? []), reservation.created]);
       byOffer.set(p.offerId, entry);

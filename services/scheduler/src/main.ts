@@ -31,7 +31,10 @@ import { PersistedBackoff } from "./backoff-store.js";
 import { DeploymentStore } from "./deployments.js";
 import { FrameworkDriver } from "./framework.js";
 import { eventsRoutes } from "./http/events.js";
+import { type JobsLeader, jobsRoutes } from "./http/jobs.js";
 import { createHttpServer } from "./http/server.js";
+import { JobRunner } from "./jobs/runner.js";
+import { JobStore } from "./jobs/store.js";
 import { ResidencyStore } from "./residency.js";
 import { rollBack } from "./rollback.js";
 import { type SchedulerLeader, schedulerService } from "./service.js";
@@ -44,6 +47,8 @@ await ensureStreams(bus);
 const store = new EventStore(etcd);
 const election = new LeaderElection(etcd, "scheduler", config.leaderTtlSeconds, log);
 let current: SchedulerLeader | undefined;
+/** The leader's jobs (Metronome's /v1/jobs: http/jobs.ts), set and cleared with `current`. */
+let currentJobs: JobsLeader | undefined;
 /** Set by DELETE /v2/leader: the term ends and this replica waits a lease before campaigning again. */
 let abdicated = false;
 
@@ -116,7 +121,10 @@ const http = await createHttpServer({
     httpPort: Number(config.httpListen.slice(config.httpListen.lastIndexOf(":") + 1)),
   },
   // Plugins served by any replica without forwarding: the SSE event stream.
-  plugins: [{ plugin: eventsRoutes({ bus, log }), localPrefixes: ["/v2/events"] }],
+  plugins: [
+    { plugin: eventsRoutes({ bus, log }), localPrefixes: ["/v2/events"] },
+    { plugin: jobsRoutes({ leader: () => currentJobs }), localPrefixes: [] },
+  ],
 }).catch((err: unknown) => startupFailed(log, "start the HTTP API", err));
 {
   const i = config.httpListen.lastIndexOf(":");
@@ -169,6 +177,10 @@ async function lead(leadership: Leadership): Promise<void> {
   // Running deployments of the previous leader go on (the planner re-derives each step from the tasks).
   const deployments = new DeploymentStore(store, leadership, log);
   await deployments.load();
+  // Jobs and their active runs (jobs/): the runs are a second workload of the framework driver.
+  const jobStore = new JobStore({ store, leadership, historyKept: config.jobHistoryKept });
+  await jobStore.load();
+  const jobRunner = new JobRunner({ store: jobStore, log, changed: () => converge.trigger() });
   const framework = new FrameworkDriver({
     config,
     log,
@@ -176,6 +188,7 @@ async function lead(leadership: Leadership): Promise<void> {
     backoff,
     residency,
     deployments,
+    workload: jobRunner,
     leading: () => leadership.isLeader(),
     loadFrameworkId: () => store.getMeta("scheduler/framework-id"),
     saveFrameworkId: (id) => store.putMeta(leadership, "scheduler/framework-id", id),
@@ -250,9 +263,13 @@ async function lead(leadership: Leadership): Promise<void> {
       log.warn("publishing the HTTP address failed; followers answer 503", { err: errorMessage(err) }),
     );
   current = leader;
+  currentJobs = { store: jobStore, runner: jobRunner, tasks: framework.tasks };
+  jobRunner.start();
   metrics.leader.set(1);
   stopCurrent = async () => {
     current = undefined;
+    currentJobs = undefined;
+    jobRunner.stopCron();
     clearInterval(tick);
     converge.cancel();
     framework.stop();
@@ -264,6 +281,8 @@ async function lead(leadership: Leadership): Promise<void> {
   log.info("leading", { apps: apps.records().size, deployments: deployments.list(false).length });
   await leadership.lost;
   current = undefined;
+  currentJobs = undefined;
+  jobRunner.stopCron();
   clearInterval(tick);
   converge.cancel();
   framework.stop();
