@@ -172,7 +172,10 @@ function validated(e: CommittedEvent): { type: string } | undefined {
 /** Records a committed event in the context (call after marathonEventsOf for the same event). */
 export function foldEventContext(ctx: EventContextMaps, e: CommittedEvent): void {
   const ev = validated(e);
-  if (!ev) return;
+  if (ev) foldValid(ctx, e, ev);
+}
+
+function foldValid(ctx: EventContextMaps, e: CommittedEvent, ev: { type: string }): void {
   switch (e.aggregate) {
     case "app": {
       const a = ev as AppEvent;
@@ -266,7 +269,10 @@ export function conditionOf(state: TaskState): string {
  */
 export function marathonEventsOf(e: CommittedEvent, ctx: MarathonEventContext): MarathonEvent[] {
   const ev = validated(e);
-  if (!ev) return [];
+  return ev ? mapValid(e, ev, ctx) : [];
+}
+
+function mapValid(e: CommittedEvent, ev: { type: string }, ctx: MarathonEventContext): MarathonEvent[] {
   const timestamp = new Date(e.atMs).toISOString();
   switch (e.aggregate) {
     case "app":
@@ -516,7 +522,10 @@ export class MarathonEventMapper {
   map(seq: number, events: readonly CommittedEvent[]): PlacedMarathonEvent[] {
     const out: PlacedMarathonEvent[] = [];
     events.forEach((e, i) => {
-      for (const event of marathonEventsOf(e, this.context))
+      // Validated once for both the mapping and the context.
+      const ev = validated(e);
+      if (!ev) return;
+      for (const event of mapValid(e, ev, this.context))
         out.push({
           seq,
           ord:
@@ -525,7 +534,7 @@ export class MarathonEventMapper {
           lastOfMessage: false,
           event,
         });
-      foldEventContext(this.context, e);
+      foldValid(this.context, e, ev);
     });
     const last = out[out.length - 1];
     if (last) last.lastOfMessage = true;
