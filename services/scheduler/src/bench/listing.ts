@@ -1,10 +1,13 @@
 /**
- * Listing at size (COMPLAINTS.md 7): GET /v2/apps?embed=apps.tasks and GET /v2/tasks with 1,000
- * apps and 10,000 tasks, over a real socket, read from the leader's memory. Prints p50/p99; asserts
- * the p50 is well under a second (the bound leaves room for a loaded CI machine).
+ * `npm run bench` (listing at size, COMPLAINTS.md 7): GET /v2/apps?embed=apps.tasks and GET /v2/tasks
+ * with 1,000 apps and 10,000 tasks, over a real socket, read from the leader's memory (the in-memory
+ * store; no master). Prints p50 and p99 per path; a wrong answer (status, counts) fails it, a slow one
+ * does not (figures, not assertions).
+ *
+ *   node services/scheduler/dist/bench/listing.js [--apps 1000] [--tasks-per-app 10] [--rounds 50]
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { parseArgs } from "node:util";
 import { createLogger } from "@drover/common";
 import { SchedulerConfigSchema } from "@drover/config";
 import { AppSpecSchema } from "@drover/core";
@@ -13,15 +16,20 @@ import { AppService, type SchedulerLeader } from "../app-service.js";
 import { AppStore } from "../apps.js";
 import { DeploymentStore } from "../deployments.js";
 import { FrameworkDriver } from "../framework.js";
-import { createHttpServer } from "./server.js";
+import { createHttpServer } from "../http/server.js";
 
-const APPS = 1000;
-const TASKS_PER_APP = 10;
-const ROUNDS = 20;
+const { values: args } = parseArgs({
+  options: {
+    apps: { type: "string", default: "1000" },
+    "tasks-per-app": { type: "string", default: "10" },
+    rounds: { type: "string", default: "50" },
+  },
+});
+const APPS = Number(args.apps);
+const TASKS_PER_APP = Number(args["tasks-per-app"]);
+const ROUNDS = Number(args.rounds);
 
-test(`listing ${APPS} apps and ${APPS * TASKS_PER_APP} tasks answers well under a second`, {
-  timeout: 120_000,
-}, async () => {
+async function main(): Promise<void> {
   const log = createLogger("test", "error");
   const m = memoryStore({ service: "scheduler" });
   const apps = new AppStore(m.store, m.leadership);
@@ -101,11 +109,17 @@ test(`listing ${APPS} apps and ${APPS * TASKS_PER_APP} tasks answers well under 
       }
       times.sort((a, b) => a - b);
       const p50 = times[Math.floor(ROUNDS / 2)] ?? 0;
-      const p99 = times[ROUNDS - 1] ?? 0;
-      console.log(`GET ${path}: p50 ${p50.toFixed(0)} ms, p99 (max of ${ROUNDS}) ${p99.toFixed(0)} ms`);
-      assert.ok(p50 < 1000, `GET ${path} p50 ${p50.toFixed(0)} ms`);
+      const p99 = times[Math.min(ROUNDS - 1, Math.ceil(ROUNDS * 0.99) - 1)] ?? 0;
+      console.log(
+        `bench listing: GET ${path} at ${APPS} apps / ${APPS * TASKS_PER_APP} tasks: p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms (${ROUNDS} requests)`,
+      );
     }
   } finally {
     await http.close();
   }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
 });
