@@ -25,7 +25,7 @@ import {
   toFieldIssues,
 } from "@drover/core";
 import { z } from "zod";
-import { AppStore } from "./apps.js";
+import { AppStore, type ChangeHook } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver, QueueEntry, TaskEntry } from "./framework.js";
 import { applyGroup, type GroupRequest, type GroupResult } from "./groups.js";
@@ -143,11 +143,21 @@ export class AppService {
 
   // ----------------------------------------------------------------------------------- apps
 
+  /**
+   * Creates the app with its `create` deployment (StartApplication, then ScaleApplication; it locks
+   * nothing and ends once every instance runs healthy and ready). A retried create (its first answer
+   * lost) answers with the app and the deployment it started.
+   */
   async create(spec: AppSpec, requestId?: string): Promise<ChangeResult> {
     const l = await this.leader();
-    const rec = await l.apps.create(spec, requestId);
+    const { rec, deploymentId } = await l.deployments.serial(async () => {
+      await l.deployments.freshFor(spec.id);
+      const start = started(l.deployments.startHook(spec.id, "create", false));
+      const rec = await l.apps.create(spec, requestId, start.hook);
+      return { rec, deploymentId: start.id() || (l.deployments.runningFor(spec.id)?.id ?? "") };
+    });
     l.changed();
-    return { app: rec ? { record: rec, version: l.apps.get(spec.id).version } : undefined, deploymentId: "" };
+    return { app: rec ? { record: rec, version: l.apps.get(spec.id).version } : undefined, deploymentId };
   }
 
   async get(id: string): Promise<AppRead & { deploymentId: string }> {
@@ -168,7 +178,8 @@ export class AppService {
   private refuseLocked(l: SchedulerLeader, id: string, force: boolean): void {
     if (force) return;
     const running = l.deployments.runningFor(id);
-    if (running) throw new AppLockedError(id, [running.id]);
+    // A create's or a scale's deployment locks nothing (a change supersedes it).
+    if (running && !running.tracking) throw new AppLockedError(id, [running.id]);
   }
 
   async update(id: string, spec: AppSpec, opts: UpdateOptions): Promise<ChangeResult> {
@@ -219,30 +230,40 @@ export class AppService {
     return { app: rec ? { record: rec, version: l.apps.get(id).version } : undefined, deploymentId };
   }
 
-  /** `force` undefined: no lock check (gRPC's ScaleApp); false: AppLockedError while a deployment runs. */
+  /**
+   * Scales the app with its `scale` deployment (ScaleApplication; it locks nothing). `force`
+   * undefined (gRPC's ScaleApp): no lock check, and while another deployment of the app runs no
+   * deployment starts (that one goes on with the new count); false: AppLockedError while one runs;
+   * true: the running one is cancelled.
+   */
   async scale(id: string, instances: number, force?: boolean): Promise<ChangeResult> {
     const l = await this.leader();
-    const rec =
-      force === undefined
-        ? await l.apps.scale(id, instances)
-        : await l.deployments.serial(async () => {
-            await l.deployments.freshFor(id);
-            this.refuseLocked(l, id, force);
-            return l.apps.scale(id, instances);
-          });
-    l.changed();
-    return { app: rec ? { record: rec, version: l.apps.get(id).version } : undefined, deploymentId: "" };
-  }
-
-  /** Removes the app; its running deployment is cancelled with it unless `force` is false (then AppLockedError). */
-  async remove(id: string, force = true): Promise<void> {
-    const l = await this.leader();
-    await l.deployments.serial(async () => {
+    const { rec, deploymentId } = await l.deployments.serial(async () => {
       await l.deployments.freshFor(id);
-      this.refuseLocked(l, id, force);
-      await l.apps.remove(id, l.deployments.removeHook(id));
+      if (force !== undefined) this.refuseLocked(l, id, force);
+      const start = started(l.deployments.startHook(id, "scale", force));
+      const rec = await l.apps.scale(id, instances, start.hook);
+      return { rec, deploymentId: start.id() };
     });
     l.changed();
+    return { app: rec ? { record: rec, version: l.apps.get(id).version } : undefined, deploymentId };
+  }
+
+  /**
+   * Removes the app with its `remove` deployment (StopApplication, done once no task of it is active);
+   * its running deployment is cancelled with it unless `force` is false (then AppLockedError).
+   */
+  async remove(id: string, force = true): Promise<{ deploymentId: string }> {
+    const l = await this.leader();
+    const deploymentId = await l.deployments.serial(async () => {
+      await l.deployments.freshFor(id);
+      this.refuseLocked(l, id, force);
+      const start = started(l.deployments.removeHook(id));
+      await l.apps.remove(id, start.hook);
+      return start.id();
+    });
+    l.changed();
+    return { deploymentId };
   }
 
   async versions(id: string): Promise<string[]> {
@@ -418,6 +439,21 @@ export class AppService {
     if (!this.ref.abdicate) throw new UnavailableError("abdication is not available on this replica");
     await this.ref.abdicate();
   }
+}
+
+/** A deployment hook that says whether its deployment was committed (`id()`: its id then, else ""). */
+function started(hook: ChangeHook & { id: string }): { hook: ChangeHook; id(): string } {
+  let committed = false;
+  return {
+    hook: {
+      ...hook,
+      committed: (rev) => {
+        committed = true;
+        hook.committed(rev);
+      },
+    },
+    id: () => (committed ? hook.id : ""),
+  };
 }
 
 /** A Marathon app definition (JSON text) checked and normalized; INVALID_ARGUMENT by field otherwise. */

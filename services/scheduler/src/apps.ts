@@ -168,7 +168,7 @@ export class AppStore {
    * Creates the app. `requestId` makes a retried create (its first answer lost) answer with the
    * app it created, not ALREADY_EXISTS.
    */
-  create(spec: AppSpec, requestId?: string) {
+  create(spec: AppSpec, requestId?: string, hook?: ChangeHook) {
     return this.serial(async () => {
       const existing = (await this.entry(spec.id)).state;
       if (existing) {
@@ -176,9 +176,11 @@ export class AppStore {
         throw new AlreadyExistsError(`app ${spec.id}`);
       }
       this.refuseCycle(spec);
-      return this.commit(spec.id, (version) => [
-        { type: "AppCreated", spec, ...(requestId ? { requestId } : {}), version },
-      ]);
+      return this.commit(
+        spec.id,
+        (version) => [{ type: "AppCreated", spec, ...(requestId ? { requestId } : {}), version }],
+        hook,
+      );
     });
   }
 
@@ -214,7 +216,7 @@ export class AppStore {
     });
   }
 
-  scale(id: string, instances: number) {
+  scale(id: string, instances: number, hook?: ChangeHook) {
     return this.serial(async () => {
       if (!Number.isInteger(instances) || instances < 0 || instances > APP_LIMITS.maxInstances)
         throw new InvalidArgumentError([
@@ -223,7 +225,7 @@ export class AppStore {
       const current = await this.existing(id);
       // The same count is no change (no new version).
       if (current.spec.instances === instances) return current;
-      return this.commit(id, (version) => [{ type: "AppScaled", instances, version }]);
+      return this.commit(id, (version) => [{ type: "AppScaled", instances, version }], hook);
     });
   }
 

@@ -37,6 +37,7 @@ import {
   type DeploymentRecord,
   deadlinePassed,
   deadlineReason,
+  isTrackingKind,
   type ProgressMark,
   planSteps,
   stepOfApp,
@@ -69,6 +70,11 @@ export interface RunningDeployment {
   sameConfig?: { from: string; until: string };
   /** The app's action waits for an earlier step of the plan (in words); it must not move yet. */
   heldBy?: string;
+  /**
+   * A deployment that follows what the converge loop does anyway (a create, a scale): the app
+   * converges as without one, and the deployment ends once its instances all run healthy and ready.
+   */
+  tracking?: boolean;
 }
 
 /** Ended deployments removed per transaction, and how often the retention runs. */
@@ -303,11 +309,15 @@ export class DeploymentStore implements DeploymentView {
     const app = d?.apps.find((a) => a.appId === appId);
     if (!d || !app || d.doneApps?.includes(appId)) return undefined;
     const steps = stepsOf(d);
+    // A removed app's StopApplication is carried out through stops(), not by converging the app.
+    if (steps.some((s) => s.actions.some((a) => a.appId === appId && a.action === "StopApplication")))
+      return undefined;
     const mine = stepOfApp(steps, appId);
     const now = currentStep(d);
     return {
       id: d.id,
       toVersion: app.toVersion,
+      ...(isTrackingKind(d.kind) ? { tracking: true } : {}),
       ...(mine !== undefined && mine > now
         ? { heldBy: `${appId}: waiting for step ${now + 1} of ${steps.length} (${stepWords(steps[now])})` }
         : {}),
@@ -371,7 +381,7 @@ export class DeploymentStore implements DeploymentView {
   startHook(
     appId: string,
     kind: DeploymentKind,
-    force: boolean,
+    force: boolean | undefined,
     opts: StartOptions = {},
   ): ChangeHook & { id: string } {
     const id = randomUUID();
@@ -380,25 +390,35 @@ export class DeploymentStore implements DeploymentView {
       id,
       changes: (version: string, before: AppRecord | undefined) => {
         const runningId = this.running.get(appId);
-        if (runningId && !force)
-          throw new FailedPreconditionError(
-            `app ${appId} is locked by deployment ${runningId}; override with force (--force)`,
-          );
+        const running = runningId ? this.byId.get(runningId)?.state : undefined;
+        // A deployment that only follows a create or a scale locks nothing: it is superseded.
+        const soft = running !== undefined && isTrackingKind(running.kind);
         prepared = {};
+        if (runningId && !soft && !force && kind !== "remove") {
+          // A scale asked without a lock check (gRPC's ScaleApp): the running deployment goes on
+          // with the new count, no deployment of its own.
+          if (kind === "scale" && force === undefined) return [];
+          throw new AppLockedError(appId, [runningId]);
+        }
         if (runningId) {
           prepared.runningId = runningId;
           prepared.running = this.prepare(runningId, [
             opts.supersede?.(id) ?? {
               type: "DeploymentCancelled",
               force: true,
-              reason: `superseded by deployment ${id} (forced)`,
+              reason:
+                kind === "remove"
+                  ? "app removed"
+                  : soft
+                    ? `superseded by deployment ${id}`
+                    : `superseded by deployment ${id} (forced)`,
             },
           ]);
         }
         const app: DeploymentApp = {
           appId,
           ...(before ? { fromVersion: appVersionOf(before).version } : {}),
-          toVersion: version,
+          toVersion: kind === "remove" && before ? appVersionOf(before).version : version,
           ...(opts.sameConfig ? { sameConfig: opts.sameConfig } : {}),
         };
         prepared.started = this.prepareNew(id, {
@@ -406,7 +426,7 @@ export class DeploymentStore implements DeploymentView {
           id,
           kind,
           apps: [app],
-          steps: [{ actions: [{ action: "RestartApplication", appId }] }],
+          steps: stepsOfKind(kind, appId),
           ...(opts.canaryInstances !== undefined ? { canaryInstances: opts.canaryInstances } : {}),
         });
         return [prepared.running, prepared.started].filter((c): c is PreparedChange => c !== undefined);
@@ -446,13 +466,17 @@ export class DeploymentStore implements DeploymentView {
       planned: () => steps,
       changes: (made: readonly MadeChange[]) => {
         const blocking = [...new Set(made.flatMap((m) => this.running.get(m.appId) ?? []))].sort();
-        if (blocking.length > 0 && !force)
+        const locking = blocking.filter((b) => {
+          const k = this.byId.get(b)?.state?.kind;
+          return k !== undefined && !isTrackingKind(k);
+        });
+        if (locking.length > 0 && !force)
           throw new AppLockedError(
             made
-              .filter((m) => this.running.has(m.appId))
+              .filter((m) => locking.includes(this.running.get(m.appId) ?? ""))
               .map((m) => m.appId)
               .join(", "),
-            blocking,
+            locking,
           );
         steps = planSteps(
           made.map((m) => ({ appId: m.appId, change: m.change })),
@@ -507,27 +531,12 @@ export class DeploymentStore implements DeploymentView {
     };
   }
 
-  /** The hook of an app's removal: its running deployment is cancelled in the same transaction. */
-  removeHook(appId: string): ChangeHook {
-    let prepared: { id: string; change: PreparedChange } | undefined;
-    return {
-      changes: () => {
-        const id = this.running.get(appId);
-        prepared = id
-          ? {
-              id,
-              change: this.prepare(id, [{ type: "DeploymentCancelled", force: true, reason: "app removed" }]),
-            }
-          : undefined;
-        return prepared ? [prepared.change] : [];
-      },
-      committed: (revision) => {
-        if (prepared) this.applied(prepared.id, prepared.change, revision);
-      },
-      failed: () => {
-        if (prepared) this.markStale(prepared.id);
-      },
-    };
+  /**
+   * The hook of an app's removal: its running deployment is cancelled and a `remove` deployment
+   * (StopApplication, done once no task of the app is active) starts, in the same transaction.
+   */
+  removeHook(appId: string): ChangeHook & { id: string } {
+    return this.startHook(appId, "remove", true);
   }
 
   /** Ends a running deployment (cancel --force, or a cancel whose rollback needs nothing). Call within serial. */
@@ -575,13 +584,15 @@ export class DeploymentStore implements DeploymentView {
         .finally(() => this.ending.delete(key));
       return;
     }
-    this.track(id, appId, d, step);
+    const tracking = isTrackingKind(d.kind);
+    if (!tracking) this.track(id, appId, d, step);
     const live = this.live.get(id) ?? { words: new Map<string, string>(), waitingFor: "", counts: {} };
     live.counts[appId] = step.counts;
     live.words.set(appId, step.waitingFor);
     live.waitingFor = waitingWords(d, live.words);
     this.live.set(id, live);
-    if (d.waitingFor === live.waitingFor || this.flushTimers.has(id)) return;
+    // A tracking deployment's words stay in memory (GetDeployment shows them live): no write per change.
+    if (tracking || d.waitingFor === live.waitingFor || this.flushTimers.has(id)) return;
     const due = (this.lastWriteMs.get(id) ?? 0) + PROGRESS_WRITE_MS - this.clock.now();
     this.flushTimers.set(
       id,
@@ -707,6 +718,23 @@ export class DeploymentStore implements DeploymentView {
       t?.cancel();
       this.flushTimers.delete(id);
     }
+  }
+}
+
+/** The plan of a one-app deployment of `kind` (Marathon's: a create starts, then scales). */
+function stepsOfKind(kind: DeploymentKind, appId: string): DeploymentRecord["steps"] {
+  switch (kind) {
+    case "create":
+      return [
+        { actions: [{ action: "StartApplication", appId }] },
+        { actions: [{ action: "ScaleApplication", appId }] },
+      ];
+    case "scale":
+      return [{ actions: [{ action: "ScaleApplication", appId }] }];
+    case "remove":
+      return [{ actions: [{ action: "StopApplication", appId }] }];
+    default:
+      return [{ actions: [{ action: "RestartApplication", appId }] }];
   }
 }
 

@@ -55,7 +55,7 @@ import {
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import type { Task } from "@drover/proto";
 import { dependencyWait } from "./dependencies.js";
-import { deadlineOf, deploymentTasks, explainStep } from "./deployment-step.js";
+import { deadlineOf, deploymentTasks, explainStep, isHealthy, isReady } from "./deployment-step.js";
 import type { DeploymentView } from "./deployments.js";
 import { reasonToText } from "./reasons.js";
 
@@ -269,6 +269,8 @@ interface AppPlan {
   /** What holds the app's launches: a dependency, or an earlier step of its deployment's plan. */
   waitingForDependency?: string;
   rolling: { id: string; step: RollingStep } | undefined;
+  /** A create's or a scale's deployment (by id): the app converges as without one; it is told when done. */
+  tracking?: string;
 }
 
 export class FrameworkDriver {
@@ -568,6 +570,7 @@ export class FrameworkDriver {
       }
       if (plan.recheckAtMs !== undefined) this.scheduleRecheck(plan.recheckAtMs);
       if (plan.rolling) this.report(appId, app, plan.rolling, plan.waitingForBackoffUntilMs);
+      else if (plan.tracking) this.reportTracking(appId, app, plan.tracking, plan);
       else this.lastHealthFailure.delete(appId);
     }
     const other = this.deps.workload?.plan(now, this.tasks);
@@ -625,6 +628,50 @@ export class FrameworkDriver {
       },
       Math.max(0, atMs - Date.now()),
     );
+  }
+
+  /**
+   * A create's or a scale's deployment is done once exactly `instances` tasks are active, none is
+   * being killed, and all run healthy and ready (Marathon's ScaleApplication); until then it says how
+   * many are and what holds the others.
+   */
+  private reportTracking(appId: string, app: AppRecord, id: string, plan: AppPlan): void {
+    const n = app.spec.instances;
+    let active = 0;
+    let healthy = 0;
+    let going = 0;
+    for (const t of this.tasks.ofApp(appId)) {
+      if (!isActive(t.state)) continue;
+      if (t.killRequested || t.state === "TASK_KILLING") {
+        going++;
+        continue;
+      }
+      active++;
+      if (isHealthy(app, t) && isReady(app, t)) healthy++;
+    }
+    const done = active === n && healthy === n && going === 0;
+    const parts = [`${appId}: ${healthy} of ${n} instances running healthy and ready`];
+    if (going > 0) parts.push(`${going} stopping`);
+    if (plan.waitingForDependency) parts.push(plan.waitingForDependency);
+    if (plan.waitingForBackoffUntilMs !== undefined)
+      parts.push(
+        `launches held by crash-loop backoff until ${new Date(plan.waitingForBackoffUntilMs).toISOString()}`,
+      );
+    const w = this.waiting.get(appId);
+    if (w && active < n) parts.push(`not placed: ${w.reasons.map(reasonToText).join(", ")}`);
+    this.deps.deployments?.observe(id, appId, {
+      waitingFor: done ? "" : parts.join("; "),
+      counts: {
+        old: 0,
+        new: active,
+        newHealthy: healthy,
+        healthy,
+        minHealthy: 0,
+        maxInstances: n,
+        instances: n,
+      },
+      done,
+    });
   }
 
   /** A StopApplication is done once no task of the removed app is active any more. */
@@ -706,6 +753,8 @@ export class FrameworkDriver {
     const base = this.reconcilePlan(appId, app, now, record);
     const deployment = this.deps.deployments?.runningFor(appId);
     if (!deployment) return { ...base, rolling: undefined };
+    if (deployment.tracking && deployment.heldBy === undefined)
+      return { ...base, rolling: undefined, tracking: deployment.id };
     // An action of a later step of the plan: the app does not move yet (no launch, no kill but
     // the expunges of its unreachable strategy).
     if (deployment.heldBy !== undefined)

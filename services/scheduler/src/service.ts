@@ -171,12 +171,11 @@ export function schedulerService(ref: SchedulerRef, log: Logger): SchedulerServe
     scaleApp: unaryHandler(log, "ScaleApp", async (req) => {
       const id = requireId(req.id);
       const out = await svc.scale(id, req.instances);
-      return { app: await appOf(out.app), deploymentId: "" };
+      return { app: await appOf(out.app), deploymentId: out.deploymentId };
     }),
     deleteApp: unaryHandler(log, "DeleteApp", async (req) => {
       const id = requireId(req.id);
-      await svc.remove(id);
-      return {};
+      return await svc.remove(id);
     }),
     listAppVersions: unaryHandler(log, "ListAppVersions", async (req) => {
       const id = requireId(req.appId, "appId");

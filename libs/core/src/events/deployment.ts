@@ -23,8 +23,25 @@ import { AppVersionSchema } from "./app.js";
  * Writes are few: one event to start (in the app's own transaction), a DeploymentProgressed only
  * when what it waits for changes (coalesced by the scheduler), one to end.
  */
-export const DeploymentKindSchema = z.enum(["upgrade", "restart", "rollback", "group"]);
+export const DeploymentKindSchema = z.enum([
+  "upgrade",
+  "restart",
+  "rollback",
+  "group",
+  "create",
+  "scale",
+  "remove",
+]);
 export type DeploymentKind = z.infer<typeof DeploymentKindSchema>;
+
+/**
+ * Deployments that only follow a change the converge loop makes anyway (a new app started, a scale,
+ * a removed app's tasks stopped): they lock nothing (a later change of the app supersedes them
+ * without force), write no progress (what they wait for is kept in memory) and have no deadline.
+ */
+export function isTrackingKind(kind: DeploymentKind): boolean {
+  return kind === "create" || kind === "scale" || kind === "remove";
+}
 
 export const DeploymentStateSchema = z.enum(["running", "succeeded", "cancelled", "failed"]);
 export type DeploymentState = z.infer<typeof DeploymentStateSchema>;

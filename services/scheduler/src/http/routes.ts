@@ -160,9 +160,9 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
   };
 
   /**
-   * A deployable change's answer: its deployment id and the app's version. A change Drover makes
-   * without a deployment (create, scale, removal, no change) names a fresh id that is never listed:
-   * clients that wait for it to leave GET /v2/deployments see it done at once.
+   * A deployable change's answer: its deployment id and the app's version. A change that needs no
+   * deployment (an identical definition; a scale adopted by a running deployment) names a fresh id
+   * that is never listed: clients that wait for it to leave GET /v2/deployments see it done at once.
    */
   const result = (deploymentId: string, version: string | undefined, reply: FastifyReply) => {
     const id = deploymentId || randomUUID();
@@ -268,8 +268,9 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     bool(q, "force", false);
     const body = objectBody(req.body);
     const spec = parseAppJson(JSON.stringify(body));
+    let deploymentId = "";
     try {
-      await svc.create(spec);
+      deploymentId = (await svc.create(spec)).deploymentId;
     } catch (err) {
       if (err instanceof AlreadyExistsError)
         throw new AlreadyExistsError(`app ${spec.id}`, {
@@ -279,7 +280,6 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     }
     const ctx = await context();
     const created = await existing(spec.id);
-    const deploymentId = randomUUID();
     void reply
       .code(201)
       .header("Location", `/v2/apps${spec.id}`)
@@ -326,8 +326,8 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
             return putApp(p.id, objectBody(req.body), q, reply, { patch: true });
           case "DELETE": {
             await existing(p.id);
-            await svc.remove(p.id, bool(q, "force", true));
-            return result("", undefined, reply);
+            const out = await svc.remove(p.id, bool(q, "force", true));
+            return result(out.deploymentId, undefined, reply);
           }
         }
         break;

@@ -71,8 +71,9 @@ export interface AppResponse {
     | App
     | undefined;
   /**
-   * The deployment the change started (a config change or a restart); empty when none (a create,
-   * a scale, an identical definition).
+   * The deployment the change started (a create, a scale, a config change, a restart); empty when
+   * none (an identical definition; a scale while another deployment of the app runs: that one
+   * goes on with the new count).
    */
   deploymentId: string;
 }
@@ -113,6 +114,8 @@ export interface DeleteAppRequest {
 }
 
 export interface DeleteAppResponse {
+  /** The deployment that stops the app's tasks (StopApplication). */
+  deploymentId: string;
 }
 
 export interface ListAppTasksRequest {
@@ -1556,11 +1559,14 @@ export const DeleteAppRequest: MessageFns<DeleteAppRequest> = {
 };
 
 function createBaseDeleteAppResponse(): DeleteAppResponse {
-  return {};
+  return { deploymentId: "" };
 }
 
 export const DeleteAppResponse: MessageFns<DeleteAppResponse> = {
-  encode(_: DeleteAppResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: DeleteAppResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deploymentId !== "") {
+      writer.uint32(10).string(message.deploymentId);
+    }
     return writer;
   },
 
@@ -1577,6 +1583,14 @@ export const DeleteAppResponse: MessageFns<DeleteAppResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deploymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1589,20 +1603,30 @@ export const DeleteAppResponse: MessageFns<DeleteAppResponse> = {
     }
   },
 
-  fromJSON(_: any): DeleteAppResponse {
-    return {};
+  fromJSON(object: any): DeleteAppResponse {
+    return {
+      deploymentId: isSet(object.deploymentId)
+        ? globalThis.String(object.deploymentId)
+        : isSet(object.deployment_id)
+        ? globalThis.String(object.deployment_id)
+        : "",
+    };
   },
 
-  toJSON(_: DeleteAppResponse): unknown {
+  toJSON(message: DeleteAppResponse): unknown {
     const obj: any = {};
+    if (message.deploymentId !== "") {
+      obj.deploymentId = message.deploymentId;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteAppResponse>, I>>(base?: I): DeleteAppResponse {
     return DeleteAppResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<DeleteAppResponse>, I>>(_: I): DeleteAppResponse {
+  fromPartial<I extends Exact<DeepPartial<DeleteAppResponse>, I>>(object: I): DeleteAppResponse {
     const message = createBaseDeleteAppResponse();
+    message.deploymentId = object.deploymentId ?? "";
     return message;
   },
 };
