@@ -141,7 +141,11 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
         case "add": {
           const text = readAppFile(rest[0]);
           const res = await s.call((c) => c.createApp.bind(c), { appJson: text });
-          out(json, res.app, () => `app ${res.app?.id} created`);
+          out(json, res.app, () =>
+            res.deploymentId
+              ? `app ${res.app?.id} created; deployment ${res.deploymentId}`
+              : `app ${res.app?.id} created`,
+          );
           return;
         }
         case "update":
