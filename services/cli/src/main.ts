@@ -22,6 +22,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { deploymentJson, deploymentTable, deploymentText, follow } from "./deployments.js";
 import { GROUP_USAGE, groupCommand } from "./groups.js";
 import { healthColumn, healthCounts, taskHealthJson } from "./health.js";
+import { JOB_USAGE, JobsApi, jobCommand } from "./jobs.js";
 import { ago, table } from "./table.js";
 
 class UsageError extends Error {}
@@ -50,6 +51,7 @@ const USAGE = `usage: drover <command> [--json]
   deployment promote ID [--detach]
                              a canary deployment goes on with the rolling upgrade, followed live
 ${GROUP_USAGE}
+${JOB_USAGE}
   framework list             frameworks, their roles and dominant shares
   task list [--app ID] [--all]   list tasks (--all includes finished ones)
   agent list                 list agents
@@ -58,7 +60,7 @@ ${GROUP_USAGE}
                              sends them, one JSON per line with --json)
   admin verify-log           replay the event log and compare with the stored projections
 
-environment: DROVER_SCHEDULERS, DROVER_MASTERS, DROVER_NATS_SERVERS, DROVER_ETCD_ENDPOINTS`;
+environment: DROVER_SCHEDULERS, DROVER_SCHEDULERS_HTTP, DROVER_MASTERS, DROVER_NATS_SERVERS, DROVER_ETCD_ENDPOINTS`;
 
 function flag(args: string[], name: string): boolean {
   const i = args.indexOf(name);
@@ -370,6 +372,15 @@ async function main(argv: string[], config: CliConfig): Promise<void> {
     } finally {
       s.close();
     }
+    return;
+  }
+
+  if (group === "job") {
+    process.exitCode = await jobCommand(new JobsApi(config.schedulersHttp), cmd, rest, {
+      out: (value, text) => out(json, value, text),
+      usage: (message) => new UsageError(message),
+      progress: (line) => (json ? process.stderr : process.stdout).write(`${line}\n`),
+    });
     return;
   }
 

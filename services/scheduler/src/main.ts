@@ -19,7 +19,7 @@ import {
   startupFailed,
 } from "@drover/common";
 import { loadOrExit, loadSchedulerConfig, schedulerHttpAdvertise } from "@drover/config";
-import { appVersionOf } from "@drover/core";
+import { appVersionOf, runWorkloadId } from "@drover/core";
 import { SchedulerMetrics, serveMetrics } from "@drover/observability";
 import { SchedulerService } from "@drover/proto";
 import { connectEtcd, EventStore, LeaderElection, type Leadership } from "@drover/store";
@@ -178,7 +178,13 @@ async function lead(leadership: Leadership): Promise<void> {
   const deployments = new DeploymentStore(store, leadership, log);
   await deployments.load();
   // Jobs and their active runs (jobs/): the runs are a second workload of the framework driver.
-  const jobStore = new JobStore({ store, leadership, historyKept: config.jobHistoryKept });
+  const jobStore = new JobStore({
+    store,
+    leadership,
+    historyKept: config.jobHistoryKept,
+    activeTasks: (jobId: string, runId: string): string[] =>
+      [...framework.tasks.ofApp(runWorkloadId(jobId, runId))].map((t) => t.taskId),
+  });
   await jobStore.load();
   const jobRunner = new JobRunner({ store: jobStore, log, changed: () => converge.trigger() });
   const framework = new FrameworkDriver({

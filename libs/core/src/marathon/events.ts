@@ -22,9 +22,12 @@ import {
   stepsOf,
 } from "../events/deployment.js";
 import { AGGREGATES } from "../events/index.js";
+import type { JobEvent } from "../events/job.js";
+import type { JobRunEvent } from "../events/job-run.js";
 import type { TaskEvent, TaskInfo, TaskStatus } from "../events/task.js";
 import { REASON_UNHEALTHY } from "../task-health.js";
 import { isTerminal, type TaskState } from "../task-state.js";
+import { JOB_EVENT_TYPES, jobEvents, jobRunEvents } from "./job-events.js";
 import { type JsonObject, toMarathonJson } from "./json.js";
 import { keyToAppId, taskIdToAppId } from "./path-id.js";
 
@@ -46,6 +49,8 @@ export const MARATHON_EVENT_TYPES = [
   "deployment_step_failure",
   "deployment_success",
   "deployment_failed",
+  // Metronome's, for jobs and their runs (job-events.ts); appended so earlier slots keep their place.
+  ...JOB_EVENT_TYPES,
 ] as const;
 export type MarathonEventType = (typeof MARATHON_EVENT_TYPES)[number];
 
@@ -281,6 +286,10 @@ function mapValid(e: CommittedEvent, ev: { type: string }, ctx: MarathonEventCon
       return taskEvents(e.id, ev as TaskEvent, timestamp, ctx);
     case "deployment":
       return deploymentEvents(e.id, ev as DeploymentEvent, timestamp, e.atMs, ctx);
+    case "job":
+      return jobEvents(e.id, ev as JobEvent, timestamp) as MarathonEvent[];
+    case "job-run":
+      return jobRunEvents(e.id, ev as JobRunEvent, timestamp) as MarathonEvent[];
     default:
       // agent, framework, residency: Marathon publishes nothing for them on its bus
       // (scheduler_registered_event is about Marathon's own Mesos registration).

@@ -53,7 +53,8 @@ export class JobRunner implements Workload {
   private readonly ending = new Set<string>();
   private cronTimer: NodeJS.Timeout | undefined;
   private cronChain: Promise<void> = Promise.resolve();
-  private stopped = false;
+  /** The cron loop runs between start() and stopCron() (tick() may be called by hand: tests). */
+  private stopped = true;
   private readonly now: () => number;
 
   constructor(private readonly deps: JobRunnerDeps) {
@@ -263,7 +264,6 @@ export class JobRunner implements Workload {
 
   /** Handles every due schedule once, then sleeps until the next due time. One tick at a time. */
   async tick(): Promise<void> {
-    if (this.stopped) return;
     let next = Number.POSITIVE_INFINITY;
     for (const job of this.deps.store.list())
       for (const rec of job.schedules) {

@@ -47,6 +47,8 @@ export interface JobStoreDeps {
   /** Finished runs kept per job and status (Metronome's history). */
   historyKept: number;
   now?: () => number;
+  /** The run's tasks active now (the framework's view): a run that ends keeps them in its history entry. */
+  activeTasks?(jobId: string, runId: string): string[];
 }
 
 export class JobStore {
@@ -293,7 +295,11 @@ export class JobStore {
   ) {
     const e = this.runsByJob.get(run.jobId)?.get(run.runId) as Entry<JobRunRecord>;
     const now = this.now();
-    const tasks = [...run.ended.map((t) => t.taskId), ...(lastTask ? [lastTask.taskId] : [])];
+    const tasks = [
+      ...run.ended.map((t) => t.taskId),
+      ...(lastTask ? [lastTask.taskId] : []),
+      ...(this.deps.activeTasks?.(run.jobId, run.runId) ?? []),
+    ];
     const summary: RunSummary = {
       id: run.runId,
       status: end.status,
