@@ -3,7 +3,7 @@
  * event-sourced, fenced writes), loaded by each new leader. Every change is one transaction: a run
  * started by a schedule commits with the schedule's new next-due time (exactly once across a
  * failover), a finished run with its entry in the job's history, a REPLACE with the end of the runs
- * it replaces. Changes run one at a time (`serial`), on the state as last committed.
+ * it replaces. The changes of one job (and its runs) run one at a time (`serial`, a queue per job), on the state as last committed; different jobs commit concurrently.
  */
 import { randomInt } from "node:crypto";
 import {
@@ -55,7 +55,8 @@ export class JobStore {
   private readonly jobs = new Map<string, Entry<JobRecord>>();
   /** Active runs by job id, then run id. */
   private readonly runsByJob = new Map<string, Map<string, Entry<JobRunRecord>>>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** One queue per job: changes of a job and its runs run one at a time, different jobs' concurrently. */
+  private readonly queues = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
 
   constructor(private readonly deps: JobStoreDeps) {
@@ -105,7 +106,7 @@ export class JobStore {
   // ---- changes ----
 
   create(spec: JobSpec, schedules: ScheduleSpec[]): Promise<JobRecord> {
-    return this.serial(async () => {
+    return this.serial(spec.id, async () => {
       const e = await this.job(spec.id);
       if (e.state)
         throw new AlreadyExistsError(`job ${spec.id}`, { message: "Job with this id already exists" });
@@ -120,7 +121,7 @@ export class JobStore {
   }
 
   update(spec: JobSpec): Promise<JobRecord> {
-    return this.serial(async () => {
+    return this.serial(spec.id, async () => {
       const e = await this.existing(spec.id);
       await this.commit([this.jobChange(spec.id, e, [{ type: "JobUpdated", spec }])]);
       return this.get(spec.id);
@@ -129,7 +130,7 @@ export class JobStore {
 
   /** Deletes a job; its active runs end FAILED with it when `stopRuns`, else 409. */
   remove(jobId: string, stopRuns: boolean): Promise<JobRecord> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       const runs = this.runs(jobId);
       if (runs.length > 0 && !stopRuns)
@@ -141,7 +142,7 @@ export class JobStore {
   }
 
   addSchedule(jobId: string, s: ScheduleSpec): Promise<ScheduleRecord> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       if (e.state?.schedules.some((r) => r.spec.id === s.id))
         throw new AlreadyExistsError(`schedule ${s.id}`, { message: `Schedule '${s.id}' already exists` });
@@ -153,7 +154,7 @@ export class JobStore {
   }
 
   updateSchedule(jobId: string, s: ScheduleSpec): Promise<ScheduleRecord> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       this.schedule(jobId, s.id);
       await this.commit([
@@ -164,7 +165,7 @@ export class JobStore {
   }
 
   removeSchedule(jobId: string, scheduleId: string): Promise<void> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       this.schedule(jobId, scheduleId);
       await this.commit([this.jobChange(jobId, e, [{ type: "ScheduleDeleted", scheduleId }])]);
@@ -189,7 +190,7 @@ export class JobStore {
     trigger: RunTrigger,
     opts: { fired?: Extract<JobEvent, { type: "ScheduleFired" }>; replace?: string[] } = {},
   ): Promise<JobRunRecord> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       const job = e.state as JobRecord;
       if (opts.fired) this.checkDue(job, opts.fired.scheduleId, opts.fired.dueMs);
@@ -227,7 +228,7 @@ export class JobStore {
     jobId: string,
     event: Extract<JobEvent, { type: "ScheduleFired" | "ScheduleMissed" }>,
   ): Promise<void> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const e = await this.existing(jobId);
       this.checkDue(
         e.state as JobRecord,
@@ -257,7 +258,7 @@ export class JobStore {
     task: Extract<JobRunEvent, { type: "JobRunTaskEnded" }>["task"],
     retryAtMs: number | undefined,
   ): Promise<void> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       await this.job(jobId);
       const e = this.runsByJob.get(jobId)?.get(runId);
       if (!e?.state) return;
@@ -276,7 +277,7 @@ export class JobStore {
     end: RunEnd,
     lastTask?: Extract<JobRunEvent, { type: "JobRunTaskEnded" }>["task"],
   ): Promise<RunSummary | undefined> {
-    return this.serial(async () => {
+    return this.serial(jobId, async () => {
       const job = await this.job(jobId);
       const run = this.run(jobId, runId);
       if (!run || !job.state) return undefined;
@@ -427,9 +428,14 @@ export class JobStore {
     return e;
   }
 
-  serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
+  private serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const tail = this.queues.get(jobId) ?? Promise.resolve();
+    const p = tail.then(fn, fn);
+    const next = p.catch(() => undefined);
+    this.queues.set(jobId, next);
+    void next.then(() => {
+      if (this.queues.get(jobId) === next) this.queues.delete(jobId);
+    });
     return p;
   }
 }
