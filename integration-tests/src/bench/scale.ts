@@ -11,6 +11,7 @@
  *
  *   --agents N (5000)  --apps A (200)  --instances I (500)  --cpus C (4)  --mem MiB (16384)
  *   --task-cpus (0.1)  --task-mem (64)  --concurrency (8 creates in flight)  --profile (CPU profiles)
+ *   --heap-snapshot (of the master leader once every task runs)
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
@@ -40,6 +41,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string", default: "8" },
     "skip-failover": { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
+    "heap-snapshot": { type: "boolean", default: false },
   },
 });
 const num = (name: keyof typeof flags) => {
@@ -157,7 +159,12 @@ async function main(): Promise<void> {
     `bench:scale: ${AGENTS} simulated agents (${flags.cpus} cpus / ${flags.mem} MiB), ${APPS} apps x ${INSTANCES} instances = ${TOTAL} tasks`,
   );
   const profileDir = flags.profile ? await mkdtemp(join(tmpdir(), "drover-profile-")) : undefined;
-  if (profileDir) process.env.DROVER_TEST_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${profileDir}`;
+  const snapshotDir = flags["heap-snapshot"] ? await mkdtemp(join(tmpdir(), "drover-heap-")) : undefined;
+  process.env.DROVER_TEST_NODE_ARGS = [
+    ...(profileDir ? [`--cpu-prof --cpu-prof-dir=${profileDir}`] : []),
+    ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshotDir}`] : []),
+    process.env.DROVER_TEST_NODE_ARGS ?? "",
+  ].join(" ");
   const cluster = await startCluster({
     masters: 2,
     schedulers: 1,
@@ -338,6 +345,26 @@ async function main(): Promise<void> {
     await sampler;
     await rssSampler;
     const after = await scrapeLeader();
+    if (snapshotDir) {
+      // A heap snapshot of the leader at full size (it collects garbage first: what stays is live).
+      process.kill(leaderNow.pid, "SIGUSR2");
+      await waitFor(
+        "the leader's heap snapshot",
+        async () => {
+          const files = await readdir(snapshotDir);
+          if (!files.some((f) => f.endsWith(".heapsnapshot"))) return false;
+          // Written once the process's RSS stops growing; a size that holds for 2 s is taken as done.
+          const sizes = async () =>
+            Promise.all(files.map((f) => readFile(join(snapshotDir, f)).then((b) => b.length)));
+          const a = await sizes();
+          await new Promise((r) => setTimeout(r, 2000));
+          const b = await sizes();
+          return a.join() === b.join();
+        },
+        { timeoutMs: 300_000, intervalMs: 1000 },
+      );
+      line(`heap snapshot of the master leader: ${snapshotDir}`);
+    }
     const ops =
       metric(after, "drover_master_etcd_ops_total") - metric(before, "drover_master_etcd_ops_total");
     const txns =
@@ -413,7 +440,7 @@ async function main(): Promise<void> {
         .join(", ")}`,
     );
     line(
-      `master leader heap used at full size: ${(metric(after, "drover_master_nodejs_heap_size_used_bytes") / 2 ** 20).toFixed(0)} MiB (heap total ${(metric(after, "drover_master_nodejs_heap_size_total_bytes") / 2 ** 20).toFixed(0)} MiB, external ${(metric(after, "drover_master_nodejs_external_memory_bytes") / 2 ** 20).toFixed(0)} MiB; by space: ${["new_space", "old_space", "large_object_space", "code_space"].map((sp) => `${sp} ${(metric(after, "drover_master_nodejs_heap_space_size_used_bytes", { space: sp }) / 2 ** 20).toFixed(0)}/${(metric(after, "drover_master_nodejs_heap_space_size_total_bytes", { space: sp }) / 2 ** 20).toFixed(0)}`).join(", ")})`,
+      `master leader heap used at full size: ${(metric(after, "drover_master_nodejs_heap_size_used_bytes") / 2 ** 20).toFixed(0)} MiB (heap total ${(metric(after, "drover_master_nodejs_heap_size_total_bytes") / 2 ** 20).toFixed(0)} MiB, external ${(metric(after, "drover_master_nodejs_external_memory_bytes") / 2 ** 20).toFixed(0)} MiB; by space: ${["new", "old", "large_object", "code"].map((sp) => `${sp} ${(metric(after, "drover_master_nodejs_heap_space_size_used_bytes", { space: sp }) / 2 ** 20).toFixed(0)}/${(metric(after, "drover_master_nodejs_heap_space_size_total_bytes", { space: sp }) / 2 ** 20).toFixed(0)}`).join(", ")})`,
     );
     for (const p of [...cluster.masters, ...cluster.schedulers])
       line(

@@ -6,7 +6,15 @@
  * framework that sits on offers cannot hoard an agent).
  */
 import { coalesce, errorMessage } from "@drover/common";
-import { type AgentLedger, addResources, allocate, DEFAULT_ROLE, freeCpusMem, isEmpty } from "@drover/core";
+import {
+  type AgentLedger,
+  addResources,
+  allocate,
+  DEFAULT_ROLE,
+  freeCpusMem,
+  isEmpty,
+  type Resources,
+} from "@drover/core";
 import { type FrameworkEvent, toWireResources } from "@drover/proto";
 import type { AgentRegistry } from "./agents.js";
 import type { MasterContext } from "./context.js";
@@ -91,18 +99,23 @@ export class AllocationLoop {
     // used or offered in full); the DRF shares still count the whole cluster.
     const capacity = { cpus: 0, mem: 0 };
     const unlisted = { cpus: 0, mem: 0 };
+    // Reused for every agent (this loop runs over the whole fleet each cycle: nothing built per
+    // agent that is not kept).
+    const usedNow = { cpus: 0, mem: 0 };
+    const freeNow: Resources = { cpus: 0, mem: 0, disk: 0, ports: [] };
     for (const a of this.agents.connected()) {
       capacity.cpus += a.resources.cpus;
       capacity.mem += a.resources.mem;
       const used = index.usedOn(a.agentId);
-      const pending = this.tasks.pendingOn(a.agentId);
+      // Launches being committed on this agent (rarely any: then no sum, and no merge of ports).
+      const pending = this.tasks.hasPendingOn(a.agentId) ? this.tasks.pendingOn(a.agentId) : undefined;
       const offered = offers.offeredOn(a.agentId);
-      const free = freeCpusMem({
-        total: a.resources,
-        used: { cpus: used.cpus + pending.cpus, mem: used.mem + pending.mem },
-        offered,
-      });
-      if (isEmpty({ ...free, disk: 0, ports: [] }, min)) {
+      usedNow.cpus = used.cpus + (pending?.cpus ?? 0);
+      usedNow.mem = used.mem + (pending?.mem ?? 0);
+      const free = freeCpusMem({ total: a.resources, used: usedNow, offered });
+      freeNow.cpus = free.cpus;
+      freeNow.mem = free.mem;
+      if (isEmpty(freeNow, min)) {
         // In thousandths (exact, as the allocator sums free amounts).
         unlisted.cpus = (Math.round(unlisted.cpus * 1000) + Math.round(free.cpus * 1000)) / 1000;
         unlisted.mem = (Math.round(unlisted.mem * 1000) + Math.round(free.mem * 1000)) / 1000;
@@ -112,7 +125,7 @@ export class AllocationLoop {
         agentId: a.agentId,
         hostname: a.hostname,
         total: a.resources,
-        used: addResources(used, pending),
+        used: pending ? addResources(used, pending) : used,
         offered,
         attributes: a.attributes,
         connected: true,

@@ -310,7 +310,7 @@ test("a status update for an unknown task writes nothing and is acknowledged whi
   await m.leader.stop();
 });
 
-test("a task's STARTING and RUNNING from one status message are applied in order as one change of one transaction", async () => {
+test("a task's STARTING and RUNNING from one status message are applied in order as one change of one transaction; the framework is told the latest", async () => {
   const { m, fw, ids } = await withTasks(1);
   const id = ids[0] as string;
   const version = () => m.leader.state.tasks.get(id)?.version ?? 0;
@@ -326,9 +326,10 @@ test("a task's STARTING and RUNNING from one status message are applied in order
     [[1, 1, 3]],
     "one unit: two events and one projection",
   );
+  // The log has both; the framework is told the latest (STARTING is superseded already).
   assert.deepEqual(
     fw.conn.updatesOf(id).map((u) => updateState(u)),
-    ["TASK_STARTING", "TASK_RUNNING"],
+    ["TASK_RUNNING"],
   );
   assert.equal((await verifyLog(m.store)).ok, true);
   // Redelivered: nothing applies again.
@@ -353,8 +354,10 @@ test("a batch is decided update by update: an older update in it is skipped, KIL
   });
   assert.deepEqual(
     fw.conn.updatesOf(a).map((u) => updateState(u)),
-    ["TASK_RUNNING", "TASK_FINISHED"],
+    ["TASK_FINISHED"],
   );
+  const events = (await m.store.keys("/drover/log/task/")).filter((k) => k.includes(`/${a}/`));
+  assert.equal(events.length, 3, "launched, RUNNING, FINISHED: the older STARTING is not applied");
   // b: killed, then the agent's RUNNING and FAILED arrive together.
   await m.leader.kill(fw.frameworkId, b);
   assert.equal(stateOf(m, b), "TASK_KILLING");

@@ -90,6 +90,11 @@ export class TaskLifecycle {
     return sum(this.pendingByAgent.get(agentId));
   }
 
+  /** Whether launches on the agent are being committed (pendingOn is empty otherwise). */
+  hasPendingOn(agentId: string): boolean {
+    return this.pendingByAgent.has(agentId);
+  }
+
   pendingFor(frameworkId: string): Resources {
     return sum(this.pendingByFramework.get(frameworkId));
   }
@@ -183,8 +188,10 @@ export class TaskLifecycle {
   /**
    * One task's updates from one status message, in order (STARTING and RUNNING sent together):
    * each is decided against the status the previous one leaves, and those that apply are committed
-   * as ONE change of the task (its events in order, one group commit), then forwarded in order. If
-   * the task changed before the commit (a kill, say), they are applied one at a time instead.
+   * as ONE change of the task (its events in order, one group commit: the log keeps every one).
+   * The framework is sent the last of them (as a resend would: only the latest status of a task
+   * is resent until acknowledged). If the task changed before the commit (a kill, say), they are
+   * applied one at a time instead.
    */
   async onStatuses(u: TaskStatusUpdates): Promise<void> {
     const single = u.statuses.length === 1 ? u.statuses[0] : undefined;
@@ -219,7 +226,9 @@ export class TaskLifecycle {
       () => this.ctx.state.task(u.taskId)?.status === from,
     );
     if (!ok) return oneByOne();
-    for (const status of apply) this.forward(task.info, status);
+    // The framework is told the latest: the earlier ones of the batch are superseded already (and
+    // a framework is only ever sure of the latest: that one is resent until acknowledged).
+    this.forward(task.info, apply[apply.length - 1] as TaskStatus);
     if (apply.some((s) => isTerminal(s.state))) this.changed();
   }
 
