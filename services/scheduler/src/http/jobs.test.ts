@@ -28,7 +28,7 @@ async function server() {
     });
     return {
       status: r.statusCode,
-      json: r.body ? (JSON.parse(r.body) as Record<string, unknown>) : undefined,
+      json: (r.body ? JSON.parse(r.body) : {}) as Record<string, unknown>,
     };
   };
   return { app, call, store };
@@ -42,25 +42,25 @@ test("/v1/jobs: create (201, defaults), conflict (409), validation (422 naming t
     schedules: [{ id: "nightly", cron: "0 3 * * *" }],
   });
   assert.equal(created.status, 201);
-  assert.equal((created.json?.run as { mem: number }).mem, 128);
-  assert.equal((created.json?.schedules as { timezone: string }[])[0]?.timezone, "UTC");
+  assert.equal((created.json.run as { mem: number }).mem, 128);
+  assert.equal((created.json.schedules as { timezone: string }[])[0]?.timezone, "UTC");
   assert.equal((await call("POST", "/v1/jobs", { id: "dev.backup", run: { cmd: "true" } })).status, 409);
   const bad = await call("POST", "/v1/jobs", { id: "x", run: { cmd: "true", ucr: {} } });
   assert.equal(bad.status, 422);
-  assert.deepEqual(bad.json?.details, [
+  assert.deepEqual(bad.json.details, [
     { path: "/run/ucr", errors: ["not supported: Drover runs Docker containers: use run.docker"] },
   ]);
   const got = await call("GET", "/v1/jobs/dev.backup?embed=activeRuns,schedules,history,historySummary");
   assert.equal(got.status, 200);
-  assert.deepEqual(got.json?.activeRuns, []);
-  assert.deepEqual(got.json?.historySummary, {
+  assert.deepEqual(got.json.activeRuns, []);
+  assert.deepEqual(got.json.historySummary, {
     successCount: 0,
     failureCount: 0,
     lastSuccessAt: null,
     lastFailureAt: null,
   });
   assert.equal(
-    (got.json?.schedules as { nextRunAt: string }[])[0]?.nextRunAt.endsWith("T03:00:00.000Z"),
+    (got.json.schedules as { nextRunAt: string }[])[0]?.nextRunAt.endsWith("T03:00:00.000Z"),
     true,
   );
   assert.equal((await call("GET", "/v1/jobs?embed=bogus")).status, 400);
@@ -72,17 +72,17 @@ test("/v1/jobs runs: start (201, INITIAL), list, get, stop (FAILED, in the histo
   await call("POST", "/v1/jobs", { id: "j", run: { cmd: "true" } });
   const run = await call("POST", "/v1/jobs/j/runs");
   assert.equal(run.status, 201);
-  assert.equal(run.json?.status, "INITIAL");
-  assert.equal(run.json?.jobId, "j");
-  const id = String(run.json?.id);
+  assert.equal(run.json.status, "INITIAL");
+  assert.equal(run.json.jobId, "j");
+  const id = String(run.json.id);
   assert.match(id, /^\d{14}[A-Z0-9]{5}$/);
   assert.equal(((await call("GET", "/v1/jobs/j/runs")).json as unknown as unknown[]).length, 1);
   assert.equal((await call("DELETE", "/v1/jobs/j")).status, 409);
   const stopped = await call("POST", `/v1/jobs/j/runs/${id}/actions/stop`);
   assert.equal(stopped.status, 200);
   const after = await call("GET", `/v1/jobs/j/runs/${id}`);
-  assert.equal(after.json?.status, "FAILED");
-  assert.equal(after.json?.message, "stopped");
+  assert.equal(after.json.status, "FAILED");
+  assert.equal(after.json.message, "stopped");
   assert.equal((await call("POST", `/v1/jobs/j/runs/${id}/actions/stop`)).status, 404);
   assert.equal((await call("DELETE", "/v1/jobs/j?stopCurrentJobRuns=true")).status, 200);
   assert.equal((await call("GET", "/v1/jobs/j")).status, 404);
@@ -97,7 +97,7 @@ test("/v1/jobs schedules: create (201), duplicate (409), update, delete; PUT of 
     concurrencyPolicy: "FORBID",
   });
   assert.equal(s.status, 201);
-  assert.equal(s.json?.concurrencyPolicy, "FORBID");
+  assert.equal(s.json.concurrencyPolicy, "FORBID");
   assert.equal(
     (await call("POST", "/v1/jobs/j/schedules", { id: "every-five", cron: "* * * * *" })).status,
     409,
@@ -108,10 +108,10 @@ test("/v1/jobs schedules: create (201), duplicate (409), update, delete; PUT of 
     timezone: "Mars/Base",
   });
   assert.equal(bad.status, 422);
-  assert.equal((bad.json?.details as { path: string }[])[0]?.path, "/timezone");
+  assert.equal((bad.json.details as { path: string }[])[0]?.path, "/timezone");
   const up = await call("PUT", "/v1/jobs/j/schedules/every-five", { cron: "0 * * * *", enabled: false });
   assert.equal(up.status, 200);
-  assert.equal(up.json?.enabled, false);
+  assert.equal(up.json.enabled, false);
   const put = await call("PUT", "/v1/jobs/j", { id: "j", run: { cmd: "echo 2" }, schedules: [] });
   assert.equal(put.status, 200);
   assert.equal(((await call("GET", "/v1/jobs/j/schedules")).json as unknown as unknown[]).length, 1);
