@@ -131,7 +131,7 @@ test("a canary of 1 cancelled: rolled back, the canary killed and the 4 old inst
     const rollbackId = /rolling back with deployment ([0-9a-f-]{36})/.exec(c.stdout)?.[1];
     assert.ok(rollbackId, c.stdout);
     await f.ended(rollbackId, "succeeded");
-    assert.equal((await f.deployment(depId)).state, "cancelled");
+    assert.equal((await f.deployment(depId)).state, "rolled-back");
     await waitFor("only the old instances", async () => (await f.snapshot(id)).active === 4, {
       timeoutMs: 30_000,
       intervalMs: 200,

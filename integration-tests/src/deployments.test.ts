@@ -278,7 +278,7 @@ test("a version that never turns healthy: stuck with the reason, old tasks untou
             intervalMs: 300,
           },
         );
-        assert.equal((await deployment(depId)).state, "cancelled");
+        assert.equal((await deployment(depId)).state, "rolled-back");
         const back = await snapshot(id);
         assert.equal(back.healthy, 4);
         old.ids = back.ids;

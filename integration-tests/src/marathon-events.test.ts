@@ -3,10 +3,10 @@
  * scheduler's events plugin (eventsRoutes) is served by a fastify instance of this test, reading
  * the cluster's NATS as a scheduler replica does, and read by plain node:http SSE clients.
  *
- * - an app's task runs (status_update_event TASK_RUNNING); a change of its definition is
- *   api_post_event, deployment_info, status_update_event TASK_RUNNING of the new version (with its
- *   host, agent and ports) and deployment_success, in that order (Drover starts no deployment for
- *   a new app: its first instances are a scale); `event_type` filters; `drover events --marathon`;
+ * - a new app is a deployment (deployment_info with StartApplication, ScaleApplication; its task
+ *   runs; deployment_success); a change of its definition is api_post_event, deployment_info,
+ *   status_update_event TASK_RUNNING of the new version (with its host, agent and ports) and that
+ *   deployment's deployment_success, in that order; `event_type` filters; `drover events --marathon`;
  * - a client resuming with Last-Event-ID gets every later event exactly once (compared with a client
  *   that never left);
  * - a client that stops reading is disconnected with a final comment saying why;
@@ -218,9 +218,20 @@ test(
         f.event === "status_update_event" &&
         f.data?.appId === "/sse-web" &&
         f.data?.taskStatus === "TASK_RUNNING";
-      // Drover starts no deployment for a new app (its first instances are a scale): its task runs.
+      // A new app is a deployment too (StartApplication, ScaleApplication): announced, its task runs,
+      // it succeeds.
       await all.until("the first task of /sse-web running", (fs) => fs.some(isRunning));
       const firstTask = all.frames.find(isRunning)?.data?.taskId;
+      await all.until("deployment_success of the create", (fs) =>
+        fs.some((f) => f.event === "deployment_success" && isApp("/sse-web")(f)),
+      );
+      const createInfo = all.frames.find((f) => f.event === "deployment_info" && isApp("/sse-web")(f));
+      assert.deepEqual(
+        (createInfo?.data?.plan as { steps?: { actions?: { action?: string }[] }[] } | undefined)?.steps?.map(
+          (st) => st.actions?.map((a) => a.action),
+        ),
+        [["StartApplication"], ["ScaleApplication"]],
+      );
 
       // A change of its definition is a deployment: announced, its new task runs, it succeeds.
       const update = await current().cli([
@@ -238,18 +249,31 @@ test(
         "--detach",
       ]);
       assert.equal(update.code, 0, update.stderr);
-      const success = (fs: SseFrame[]) =>
-        fs.findIndex((f) => f.event === "deployment_success" && isApp("/sse-web")(f));
-      await all.until("deployment_success of /sse-web", (fs) => success(fs) >= 0);
+      // The update's own deployment: the first deployment_info after its api_post_event.
+      const postOf = (fs: SseFrame[]) =>
+        indexOf(
+          fs,
+          (f) =>
+            f.event === "api_post_event" &&
+            f.data?.uri === "/v2/apps/sse-web" &&
+            (f.data?.appDefinition as { cmd?: string } | undefined)?.cmd === "sleep 601",
+        );
+      const infoOf = (fs: SseFrame[]) =>
+        fs.findIndex(
+          (f, i) =>
+            i > postOf(fs) && postOf(fs) >= 0 && f.event === "deployment_info" && isApp("/sse-web")(f),
+        );
+      const planId = (f: SseFrame | undefined) => (f?.data?.plan as { id?: string } | undefined)?.id;
+      const success = (fs: SseFrame[]) => {
+        const id = planId(fs[infoOf(fs)]);
+        return id === undefined
+          ? -1
+          : fs.findIndex((f) => f.event === "deployment_success" && f.data?.id === id);
+      };
+      await all.until("deployment_success of /sse-web's update", (fs) => success(fs) >= 0);
       const fs = all.frames;
-      const post = indexOf(
-        fs,
-        (f) =>
-          f.event === "api_post_event" &&
-          f.data?.uri === "/v2/apps/sse-web" &&
-          (f.data?.appDefinition as { cmd?: string } | undefined)?.cmd === "sleep 601",
-      );
-      const info = indexOf(fs, (f) => f.event === "deployment_info" && isApp("/sse-web")(f));
+      const post = postOf(fs);
+      const info = infoOf(fs);
       const running = indexOf(fs, (f) => isRunning(f) && f.data?.taskId !== firstTask);
       const done = success(fs);
       assert.ok(
@@ -279,15 +303,17 @@ test(
       }
 
       // The filtered client: only the types it named, in the same order as the unfiltered one.
-      await filtered.until("filtered deployment_success", (f) => success(f) >= 0);
+      const doneId = fs[done]?.id;
+      await filtered.until("filtered deployment_success", (f) => f.some((x) => x.id === doneId));
       const wantedTypes = new Set(["deployment_info", "status_update_event", "deployment_success"]);
       assert.ok(
         filtered.frames.every((f) => wantedTypes.has(f.event ?? "")),
         JSON.stringify(filtered.frames.map((f) => f.event)),
       );
+      const upTo = (frames: SseFrame[]) => frames.slice(0, frames.findIndex((f) => f.id === doneId) + 1);
       assert.deepEqual(
-        filtered.frames.map((f) => f.id),
-        fs.filter((f) => wantedTypes.has(f.event ?? "")).map((f) => f.id),
+        upTo(filtered.frames).map((f) => f.id),
+        upTo(fs.filter((f) => wantedTypes.has(f.event ?? ""))).map((f) => f.id),
       );
 
       // A heartbeat comment comes while nothing happens.
@@ -474,7 +500,7 @@ test(
       t.diagnostic(
         `status_update_event commit-to-client delay through a follower: n=${delays.length} p50=${p50} ms max=${max} ms`,
       );
-      // Unbuffered: each event arrives within 2 s of its commit (13-110 ms measured on a busy 2-core machine).
-      assert.ok(max < 2000, `delays ${delays.join(",")}`);
+      // A figure, not an assertion (speed is measured, never asserted): 13-112 ms here on a busy 2-core machine.
+      assert.ok(delays.length >= 4, `a delay for each running task: ${delays.join(",")}`);
     }),
 );

@@ -76,7 +76,7 @@ test("a rollback supersedes its deployment and counts the instances of the previ
   );
   assert.ok(rollbackId);
   const cancelled = deployments.get(id);
-  assert.equal(cancelled.state, "cancelled");
+  assert.equal(cancelled.state, "rolled-back");
   assert.equal(cancelled.rollbackId, rollbackId);
   const running = deployments.runningFor(ID);
   assert.equal(running?.id, rollbackId);

@@ -184,7 +184,7 @@ test("cancelling a group's deployment rolls all its apps back as one deployment:
   assert.equal(kv.txnCount - before, 1, "the rollback, its app changes and the cancel in one transaction");
   assert.notEqual(rollbackId, "");
   const cancelled = deployments.get(update.deploymentId);
-  assert.equal(cancelled.state, "cancelled");
+  assert.equal(cancelled.state, "rolled-back");
   assert.equal(cancelled.rollbackId, rollbackId);
   const r = deployments.get(rollbackId);
   assert.equal(r.kind, "rollback");

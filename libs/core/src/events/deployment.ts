@@ -43,7 +43,12 @@ export function isTrackingKind(kind: DeploymentKind): boolean {
   return kind === "create" || kind === "scale" || kind === "remove";
 }
 
-export const DeploymentStateSchema = z.enum(["running", "succeeded", "cancelled", "failed"]);
+/**
+ * `rolled-back`: cancelled without force, its apps taken back to their previous definitions by the
+ * rollback deployment it names (`rollbackId`); `cancelled`: stopped as it was (forced, superseded,
+ * or nothing to roll back to); `failed`: its progress deadline passed (rolled back too when it could be).
+ */
+export const DeploymentStateSchema = z.enum(["running", "succeeded", "cancelled", "failed", "rolled-back"]);
 export type DeploymentState = z.infer<typeof DeploymentStateSchema>;
 
 /** One app's counts in the current step (rollingStep's counts). */
@@ -233,7 +238,7 @@ export const DeploymentAggregate: AggregateDef<DeploymentRecord, DeploymentEvent
       case "DeploymentCancelled":
         return {
           ...state,
-          state: "cancelled",
+          state: event.rollbackId && !event.force ? "rolled-back" : "cancelled",
           updatedAtMs: atMs,
           waitingFor: "",
           reason: event.reason,

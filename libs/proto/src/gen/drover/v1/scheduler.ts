@@ -216,9 +216,12 @@ export interface DeploymentApp {
 
 export interface Deployment {
   id: string;
-  /** "upgrade", "restart" or "rollback". */
+  /** "upgrade", "restart", "rollback", "group", "create", "scale" or "remove". */
   kind: string;
-  /** "running", "succeeded", "cancelled" or "failed". */
+  /**
+   * "running", "succeeded", "cancelled", "failed" or "rolled-back" (cancelled without force: its
+   * apps went back to their previous definitions with rollback_id).
+   */
   state: string;
   apps: DeploymentApp[];
   /** What the current step waits for, in words (empty once ended). */
