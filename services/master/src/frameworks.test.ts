@@ -225,3 +225,59 @@ test("acknowledgements in one batch: known ones apply, unknown or foreign tasks 
   );
   await m.leader.stop();
 });
+
+test("while a framework's stream is full its status updates are held, the latest per task, and sent when it drains", async () => {
+  const { RecordingFrameworkConn } = await import("@drover/testing");
+  /** A stream whose buffer the test fills and drains. */
+  class SlowConn extends RecordingFrameworkConn {
+    isFull = false;
+    private drained: (() => void)[] = [];
+    full(): boolean {
+      return this.isFull;
+    }
+    onDrain(fn: () => void): void {
+      this.drained.push(fn);
+    }
+    drain(): void {
+      this.isFull = false;
+      for (const fn of this.drained.splice(0)) fn();
+    }
+  }
+  const m = await startMaster();
+  const agent = await registerAgent(m, anAgent().id("a1"));
+  keepAlive(m, "a1", agent);
+  const conn = new SlowConn();
+  const frameworkId = await m.leader.subscribe(
+    { frameworkId: "", name: "slow", role: "", failoverTimeoutSeconds: 3600 },
+    conn,
+  );
+  const fw = { frameworkId, conn, streamId: conn.subscribed()?.streamId ?? "" };
+  const offers = await nextOffers(m, fw);
+  const offer = offers.find((o) => o.agentId === "a1");
+  assert.ok(offer);
+  const tasks = ["web.1", "web.2"].map((id) => aTask().id(id).app("web").on("a1").cpus(0.01).mem(16));
+  await m.leader.accept(acceptOf(frameworkId, [offer.offerId], tasks));
+
+  conn.isFull = true;
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "web.1", "TASK_STARTING"));
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "web.2", "TASK_RUNNING"));
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "web.1", "TASK_RUNNING"));
+  assert.equal(conn.updatesOf("web.1").length, 0, "nothing written to a full stream");
+  assert.equal(m.leader.frameworks.heldUpdates(frameworkId), 2, "one per task");
+  // Other events are not held.
+  m.leader.frameworks.send(frameworkId, { event: { $case: "rescind", value: { offerId: "o-x" } } });
+  assert.ok(conn.sent.some((e) => e.event?.$case === "rescind"));
+
+  conn.drain();
+  assert.deepEqual(
+    ["web.1", "web.2"].map((id) => conn.updatesOf(id).map((u) => updateState(u))),
+    [["TASK_RUNNING"], ["TASK_RUNNING"]],
+    "the latest of each task, once",
+  );
+  assert.equal(m.leader.frameworks.heldUpdates(frameworkId), 0);
+  // Not full: written at once.
+  await m.leader.tasks.onStatus(statusOf(m, "a1", "web.2", "TASK_FINISHED", { exitCode: 0 }));
+  assert.equal(updateState(conn.updatesOf("web.2").at(-1)), "TASK_FINISHED");
+  assert.equal(stateOf(m, "web.2"), "TASK_FINISHED");
+  await m.leader.stop();
+});

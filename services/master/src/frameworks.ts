@@ -22,12 +22,22 @@ import { parseRequest, SubscribeSchema } from "./requests.js";
 export interface FrameworkConn {
   send(ev: FrameworkEvent): void;
   close(reason: string): void;
+  /** The stream's buffer is full: the framework reads slower than it is written to (optional). */
+  full?(): boolean;
+  /** Calls `fn` once when the buffer has emptied (with `full`). */
+  onDrain?(fn: () => void): void;
 }
 
 interface Session {
   conn: FrameworkConn;
   /** Handed to the framework in `subscribed`; its calls must carry it (drover-stream-id). */
   streamId: string;
+  /**
+   * Status updates held while the stream is full, the latest per task (sendUpdate): a framework
+   * that reads slower than its tasks change costs one entry per task, not a queue of every update.
+   */
+  held: Map<string, FrameworkEvent>;
+  waitingForDrain: boolean;
 }
 
 export interface FrameworkHooks {
@@ -96,7 +106,7 @@ export class FrameworkRegistry {
       this.hooks.offersVoid(frameworkId);
     }
     const streamId = randomUUID();
-    this.sessions.set(frameworkId, { conn, streamId });
+    this.sessions.set(frameworkId, { conn, streamId, held: new Map(), waitingForDrain: false });
     this.goneSince.delete(frameworkId);
     this.suppressed.delete(frameworkId);
     conn.send({
@@ -143,6 +153,41 @@ export class FrameworkRegistry {
 
   send(frameworkId: string, ev: FrameworkEvent): void {
     this.sessions.get(frameworkId)?.conn.send(ev);
+  }
+
+  /**
+   * Sends a status update of `taskId`; while the stream is full it is held instead, replacing the
+   * task's update held before (the latest is what counts: an unacknowledged update is resent
+   * anyway), and the held ones go out, in the order their tasks were first held, when it drains.
+   */
+  sendUpdate(frameworkId: string, taskId: string, ev: FrameworkEvent): void {
+    const s = this.sessions.get(frameworkId);
+    if (!s) return;
+    if (s.held.size === 0 && s.conn.full?.() !== true) {
+      s.conn.send(ev);
+      return;
+    }
+    s.held.set(taskId, ev);
+    this.whenDrained(s);
+  }
+
+  /** Updates held for a full stream (metrics, tests). */
+  heldUpdates(frameworkId: string): number {
+    return this.sessions.get(frameworkId)?.held.size ?? 0;
+  }
+
+  private whenDrained(s: Session): void {
+    if (s.waitingForDrain || !s.conn.onDrain) return;
+    s.waitingForDrain = true;
+    s.conn.onDrain(() => {
+      s.waitingForDrain = false;
+      for (const [taskId, ev] of s.held) {
+        if (s.conn.full?.() === true) break;
+        s.held.delete(taskId);
+        s.conn.send(ev);
+      }
+      if (s.held.size > 0) this.whenDrained(s);
+    });
   }
 
   isConnected(frameworkId: string): boolean {

@@ -62,6 +62,9 @@ function streamIdOf(call: { metadata: Metadata }): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
+/** Messages buffered on a framework's stream beyond which its status updates are held (see Subscribe). */
+const FRAMEWORK_STREAM_BUFFERED = 256;
+
 export function masterService(ref: LeaderRef, log: Logger): MasterServer {
   const leader = async (): Promise<MasterLeader> => {
     const l = ref.current();
@@ -211,6 +214,14 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
           ended = true;
           closeWithError(log, "Subscribe", call, new SessionClosedError(reason));
           log.debug("framework stream closed", { frameworkId, reason });
+        },
+        // Status updates wait (the latest per task) while the framework reads slower than it is
+        // written to: the stream's buffer would otherwise hold every one (FrameworkRegistry.sendUpdate).
+        // 256 messages in the buffer (far above its high-water mark, so 'drain' follows) keep the
+        // stream busy while they go out.
+        full: () => !ended && call.writableLength >= FRAMEWORK_STREAM_BUFFERED,
+        onDrain: (fn) => {
+          call.once("drain", fn);
         },
       };
       const gone = () => {

@@ -283,7 +283,7 @@ export class TaskLifecycle {
       attempts,
       nextAtMs: this.ctx.clock.now() + Math.min(RESEND_MAX_MS, RESEND_MIN_MS * 2 ** attempts),
     });
-    this.frameworks.send(info.frameworkId, {
+    this.frameworks.sendUpdate(info.frameworkId, info.taskId, {
       event: {
         $case: "update",
         value: { status: toWireStatus(info.taskId, info.agentId, status), appId: info.appId },
@@ -424,7 +424,7 @@ export class TaskLifecycle {
               source: "reconciliation",
             });
       out.push(status);
-      this.frameworks.send(frameworkId, {
+      this.frameworks.sendUpdate(frameworkId, id, {
         event: { $case: "update", value: { status, appId: t?.info.appId ?? "" } },
       });
     }
