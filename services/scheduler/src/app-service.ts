@@ -28,7 +28,7 @@ import { z } from "zod";
 import { AppStore, type ChangeHook } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver, QueueEntry, TaskEntry } from "./framework.js";
-import { applyGroup, type GroupRequest, type GroupResult } from "./groups.js";
+import { applyGroup, applyTarget, type GroupRequest, type GroupResult } from "./groups.js";
 import { AppLockedError } from "./locks.js";
 import { rollBack } from "./rollback.js";
 
@@ -427,6 +427,19 @@ export class AppService {
   async applyGroup(req: GroupRequest): Promise<GroupResult> {
     const l = await this.leader();
     const out = await applyGroup(l.apps, l.deployments, req);
+    if (out.deploymentId) l.changed();
+    return out;
+  }
+
+  /**
+   * Several apps created or changed as one (Marathon's PUT/PATCH /v2/apps): every change in one
+   * transaction with the one deployment that carries them out, in dependency order.
+   */
+  async applyMany(specs: readonly AppSpec[], force: boolean): Promise<GroupResult> {
+    const l = await this.leader();
+    const out = await l.deployments.serial(() =>
+      applyTarget(l.apps, l.deployments, "", new Map(specs.map((s) => [s.id, s])), { force, dryRun: false }),
+    );
     if (out.deploymentId) l.changed();
     return out;
   }

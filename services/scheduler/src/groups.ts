@@ -135,39 +135,54 @@ export async function applyGroup(
 ): Promise<GroupResult> {
   return deployments.serial(async () => {
     const { groupId, target } = groupTarget(req, apps);
-    for (const id of target.keys()) await deployments.freshFor(id);
-    const original: DependencyNode[] = [...apps.records().values()].map((r) => r.spec);
-    const after = new Map<string, DependencyNode>(original.map((n) => [n.id, n]));
-    for (const [id, spec] of target) {
-      if (spec) after.set(id, spec);
-      else after.delete(id);
-    }
-    const nodes = [...after.values()];
-    const hook = deployments.groupHook(groupId, req.force, original, nodes);
-    let committed = false;
-    const made = await apps.applyAll(
-      target,
-      {
-        changes: hook.changes,
-        committed: (rev) => {
-          committed = true;
-          hook.committed(rev);
-        },
-        failed: hook.failed,
-      },
-      { dryRun: req.dryRun },
-    );
-    const steps = req.dryRun
-      ? planSteps(
-          made.map((m) => ({ appId: m.appId, change: m.change })),
-          original,
-          nodes,
-        )
-      : (hook.planned() ?? []);
-    return {
-      deploymentId: committed ? hook.id : "",
-      steps,
-      changes: Object.fromEntries(made.map((m) => [m.appId, m.change === "config" ? "update" : m.change])),
-    };
+    return applyTarget(apps, deployments, groupId, target, req);
   });
+}
+
+/**
+ * Changes the apps of `target` (an id to its definition, or to undefined to remove it) as one
+ * transaction with the one deployment that carries them out (`groupId` "": not a group, e.g. a PUT of
+ * several apps). Call within deployments.serial.
+ */
+export async function applyTarget(
+  apps: AppStore,
+  deployments: DeploymentStore,
+  groupId: string,
+  target: ReadonlyMap<string, AppSpec | undefined>,
+  opts: { force: boolean; dryRun: boolean },
+): Promise<GroupResult> {
+  for (const id of target.keys()) await deployments.freshFor(id);
+  const original: DependencyNode[] = [...apps.records().values()].map((r) => r.spec);
+  const after = new Map<string, DependencyNode>(original.map((n) => [n.id, n]));
+  for (const [id, spec] of target) {
+    if (spec) after.set(id, spec);
+    else after.delete(id);
+  }
+  const nodes = [...after.values()];
+  const hook = deployments.groupHook(groupId, opts.force, original, nodes);
+  let committed = false;
+  const made = await apps.applyAll(
+    target,
+    {
+      changes: hook.changes,
+      committed: (rev) => {
+        committed = true;
+        hook.committed(rev);
+      },
+      failed: hook.failed,
+    },
+    { dryRun: opts.dryRun },
+  );
+  const steps = opts.dryRun
+    ? planSteps(
+        made.map((m) => ({ appId: m.appId, change: m.change })),
+        original,
+        nodes,
+      )
+    : (hook.planned() ?? []);
+  return {
+    deploymentId: committed ? hook.id : "",
+    steps,
+    changes: Object.fromEntries(made.map((m) => [m.appId, m.change === "config" ? "update" : m.change])),
+  };
 }

@@ -13,7 +13,12 @@ import { createHttpServer } from "./server.js";
 
 const log = createLogger("test", "error");
 
-async function server(): Promise<{ http: FastifyInstance; apps: AppStore; deployments: DeploymentStore }> {
+async function server(): Promise<{
+  http: FastifyInstance;
+  apps: AppStore;
+  deployments: DeploymentStore;
+  kv: ReturnType<typeof memoryStore>["kv"];
+}> {
   const m = memoryStore({ service: "scheduler" });
   const apps = new AppStore(m.store, m.leadership);
   const deployments = new DeploymentStore(m.store, m.leadership, log);
@@ -41,7 +46,7 @@ async function server(): Promise<{ http: FastifyInstance; apps: AppStore; deploy
       httpPort: 8080,
     },
   });
-  return { http, apps, deployments };
+  return { http, apps, deployments, kv: m.kv };
 }
 
 const app = (id: string, over: Record<string, unknown> = {}) => ({
@@ -176,5 +181,34 @@ test("POST /v2/groups creates every app as one deployment; GET shows the tree; d
   const deleted = await http.inject({ method: "DELETE", url: "/v2/groups/shop?force=true" });
   assert.equal(deleted.statusCode, 200, deleted.body);
   assert.equal(apps.records().size, 0);
+  await http.close();
+});
+
+test("PUT /v2/apps of several apps is one transaction and one deployment, in dependency order", async () => {
+  const { http, apps, deployments, kv } = await server();
+  const first = await http.inject({ method: "POST", url: "/v2/apps", payload: app("/db") });
+  assert.equal(first.statusCode, 201, first.body);
+  const before = kv.txnCount;
+  const put = await http.inject({
+    method: "PUT",
+    url: "/v2/apps",
+    payload: [app("/web", { dependencies: ["/db"] }), app("/db", { env: { V: "2" } })],
+  });
+  assert.equal(put.statusCode, 200, put.body);
+  assert.equal(kv.txnCount - before, 1, "both apps and their deployment in one transaction");
+  const { deploymentId } = put.json() as { deploymentId: string };
+  const d = deployments.get(deploymentId);
+  assert.deepEqual(
+    (d.steps ?? []).map((s) => s.actions.map((a) => `${a.action} ${a.appId}`)),
+    [["StartApplication /web"], ["RestartApplication /db"], ["ScaleApplication /web"]],
+  );
+  assert.equal(apps.record("/db")?.spec.env.V, "2");
+  const twice = await http.inject({
+    method: "PUT",
+    url: "/v2/apps?force=true",
+    payload: [app("/x"), app("/x")],
+  });
+  assert.equal(twice.statusCode, 422, twice.body);
+  assert.match(twice.body, /given twice/);
   await http.close();
 });

@@ -231,16 +231,24 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
         throw err;
       }
     }
-    let last = "";
+    // Every app in one transaction with one deployment (a duplicate id is refused by the store).
+    const ids = new Set<string>();
+    for (const [i, c] of ctx.entries()) {
+      if (ids.has(c.id))
+        throw new InvalidArgumentError([{ path: `(${i}).id`, message: `${c.id} is given twice` }]);
+      ids.add(c.id);
+    }
+    const out = await svc.applyMany(
+      ctx.map((c) => c.spec),
+      force,
+    );
     let version: string | undefined;
     for (const c of ctx) {
-      const out = c.create
-        ? await svc.create(c.spec)
-        : await svc.update(c.id, c.spec, { force, lockAll: true });
-      if (out.deploymentId) last = out.deploymentId;
-      if (out.app) version = appVersionOf(out.app.record).version;
+      const a = await svc.current(c.id);
+      const v = a && appVersionOf(a.record).version;
+      if (v !== undefined && (version === undefined || v > version)) version = v;
     }
-    return result(last, version, reply);
+    return result(out.deploymentId, version, reply);
   };
 
   registerGroupRoutes(app, deps, context);
