@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -427,34 +428,67 @@ test(
     }),
 );
 
-test("job and run events are in the log (drover events) and the log replays", { timeout: 60_000 }, () =>
-  withLogs(async () => {
-    const verify = await current().cli(["admin", "verify-log"]);
-    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-    const child = spawn(
-      process.execPath,
-      [join(repoRoot, "services", "cli", "bin", "drover.js"), "events", "--from-start"],
-      {
-        env: { ...process.env, ...current().env },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    try {
-      await waitFor(
-        "job and run events in `drover events`",
-        async () =>
-          /job\/ok v\d+\s+JobCreated/.test(out) &&
-          /job-run\/ok_\w+ v\d+\s+JobRunCreated/.test(out) &&
-          /job-run\/ok_\w+ v\d+\s+JobRunFinished/.test(out) &&
-          /job\/cron-forbid v\d+\s+ScheduleFired/.test(out),
-        { timeoutMs: 30_000 },
+test(
+  "job and run events are in the log (drover events), on /v2/events with Metronome's names, and the log replays",
+  { timeout: 60_000 },
+  () =>
+    withLogs(async () => {
+      const verify = await current().cli(["admin", "verify-log"]);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      const child = spawn(
+        process.execPath,
+        [join(repoRoot, "services", "cli", "bin", "drover.js"), "events", "--from-start"],
+        {
+          env: { ...process.env, ...current().env },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
       );
-    } finally {
-      child.kill("SIGTERM");
-    }
-  }),
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      try {
+        await waitFor(
+          "job and run events in `drover events`",
+          async () =>
+            /job\/ok v\d+\s+JobCreated/.test(out) &&
+            /job-run\/ok_\w+ v\d+\s+JobRunCreated/.test(out) &&
+            /job-run\/ok_\w+ v\d+\s+JobRunFinished/.test(out) &&
+            // The schedules' events, when the schedule tests ran before.
+            (!/job\/cron-forbid /.test(out) || /job\/cron-forbid v\d+\s+ScheduleFired/.test(out)),
+          { timeoutMs: 30_000 },
+        );
+      } finally {
+        child.kill("SIGTERM");
+      }
+      // /v2/events: Metronome's names for a run that starts and succeeds.
+      const base = httpUrlOf(current().schedulers[0] as ServiceProcess);
+      let text = "";
+      const req = http.get(
+        `${base}/v2/events?event_type=event_stream_attached&event_type=job_run_started&event_type=job_run_finished`,
+        { headers: { Accept: "text/event-stream" } },
+        (res) => {
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            text += chunk;
+          });
+        },
+      );
+      try {
+        await waitFor("the event stream to attach", async () => text.includes("event_stream_attached"), {
+          timeoutMs: 60_000,
+        });
+        const started = await api<RunJson>("POST", "/v1/jobs/ok/runs");
+        assert.equal(started.status, 201);
+        await waitFor(
+          "job_run_started and job_run_finished on /v2/events",
+          async () =>
+            new RegExp(`event: job_run_started\ndata: .*"id":"${started.json.id}"`).test(text) &&
+            new RegExp(`event: job_run_finished\ndata: .*"id":"${started.json.id}"`).test(text),
+          { timeoutMs: 60_000 },
+        );
+      } finally {
+        req.destroy();
+      }
+    }),
 );

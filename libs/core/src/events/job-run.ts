@@ -34,6 +34,8 @@ export const JobRunEventSchema = z.discriminatedUnion("type", [
     run: JobRunSpecSchema,
     trigger: RunTriggerSchema,
     deadlineAtMs: ms.optional(),
+    /** A scheduled run: aborted if it has had no task by then (its due time + startingDeadlineSeconds). */
+    startDeadlineAtMs: ms.optional(),
   }),
   /** One of its tasks ended; a retry (ON_FAILURE) waits until `retryAtMs`. */
   z.strictObject({
@@ -57,6 +59,7 @@ export const JobRunRecordSchema = z.strictObject({
   trigger: RunTriggerSchema,
   createdAtMs: ms,
   deadlineAtMs: ms.optional(),
+  startDeadlineAtMs: ms.optional(),
   retryAtMs: ms.optional(),
   /** How its earlier tasks ended, oldest first (at most the last 50). */
   ended: z.array(TaskEndSchema),
@@ -83,6 +86,7 @@ export const JobRunAggregate: AggregateDef<JobRunRecord, JobRunEvent> = {
           trigger: event.trigger,
           createdAtMs: atMs,
           ...(event.deadlineAtMs !== undefined ? { deadlineAtMs: event.deadlineAtMs } : {}),
+          ...(event.startDeadlineAtMs !== undefined ? { startDeadlineAtMs: event.startDeadlineAtMs } : {}),
           ended: [],
           failures: 0,
         };

@@ -221,6 +221,15 @@ describe("runs: lifecycle and history", () => {
     assert.match(late.fail ?? "", /deadline/);
   });
 
+  it("aborts a scheduled run that has had no task by its starting deadline", () => {
+    const r = { createdAtMs: T0, startDeadlineAtMs: T0 + 60_000 };
+    assert.deepEqual(decideRun(r, [], T0), { launch: true, kill: [], wakeAtMs: T0 + 60_000 });
+    assert.match(decideRun(r, [], T0 + 60_000).fail ?? "", /startingDeadlineSeconds/);
+    const staging = { taskId: "t", state: "TASK_STAGING" as const, killRequested: false };
+    assert.equal(decideRun(r, [staging], T0 + 60_000).fail, undefined);
+    assert.equal(decideRun({ ...r, endedTasks: 1 }, [], T0 + 60_000).fail, undefined);
+  });
+
   it("ends on success, fails under NEVER, retries under ON_FAILURE with backoff within the deadline", () => {
     const base = { ...run, maxLaunchDelaySeconds: 3600 };
     const fail = { state: "TASK_FAILED" as const, exitCode: 1, message: "boom" };

@@ -20,6 +20,13 @@ export interface RunFacts {
   deadlineAtMs?: number;
   /** A retry waits until then (ON_FAILURE backoff). */
   retryAtMs?: number;
+  /**
+   * A scheduled run that has had no task by then is aborted (FAILED): its due time plus the
+   * schedule's startingDeadlineSeconds (Metronome's JobRunExecutorActor).
+   */
+  startDeadlineAtMs?: number;
+  /** Tasks it has had that ended (a started run is not subject to the starting deadline). */
+  endedTasks?: number;
 }
 
 /** One of the run's tasks as the framework sees it now (active ones only). */
@@ -49,8 +56,15 @@ export function decideRun(run: RunFacts, tasks: readonly RunTask[], nowMs: numbe
       kill: live.map((t) => t.taskId),
       fail: `active deadline of ${Math.round((run.deadlineAtMs - run.createdAtMs) / 1000)} s exceeded`,
     };
+  const neverStarted = tasks.length === 0 && (run.endedTasks ?? 0) === 0;
+  if (neverStarted && run.startDeadlineAtMs !== undefined && nowMs >= run.startDeadlineAtMs)
+    return { launch: false, kill: [], fail: "not started within the schedule's startingDeadlineSeconds" };
   const waitRetry = run.retryAtMs !== undefined && nowMs < run.retryAtMs;
-  const wake = [run.deadlineAtMs, waitRetry ? run.retryAtMs : undefined].filter(
+  const wake = [
+    run.deadlineAtMs,
+    waitRetry ? run.retryAtMs : undefined,
+    neverStarted ? run.startDeadlineAtMs : undefined,
+  ].filter(
     (t): t is number => t !== undefined,
   );
   return {

@@ -77,7 +77,7 @@ export class JobRunner implements Workload {
       active.add(id);
       if (this.ending.has(id)) continue;
       const own = [...tasks.ofApp(id)].filter((t) => isActive(t.state));
-      const d = decideRun(run, own, nowMs);
+      const d = decideRun({ ...run, endedTasks: run.ended.length }, own, nowMs);
       kill.push(...d.kill);
       if (d.fail !== undefined) {
         this.end(run, { status: "FAILED", message: d.fail });

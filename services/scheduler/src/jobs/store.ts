@@ -205,6 +205,7 @@ export class JobStore {
         run: job.spec.run,
         trigger,
         ...(deadline !== undefined ? { deadlineAtMs: now + deadline * 1000 } : {}),
+        ...(startingDeadlineOf(job, trigger) ?? {}),
       };
       const ends = (opts.replace ?? [])
         .map((id) => this.run(jobId, id))
@@ -438,6 +439,13 @@ export class JobStore {
     });
     return p;
   }
+}
+
+/** A scheduled run must have a task by its due time + the schedule's startingDeadlineSeconds. */
+function startingDeadlineOf(job: JobRecord, trigger: RunTrigger): { startDeadlineAtMs: number } | undefined {
+  if (trigger.kind !== "schedule") return undefined;
+  const s = job.schedules.find((r) => r.spec.id === trigger.scheduleId);
+  return s ? { startDeadlineAtMs: trigger.dueMs + s.spec.startingDeadlineSeconds * 1000 } : undefined;
 }
 
 function due(s: ScheduleSpec, now: number): { nextDueMs?: number } {
