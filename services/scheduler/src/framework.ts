@@ -550,8 +550,11 @@ export class FrameworkDriver {
           .catch((err: unknown) =>
             this.deps.log.warn("releasing reservations failed", { appId, err: errorMessage(err) }),
           );
+    // The other workload's plan (jobs' runs): the launch failures of what it still demands are kept.
+    const other = this.deps.workload?.plan(now, this.tasks);
+    const otherDemands = new Set(other?.demands.map((d) => d.appId));
     for (const id of [...this.waiting.keys(), ...this.launchFailures.keys(), ...this.failures.keys()])
-      if (!apps.has(id)) {
+      if (!apps.has(id) && !otherDemands.has(id)) {
         this.waiting.delete(id);
         this.launchFailures.delete(id);
         this.failures.delete(id);
@@ -573,7 +576,6 @@ export class FrameworkDriver {
       else if (plan.tracking) this.reportTracking(appId, app, plan.tracking, plan);
       else this.lastHealthFailure.delete(appId);
     }
-    const other = this.deps.workload?.plan(now, this.tasks);
     if (other && other.demands.length > 0) reviveAt = now;
     kills.push(...(other?.kill ?? []));
     if (other?.wakeAtMs !== undefined) this.scheduleRecheck(other.wakeAtMs);
