@@ -64,9 +64,7 @@ export function decideRun(run: RunFacts, tasks: readonly RunTask[], nowMs: numbe
     run.deadlineAtMs,
     waitRetry ? run.retryAtMs : undefined,
     neverStarted ? run.startDeadlineAtMs : undefined,
-  ].filter(
-    (t): t is number => t !== undefined,
-  );
+  ].filter((t): t is number => t !== undefined);
   return {
     launch: tasks.length === 0 && !waitRetry,
     kill: [],
