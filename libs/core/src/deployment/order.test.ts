@@ -28,6 +28,16 @@ describe("flattenGroup", () => {
     assert.equal(g.value.apps[1]?.definition.id, "/shop/web");
   });
 
+  it("refuses group roles by name (enforceRole: true), at any depth; false is the default", () => {
+    const g = flattenGroup({ id: "/a", enforceRole: false, groups: [{ id: "b", enforceRole: true }] });
+    assert.ok(!g.ok);
+    assert.deepEqual(
+      g.issues.map((i) => i.path),
+      ["groups[0].enforceRole"],
+    );
+    assert.match(g.issues[0]?.message ?? "", /not supported: Drover has no group roles/);
+  });
+
   it("names the field of every problem", () => {
     const g = flattenGroup({
       id: "/shop",

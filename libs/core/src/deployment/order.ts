@@ -87,6 +87,11 @@ export function flattenGroup(input: unknown, base = "/"): Validated<FlatGroup> {
       return;
     }
     groups.push(id);
+    if (g.enforceRole === true)
+      issues.push({
+        path: formatPath([...path, "enforceRole"]),
+        message: "not supported: Drover has no group roles (every app runs in the scheduler's role)",
+      });
     const deps = [...inherited];
     (g.dependencies ?? []).forEach((d, i) => {
       const c = checkPathId(d, id);

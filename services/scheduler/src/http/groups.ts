@@ -4,7 +4,9 @@
  * it: `{"scaleBy": F}`), DELETE removes it, each as one change carried out by one deployment whose
  * plan follows the dependencies; `dryRun=true` answers the plan only. GroupInfo is built from the
  * apps below the id. Not here: group versions (Drover stores none; `versions` lists the group's
- * current version only, and a PUT of `{"version": …}` is refused by name), `enforceRole` (PATCH).
+ * current version only, and a PUT of `{"version": …}` is refused by name), group roles
+ * (`enforceRole`: left out of GroupInfo, where Debian's python3-marathon 0.13 cannot read it; `true`
+ * is refused by name; PATCH is not served).
  */
 import { InvalidArgumentError, NotFoundError } from "@drover/common";
 import {
@@ -126,7 +128,6 @@ export function groupInfoJson(
   if (embed.pods) out.pods = [];
   out.dependencies = [];
   out.version = groupVersion(below);
-  out.enforceRole = false;
   return out;
 }
 
