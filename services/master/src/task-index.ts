@@ -28,9 +28,27 @@ export class TaskIndex {
 
   /** The cache listener: `before` → `after` for one task id. */
   readonly onChange = (id: string, before: unknown, after: unknown): void => {
-    if (before) this.remove(id, before as TaskRecord);
-    if (after) this.add(id, after as TaskRecord);
+    const b = before as TaskRecord | undefined;
+    const a = after as TaskRecord | undefined;
+    // The common change: a status update of an active task that stays active (STAGING → STARTING
+    // → RUNNING, health). Its agent, framework, app and resources are the same (the same info):
+    // only the count by state moves (no set or resource arithmetic per update).
+    if (b && a && b.info === a.info && !isTerminal(b.status.state) && !isTerminal(a.status.state)) {
+      if (b.status.state !== a.status.state) {
+        this.countState(b.status.state, -1);
+        this.countState(a.status.state, 1);
+      }
+      return;
+    }
+    if (b) this.remove(id, b);
+    if (a) this.add(id, a);
   };
+
+  private countState(state: string, by: number): void {
+    const n = (this.byState.get(state) ?? 0) + by;
+    if (n > 0) this.byState.set(state, n);
+    else this.byState.delete(state);
+  }
 
   tasksOnAgent(agentId: string): ReadonlySet<string> {
     return this.byAgent.get(agentId) ?? EMPTY;
@@ -59,7 +77,7 @@ export class TaskIndex {
   }
 
   private add(id: string, t: TaskRecord): void {
-    this.byState.set(t.status.state, (this.byState.get(t.status.state) ?? 0) + 1);
+    this.countState(t.status.state, 1);
     addTo(this.byAgent, t.info.agentId, id);
     addTo(this.byFramework, t.info.frameworkId, id);
     addTo(this.byApp, `${t.info.frameworkId}\0${t.info.appId}`, id);
@@ -77,9 +95,7 @@ export class TaskIndex {
   }
 
   private remove(id: string, t: TaskRecord): void {
-    const n = (this.byState.get(t.status.state) ?? 0) - 1;
-    if (n > 0) this.byState.set(t.status.state, n);
-    else this.byState.delete(t.status.state);
+    this.countState(t.status.state, -1);
     removeFrom(this.byAgent, t.info.agentId, id);
     removeFrom(this.byFramework, t.info.frameworkId, id);
     removeFrom(this.byApp, `${t.info.frameworkId}\0${t.info.appId}`, id);
