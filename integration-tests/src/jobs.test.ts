@@ -3,8 +3,8 @@
  * replicas, one agent, Docker): a run that succeeds; one that fails and is retried under ON_FAILURE
  * until it succeeds; one killed at its active deadline; a schedule every minute under FORBID (the due
  * time while a run is active is skipped), REPLACE (the active run is stopped, a new one starts) and
- * ALLOW (both run); a leader kill -9 just before a schedule is due (exactly one run); jobs and apps
- * on one agent; the CLI (`drover job ...`, `run --follow`) and the events.
+ * ALLOW (both run); a leader kill -9 just before a schedule is due (exactly one run); placement
+ * constraints; jobs and apps on one agent; the CLI (`drover job ...`, `run --follow`) and the events.
  *
  * Every wait is on a condition with a deadline. The agent has a host port range of its own.
  */
@@ -254,6 +254,46 @@ test(
       const f = await job("fails");
       assert.equal(f.history?.failedFinishedRuns[0]?.exitCode, 3);
       assert.match(f.history?.failedFinishedRuns[0]?.message ?? "", /exit code 3/);
+    }),
+);
+
+test(
+  "placement constraints: a run no agent matches waits in /v1/queue; one that matches runs",
+  { timeout: 90_000 },
+  () =>
+    withLogs(async () => {
+      const [agent] = await current().cliJson<{ hostname: string }[]>(["agent", "list", "--json"]);
+      assert.ok(agent);
+      await createJob(
+        run("pinned-nowhere", {
+          placement: { constraints: [{ attribute: "hostname", operator: "LIKE", value: "no-such-host" }] },
+        }),
+      );
+      await createJob(
+        run("pinned-here", {
+          placement: { constraints: [{ attribute: "hostname", operator: "EQ", value: agent.hostname }] },
+        }),
+      );
+      const nowhere = await api<RunJson>("POST", "/v1/jobs/pinned-nowhere/runs");
+      const here = await cli(["job", "run", "pinned-here", "--follow"]);
+      assert.equal(here.code, 0, here.stdout + here.stderr);
+      // The run that no agent matches is still waiting after the other one's offers were used.
+      const queue = await api<{ jobId: string; runs: { runId: string }[] }[]>("GET", "/v1/queue");
+      assert.deepEqual(
+        queue.json.find((q) => q.jobId === "pinned-nowhere")?.runs.map((r) => r.runId),
+        [nowhere.json.id],
+      );
+      const still = await api<RunJson>("GET", `/v1/jobs/pinned-nowhere/runs/${nowhere.json.id}`);
+      assert.equal(still.json.status, "INITIAL");
+      assert.equal(still.json.tasks.length, 0);
+      const stop = await cli(["job", "stop", "pinned-nowhere", nowhere.json.id]);
+      assert.equal(stop.code, 0, stop.stderr);
+      const stopped = await api<RunJson & { message?: string }>(
+        "GET",
+        `/v1/jobs/pinned-nowhere/runs/${nowhere.json.id}`,
+      );
+      assert.equal(stopped.json.status, "FAILED");
+      assert.equal(stopped.json.message, "stopped");
     }),
 );
 
