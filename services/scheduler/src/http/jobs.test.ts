@@ -119,3 +119,41 @@ test("/v1/jobs schedules: create (201), duplicate (409), update, delete; PUT of 
   assert.equal((await call("DELETE", "/v1/jobs/j/schedules/every-five")).status, 200);
   assert.equal((await call("GET", "/v1/jobs/j/schedules/every-five")).status, 404);
 });
+
+test("/v0/scheduled-jobs: create with schedules (201); PUT replaces the job and its schedules in one change", async () => {
+  const { call, store } = await server();
+  const created = await call("POST", "/v0/scheduled-jobs", {
+    id: "v0",
+    run: { cmd: "true" },
+    schedules: [
+      { id: "keep", cron: "0 3 * * *" },
+      { id: "drop", cron: "0 4 * * *" },
+    ],
+  });
+  assert.equal(created.status, 201);
+  const keepDue = store.schedule("v0", "keep").nextDueMs;
+  const put = await call("PUT", "/v0/scheduled-jobs/v0", {
+    id: "v0",
+    run: { cmd: "echo 2" },
+    schedules: [
+      { id: "keep", cron: "0 3 * * *" },
+      { id: "new-one", cron: "*/10 * * * *", concurrencyPolicy: "FORBID" },
+    ],
+  });
+  assert.equal(put.status, 200);
+  assert.deepEqual(
+    (put.json.schedules as { id: string }[]).map((x) => x.id),
+    ["keep", "new-one"],
+  );
+  assert.equal(store.get("v0").spec.run.cmd, "echo 2");
+  assert.equal(
+    store.schedule("v0", "keep").nextDueMs,
+    keepDue,
+    "an unchanged schedule keeps its next due time",
+  );
+  assert.equal(
+    (await call("PUT", "/v0/scheduled-jobs/v0", { run: { cmd: "x" }, schedules: [{ id: "b", cron: "*" }] }))
+      .status,
+    422,
+  );
+});

@@ -2,7 +2,7 @@
  * Metronome's `/v1/jobs` API (../shared/marathon/API.md, Metronome section) on the scheduler's HTTP
  * server, next to Marathon's `/v2`: jobs (list with `embed=activeRuns,schedules,history,
  * historySummary`, create, get, update, delete), runs (list, start, get, stop) and schedules (list,
- * create, get, update, delete). Bodies are checked by core's job and schedule parsers (a wrong or
+ * create, get, update, delete); `/v1/queue`; `/v0/scheduled-jobs` (a job with its schedules). Bodies are checked by core's job and schedule parsers (a wrong or
  * unsupported field is a 422 naming it); the leader's JobStore and JobRunner do the rest.
  * Registered as a server plugin whose paths are forwarded to the leader like `/v2`.
  */
@@ -285,6 +285,28 @@ export function jobsRoutes(deps: { leader(): JobsLeader | undefined }): FastifyP
       await l.store.removeSchedule(jobId, scheduleId);
       l.runner.cronSoon();
       return reply.code(200).send();
+    });
+
+    // Metronome's v0: a job with its schedules in one body.
+    app.post("/v0/scheduled-jobs", async (req, reply: FastifyReply) => {
+      const l = leader();
+      const { spec, schedules } = checked(parseJob((req as Req).body));
+      const j = await l.store.create(spec, schedules);
+      l.runner.cronSoon();
+      return reply.code(201).send({ ...j.spec, schedules: j.schedules.map(scheduleJson) });
+    });
+
+    app.put("/v0/scheduled-jobs/:jobId", async (req) => {
+      const l = leader();
+      const r = req as Req;
+      const id = r.params.jobId ?? "";
+      const body = objectBody(r.body);
+      if (body.id !== undefined && body.id !== id)
+        throw new InvalidArgumentError([{ path: "id", message: `must be the job id of the path (${id})` }]);
+      const { spec, schedules } = checked(parseJob({ ...body, id, schedules: body.schedules ?? [] }));
+      const j = await l.store.replace(spec, schedules);
+      l.runner.cronSoon();
+      return { ...j.spec, schedules: j.schedules.map(scheduleJson) };
     });
 
     app.get("/v1/queue", async () => {

@@ -128,6 +128,31 @@ export class JobStore {
     });
   }
 
+  /**
+   * Replaces a job's definition and its schedules in one transaction (Metronome's
+   * PUT /v0/scheduled-jobs): schedules not given are deleted, new ones created, the others updated
+   * (an unchanged one keeps its next due time).
+   */
+  replace(spec: JobSpec, schedules: ScheduleSpec[]): Promise<JobRecord> {
+    return this.serial(spec.id, async () => {
+      const e = await this.existing(spec.id);
+      const now = this.now();
+      const before = new Map((e.state as JobRecord).schedules.map((r) => [r.spec.id, r.spec]));
+      const given = new Set(schedules.map((x) => x.id));
+      const events: JobEvent[] = [{ type: "JobUpdated", spec }];
+      for (const id of before.keys())
+        if (!given.has(id)) events.push({ type: "ScheduleDeleted", scheduleId: id });
+      for (const x of schedules) {
+        const old = before.get(x.id);
+        if (!old) events.push({ type: "ScheduleCreated", spec: x, ...due(x, now) });
+        else if (JSON.stringify(old) !== JSON.stringify(x))
+          events.push({ type: "ScheduleUpdated", spec: x, ...due(x, now) });
+      }
+      await this.commit([this.jobChange(spec.id, e, events)]);
+      return this.get(spec.id);
+    });
+  }
+
   /** Deletes a job; its active runs end FAILED with it when `stopRuns`, else 409. */
   remove(jobId: string, stopRuns: boolean): Promise<JobRecord> {
     return this.serial(jobId, async () => {
