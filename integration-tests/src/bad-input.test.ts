@@ -132,6 +132,16 @@ async function droverKeys(): Promise<string[]> {
   return keys.filter((k) => !k.startsWith(ELECTION_PREFIX)).sort();
 }
 
+/**
+ * Waits until no deployment runs: a create's or a removal's deployment ends on its own a moment
+ * after the change (a write of its own), which would show as a key changed by a refused command.
+ */
+async function deploymentsSettled(c: Cluster): Promise<void> {
+  await waitFor("no deployment running", async () =>
+    (await c.cliJson<unknown[]>(["deployment", "list", "--json"])).length === 0 ? true : undefined,
+  );
+}
+
 /** The app's projection (state and version) and its mod revision: a refused command changes neither. */
 async function appKeys(id: string): Promise<Record<string, string | null>> {
   const kv = (await etcdClient().kv.range({ key: Buffer.from(stateKey(AppAggregate.name, id)) })).kvs[0];
@@ -222,6 +232,7 @@ function issuesOf(err: ServiceError): { path: string; message: string }[] {
 
 test("CLI: bad app definitions are refused with their field path, and etcd is untouched", async () => {
   const c = current();
+  await deploymentsSettled(c);
   const before = await droverKeys();
   console.log(`keys under ${ROOT}/ before (election excluded): ${before.join(", ")}`);
   for (const bad of BAD_CASES) {
@@ -256,6 +267,7 @@ test("CLI: 'app scale' with a negative count or an unknown app is refused, and e
 });
 
 async function scaleRefusals(c: Cluster): Promise<void> {
+  await deploymentsSettled(c);
   const keysBefore = await droverKeys();
   const webBefore = await appKeys("web");
   assert.notEqual(webBefore.state, null, "web has no projection in etcd");
@@ -292,6 +304,7 @@ test("gRPC: CreateApp with bad JSON → INVALID_ARGUMENT with field paths; etcd 
   const c = current();
   const client = schedulerClient(c);
   try {
+    await deploymentsSettled(c);
     const before = await droverKeys();
     const seen: string[] = [];
     for (const bad of [...BAD_CASES, ...EXTRA_GRPC_CASES]) {
