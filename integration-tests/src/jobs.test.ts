@@ -463,6 +463,41 @@ test(
 );
 
 test(
+  "a run's task that ends during a scheduler leader failover is recorded once and not run again",
+  { timeout: 120_000 },
+  () =>
+    withLogs(async () => {
+      await createJob(run("gap", { cmd: "sleep 3" }));
+      const started = await api<RunJson>("POST", "/v1/jobs/gap/runs");
+      assert.equal(started.status, 201);
+      await waitFor("the run's task running", async () => {
+        const r = await api<RunJson>("GET", `/v1/jobs/gap/runs/${started.json.id}`);
+        return r.json.tasks.some((t) => t.status === "TASK_RUNNING");
+      });
+      const before = await leaderProcess();
+      before.kill("SIGKILL");
+      await before.exited;
+      const j = await waitFor(
+        "the run to be recorded SUCCESS by the new leader",
+        async () => {
+          const x = await job("gap");
+          return x.history?.successCount === 1 ? x : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(j.activeRuns?.length, 0);
+      assert.deepEqual(
+        j.history?.successfulFinishedRuns.map((r) => r.id),
+        [started.json.id],
+      );
+      assert.equal(j.history?.successfulFinishedRuns[0]?.tasks.length, 1);
+      const gapTasks = (await tasks()).filter((t) => t.appId.startsWith("/.jobs/gap/"));
+      assert.equal(gapTasks.length, 1, JSON.stringify(gapTasks));
+      await current().restart(before);
+    }),
+);
+
+test(
   "job and run events are in the log (drover events), on /v2/events with Metronome's names, and the log replays",
   { timeout: 60_000 },
   () =>

@@ -53,7 +53,7 @@ import {
   type UnplacedReason,
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
-import type { Task } from "@drover/proto";
+import { fromWireState, type Task } from "@drover/proto";
 import { dependencyWait } from "./dependencies.js";
 import { deadlineOf, deploymentTasks, explainStep, isHealthy, isReady } from "./deployment-step.js";
 import type { DeploymentView } from "./deployments.js";
@@ -170,8 +170,13 @@ export interface Workload {
   plan(nowMs: number, tasks: Pick<TaskView, "appIds" | "ofApp">): WorkloadPlan;
   /** The task of one placement for `appId` (one of its demands). */
   taskOf(appId: string, offer: FrameworkOffer, ports: number[]): TaskSpec & { appId: string };
-  /** One of its tasks ended; the view has dropped it (`entry` is how it was). */
+  /** One of its tasks ended; the view has dropped it (`entry` is how it was, if it was in the view). */
   ended(entry: TaskEntry, u: TaskUpdate): void;
+  /**
+   * After each subscription, before the first converge: what ended while no leader listened (the
+   * master's terminal tasks of an id, as updates), so that nothing is launched again for it.
+   */
+  reconcile?(endedTasks: (appId: string) => Promise<TaskUpdate[]>): Promise<void>;
 }
 
 export interface WorkloadPlan {
@@ -432,6 +437,9 @@ export class FrameworkDriver {
       });
     }
     for (const id of [...this.tasks.keys()]) if (!seen.has(id)) this.tasks.delete(id);
+    await this.deps.workload
+      ?.reconcile?.((appId) => this.endedTasksOf(appId))
+      .catch((err: unknown) => this.deps.log.warn("reconciling job runs failed", { err: errorMessage(err) }));
     this.ready = true;
     this.deps.log.info("framework subscribed", {
       frameworkId,
@@ -439,6 +447,27 @@ export class FrameworkDriver {
       master: this.sdk().master,
     });
     await this.convergeNow();
+  }
+
+  /** The master's terminal tasks of `appId` (retained for a while), as updates. */
+  private async endedTasksOf(appId: string): Promise<TaskUpdate[]> {
+    const wire = await this.sdk().listWireTasks({ appId, includeTerminal: true });
+    return wire.flatMap((t) => {
+      const state = t.status ? fromWireState(t.status.state) : undefined;
+      if (!t.info || !t.status || !state || !isTerminal(state)) return [];
+      return [
+        {
+          taskId: t.info.taskId,
+          agentId: t.info.agentId,
+          appId: t.info.appId,
+          state,
+          message: t.status.message,
+          ...(t.status.exitCode !== undefined ? { exitCode: t.status.exitCode } : {}),
+          timestampMs: t.status.timestampMs || t.updatedAtMs,
+          uuid: t.status.uuid,
+        },
+      ];
+    });
   }
 
   private async onUpdate(u: TaskUpdate): Promise<void> {
@@ -472,6 +501,19 @@ export class FrameworkDriver {
             message: u.message,
           });
         }
+      } else if (u.appId && this.deps.workload?.owns(u.appId)) {
+        // Not in the view (it ended before this leader listed the tasks): the workload still hears of it.
+        this.deps.workload.ended(
+          {
+            taskId: u.taskId,
+            appId: u.appId,
+            agentId: u.agentId,
+            state: u.state,
+            createdAtMs: now,
+            killRequested: false,
+          },
+          u,
+        );
       }
     } else if (entry) {
       entry.state = u.state;

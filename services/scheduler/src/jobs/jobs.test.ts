@@ -213,3 +213,28 @@ test("history keeps the newest N of each kind", async () => {
   assert.equal(h.successCount, 5);
   assert.equal(h.successfulFinishedRuns.length, 3);
 });
+
+test("a new leader reconciles a run whose task ended while no leader listened: recorded once, not launched again", async () => {
+  const { mem, clock, leader } = setup();
+  const a = leader();
+  await a.store.create(spec("j"), []);
+  const run = await a.runner.startNow("j");
+  const id = runWorkloadId("j", run.runId);
+  // The leader dies; the task finishes before the next one lists the tasks.
+  mem.leadership.depose();
+  const b = leader(memoryLeadership(mem.kv, "scheduler"));
+  await b.store.load();
+  const finished = { ...update("t1", "TASK_FINISHED", 0), appId: id, timestampMs: T0 + 5 };
+  await b.runner.reconcile(async (appId) => (appId === id ? [finished] : []));
+  assert.equal(b.runner.plan(clock.now(), new View()).demands.length, 0, "no launch while its end commits");
+  await settle();
+  assert.equal(b.store.runs("j").length, 0);
+  assert.equal(b.store.get("j").history.successCount, 1);
+  // The master resends the update: nothing more happens.
+  b.runner.ended(
+    { taskId: "t1", appId: id, agentId: "a1", state: "TASK_FINISHED", createdAtMs: 0, killRequested: false },
+    finished,
+  );
+  await settle();
+  assert.equal(b.store.get("j").history.successCount, 1);
+});

@@ -136,7 +136,8 @@ export class JobRunner implements Workload {
     const run = ids && this.deps.store.run(ids.jobId, ids.runId);
     if (!ids || !run) return;
     const key = runWorkloadId(ids.jobId, ids.runId);
-    if (this.ending.has(key)) return;
+    // Ending already, or this task's end is recorded (an update seen twice, or reconciled).
+    if (this.ending.has(key) || run.ended.some((t) => t.taskId === u.taskId)) return;
     const now = this.now();
     const task = {
       taskId: u.taskId,
@@ -188,6 +189,27 @@ export class JobRunner implements Workload {
           },
       task,
     );
+  }
+
+  /**
+   * After a subscription: the tasks of active runs that ended while no leader listened (a previous
+   * leader died before recording it) end or retry their run now, so the run is not launched again.
+   */
+  async reconcile(endedTasks: (appId: string) => Promise<TaskUpdate[]>): Promise<void> {
+    for (const run of this.deps.store.allRuns()) {
+      const id = runWorkloadId(run.jobId, run.runId);
+      // The latest end not recorded yet decides (an earlier one would only have been retried).
+      const latest = (await endedTasks(id))
+        .filter((u) => !run.ended.some((t) => t.taskId === u.taskId))
+        .sort((a, b) => b.timestampMs - a.timestampMs)[0];
+      if (!latest) continue;
+      this.deps.log.info("a run's task ended while no leader listened", {
+        runId: run.runId,
+        taskId: latest.taskId,
+      });
+      const entry = { taskId: latest.taskId, appId: id, agentId: latest.agentId, state: latest.state };
+      this.ended({ ...entry, createdAtMs: 0, killRequested: false }, latest);
+    }
   }
 
   /** Ends a run (in the background; no launch for it meanwhile). */
