@@ -28,7 +28,15 @@ import { z } from "zod";
 import { AppStore, type ChangeHook } from "./apps.js";
 import type { DeploymentStore } from "./deployments.js";
 import type { FrameworkDriver, QueueEntry, TaskEntry } from "./framework.js";
-import { applyGroup, applyTarget, type GroupRequest, type GroupResult } from "./groups.js";
+import {
+  applyGroup,
+  applyTarget,
+  type GroupRequest,
+  type GroupResult,
+  groupAt,
+  groupVersions,
+  rollbackGroup,
+} from "./groups.js";
 import { AppLockedError } from "./locks.js";
 import { rollBack } from "./rollback.js";
 
@@ -427,6 +435,27 @@ export class AppService {
   async applyGroup(req: GroupRequest): Promise<GroupResult> {
     const l = await this.leader();
     const out = await applyGroup(l.apps, l.deployments, req);
+    if (out.deploymentId) l.changed();
+    return out;
+  }
+
+  /** A group's versions, newest first, and the group as of one of them (groups.ts). */
+  async groupVersions(groupId: string): Promise<string[]> {
+    return groupVersions((await this.leader()).apps, groupId);
+  }
+
+  async groupAt(groupId: string, version: string): ReturnType<typeof groupAt> {
+    return groupAt((await this.leader()).apps, groupId, version);
+  }
+
+  /** The group back to its definition as of `version`, as one change and one deployment. */
+  async rollbackGroup(
+    groupId: string,
+    version: string,
+    opts: { force: boolean; dryRun: boolean },
+  ): Promise<GroupResult> {
+    const l = await this.leader();
+    const out = await rollbackGroup(l.apps, l.deployments, groupId, version, opts);
     if (out.deploymentId) l.changed();
     return out;
   }

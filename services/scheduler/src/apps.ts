@@ -121,6 +121,11 @@ export class AppStore {
     return this.apps.get(id)?.state;
   }
 
+  /** How many versions are kept per app (the current one included). */
+  get versionsKept(): number {
+    return this.maxVersions;
+  }
+
   /** The app's versions, newest first: the current one and the earlier ones kept (at most maxVersions). */
   async versions(id: string): Promise<string[]> {
     const { state } = this.get(id);

@@ -11,10 +11,12 @@ import { AlreadyExistsError, type FieldIssue, InvalidArgumentError, NotFoundErro
 import {
   APP_LIMITS,
   type AppSpec,
+  type AppVersionEntry,
   checkPathId,
   type DependencyNode,
   type DeploymentPlanStep,
   isUnder,
+  parseAppVersion,
   parseGroupJson,
   planSteps,
 } from "@drover/core";
@@ -185,4 +187,71 @@ export async function applyTarget(
     steps,
     changes: Object.fromEntries(made.map((m) => [m.appId, m.change === "config" ? "update" : m.change])),
   };
+}
+
+/** A group's versions: every kept version of the apps below it, newest first. */
+export async function groupVersions(apps: AppStore, groupId: string): Promise<string[]> {
+  const out = new Set<string>();
+  for (const id of apps.records().keys())
+    if (isUnder(id, groupId)) for (const v of await apps.versions(id)) out.add(v);
+  return [...out].sort().reverse();
+}
+
+/**
+ * The apps below `groupId` as of `version` (any ISO-8601 form): each app's definition at its latest
+ * version at or before it, undefined for an app created after it. NotFoundError when no app of the
+ * group existed then, or when an app's definition of then is no longer kept (DROVER_SCHEDULER_MAX_APP_VERSIONS).
+ * An app removed since is not known any more (its versions went with it).
+ */
+export async function groupAt(
+  apps: AppStore,
+  groupId: string,
+  version: string,
+): Promise<{ version: string; apps: Map<string, AppVersionEntry | undefined> }> {
+  const v = parseAppVersion(version);
+  if (v === undefined)
+    throw new InvalidArgumentError([
+      { path: "version", message: "must be an ISO-8601 time, e.g. 2026-11-29T19:13:37.123Z" },
+    ]);
+  const out = new Map<string, AppVersionEntry | undefined>();
+  let existed = false;
+  for (const id of [...apps.records().keys()].filter((a) => isUnder(a, groupId)).sort()) {
+    const kept = await apps.versions(id);
+    const at = kept.find((x) => x <= v);
+    if (at === undefined) {
+      if (kept.length >= apps.versionsKept)
+        throw new NotFoundError(`version ${v} of app ${id}`, {
+          message: `App '${id}' does not keep its definition of ${v} any more (only the last ${apps.versionsKept} versions are kept)`,
+        });
+      out.set(id, undefined);
+      continue;
+    }
+    existed = true;
+    out.set(id, await apps.version(id, at));
+  }
+  if (!existed)
+    throw new NotFoundError(`version ${v} of group ${groupId}`, {
+      message: `Group '${groupId}' does not exist in version ${v}`,
+    });
+  return { version: v, apps: out };
+}
+
+/**
+ * Takes the group back to its definition as of `version` (Marathon's PUT /v2/groups/{id} with
+ * `{"version": …}`): every app below it back to its definition then, apps created since removed, as
+ * one change and one deployment. Apps removed since stay removed (their definitions are gone).
+ */
+export async function rollbackGroup(
+  apps: AppStore,
+  deployments: DeploymentStore,
+  groupId: string,
+  version: string,
+  opts: { force: boolean; dryRun: boolean },
+): Promise<GroupResult> {
+  return deployments.serial(async () => {
+    const at = await groupAt(apps, groupId, version);
+    const target = new Map<string, AppSpec | undefined>();
+    for (const [id, entry] of at.apps) target.set(id, entry?.spec);
+    return applyTarget(apps, deployments, groupId, target, opts);
+  });
 }

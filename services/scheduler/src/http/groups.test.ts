@@ -162,13 +162,60 @@ test("POST /v2/groups creates every app as one deployment; GET shows the tree; d
   assert.equal(scaled.statusCode, 200, scaled.body);
   assert.equal(apps.record("/shop/web")?.spec.instances, 3);
 
-  const refused = await http.inject({
+  // Versions: the group's are its apps'; the group as of its first one is the creation; a PUT of
+  // {"version"} takes the apps back (the scale and the update undone; /shop/jobs/mail, removed since,
+  // cannot come back).
+  const versions = (await http.inject({ url: "/v2/groups/shop/versions" })).json() as string[];
+  assert.ok(versions.length >= 3, JSON.stringify(versions));
+  const first = versions.at(-1) ?? "";
+  const then = (await http.inject({ url: `/v2/groups/shop/versions/${first}` })).json() as {
+    apps: { id: string; instances: number; env?: Record<string, string> }[];
+  };
+  assert.deepEqual(
+    then.apps.map((a) => [a.id, a.instances, a.env?.V ?? null]),
+    [
+      ["/shop/db", 1, null],
+      ["/shop/web", 1, null],
+    ],
+  );
+  const dryBack = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop?force=true&dryRun=true",
+    payload: { version: first },
+  });
+  assert.deepEqual(dryBack.json(), {
+    steps: [
+      { actions: [{ action: "RestartApplication", app: "/shop/db" }] },
+      { actions: [{ action: "ScaleApplication", app: "/shop/web" }] },
+    ],
+  });
+  const back = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop?force=true",
+    payload: { version: first },
+  });
+  assert.equal(back.statusCode, 200, back.body);
+  assert.equal(apps.record("/shop/db")?.spec.env.V, undefined);
+  assert.equal(apps.record("/shop/db")?.spec.instances, 1);
+  assert.equal(apps.record("/shop/web")?.spec.instances, 1);
+  assert.equal(apps.record("/shop/jobs/mail"), undefined);
+  // The same through PUT /v2/groups/{id}/versions/{version} (python3-marathon's rollback_group).
+  const byPath = await http.inject({ method: "PUT", url: `/v2/groups/shop/versions/${first}?force=true` });
+  assert.equal(byPath.statusCode, 200, byPath.body);
+  assert.equal(apps.record("/shop/db")?.spec.env.V, undefined);
+  const tooEarly = await http.inject({
     method: "PUT",
     url: "/v2/groups/shop",
-    payload: { version: "2026-01-01T00:00:00Z" },
+    payload: { version: "2000-01-01T00:00:00Z" },
   });
-  assert.equal(refused.statusCode, 422);
-  assert.match(refused.body, /version/);
+  assert.equal(tooEarly.statusCode, 404, tooEarly.body);
+  const notTime = await http.inject({
+    method: "PUT",
+    url: "/v2/groups/shop",
+    payload: { version: "yesterday" },
+  });
+  assert.equal(notTime.statusCode, 422);
+  assert.match(notTime.body, /version/);
 
   const bad = await http.inject({
     method: "POST",

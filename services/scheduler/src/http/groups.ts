@@ -3,19 +3,23 @@
  * (groups.ts): a group is the set of apps below its id; POST creates it, PUT replaces it (or scales
  * it: `{"scaleBy": F}`), DELETE removes it, each as one change carried out by one deployment whose
  * plan follows the dependencies; `dryRun=true` answers the plan only. GroupInfo is built from the
- * apps below the id. Not here: group versions (Drover stores none; `versions` lists the group's
- * current version only, and a PUT of `{"version": …}` is refused by name), group roles
+ * apps below the id. A group's versions are its apps' versions (each app keeps its own, up to
+ * DROVER_SCHEDULER_MAX_APP_VERSIONS): the group as of one is each app's definition then, and a PUT of
+ * `{"version": …}` takes every app back to it (apps created since are removed; apps removed since
+ * cannot come back: their definitions went with them). Not here: group roles
  * (`enforceRole`: left out of GroupInfo, where Debian's python3-marathon 0.13 cannot read it; `true`
  * is refused by name; PATCH is not served).
  */
 import { InvalidArgumentError, NotFoundError } from "@drover/common";
 import {
   type AppRecord,
+  type AppVersionEntry,
   appVersionOf,
   type DeploymentPlanStep,
   isUnder,
   type JsonObject,
   parentOf,
+  toMarathonJson,
 } from "@drover/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppService } from "../app-service.js";
@@ -131,6 +135,38 @@ export function groupInfoJson(
   return out;
 }
 
+/** GroupInfo of `id` as of `version`: the apps' definitions of then (no tasks, counts or deployments). */
+export function groupAtJson(
+  id: string,
+  entries: readonly AppVersionEntry[],
+  version: string,
+  embed: GroupEmbed,
+): JsonObject {
+  const below = entries.filter((e) => e.spec.id !== id && isUnder(e.spec.id, id));
+  const subs = new Set<string>();
+  for (const e of below) {
+    if (parentOf(e.spec.id) === id) continue;
+    const head = e.spec.id.slice(id === "/" ? 1 : id.length + 1).split("/")[0];
+    subs.add(id === "/" ? `/${head}` : `${id}/${head}`);
+  }
+  const out: JsonObject = { id };
+  if (embed.apps)
+    out.apps = below.filter((e) => parentOf(e.spec.id) === id).map((e) => toMarathonJson(e.spec, e));
+  if (embed.groups)
+    out.groups = [...subs].sort().map((g) =>
+      groupAtJson(
+        g,
+        below.filter((e) => isUnder(e.spec.id, g)),
+        version,
+        embed,
+      ),
+    );
+  if (embed.pods) out.pods = [];
+  out.dependencies = [];
+  out.version = version;
+  return out;
+}
+
 /** Marathon's dry-run answer: `{"steps":[{"actions":[{"action":…,"app":…}]}]}`. */
 export function planJson(steps: readonly DeploymentPlanStep[]): JsonObject {
   return {
@@ -196,13 +232,13 @@ export function registerGroupRoutes(
         return { apps: apps.map((a) => appInfoJson(a, embed, ctx)) };
       }
       case "versions":
-        return [groupVersion(apps)];
-      case "version":
-        if (p.version !== groupVersion(apps))
-          throw new NotFoundError(`version ${p.version} of group ${p.id}`, {
-            message: `Group '${p.id}' does not exist in version ${p.version}`,
-          });
-        return groupInfoJson(p.id, apps, groupEmbeds(q), await context());
+        return svc.groupVersions(p.id);
+      case "version": {
+        // The apps as they were then (definitions only: no tasks or counts of then are kept).
+        const at = await svc.groupAt(p.id, p.version);
+        const then = [...at.apps.values()].flatMap((e) => (e ? [e] : []));
+        return groupAtJson(p.id, then, at.version, groupEmbeds(q));
+      }
     }
   };
 
@@ -220,14 +256,23 @@ export function registerGroupRoutes(
 
   const put = async (req: FastifyRequest, reply: FastifyReply, rest: string) => {
     const q = req.query as Query;
-    const id = parseGroupPath(rest).id;
-    const body = groupBody(req.body);
+    const path = parseGroupPath(rest);
+    const id = path.id;
+    if (path.kind === "apps" || path.kind === "versions")
+      throw new NotFoundError(`PUT ${rest}`, { message: `PUT is not served on /v2/groups/${rest}` });
+    // PUT /v2/groups/{id}/versions/{version} (python3-marathon's rollback_group): no body.
+    const body = path.kind === "version" ? { version: path.version } : groupBody(req.body);
     const force = bool(q, "force", false);
     const dryRun = bool(q, "dryRun", false);
-    if (body.version !== undefined)
-      throw new InvalidArgumentError([
-        { path: "version", message: "not supported: Drover keeps no group versions to roll back to" },
-      ]);
+    if (body.version !== undefined) {
+      // Marathon: a version wins over scaleBy; the rest of the body is ignored.
+      if (typeof body.version !== "string")
+        throw new InvalidArgumentError([{ path: "version", message: "must be an ISO-8601 time" }]);
+      const out = await svc.rollbackGroup(id, body.version, { force, dryRun });
+      if (dryRun) return planJson(out.steps);
+      if (out.deploymentId) void reply.header("Marathon-Deployment-Id", out.deploymentId);
+      return deploymentResultJson(out.deploymentId, new Date().toISOString());
+    }
     if (body.scaleBy !== undefined) {
       if (typeof body.scaleBy !== "number")
         throw new InvalidArgumentError([{ path: "scaleBy", message: "must be a number" }]);
