@@ -174,6 +174,25 @@ test(
       assert.equal(one.json.status, "SUCCESS");
       const list = await cli(["job", "list"]);
       assert.match(list.stdout, /^ok\s+0\s+1\s+0\s/m);
+      const runs = await cli(["job", "runs", "ok"]);
+      assert.equal(runs.code, 0, runs.stderr);
+      assert.match(runs.stdout, new RegExp(`^${done?.id}\\s+SUCCESS\\s`, "m"));
+      const show = await cli(["job", "show", "ok", "--json"]);
+      assert.equal((JSON.parse(show.stdout) as JobJson).history?.successCount, 1);
+      // Schedules through the CLI: add (its next run printed), list, remove.
+      const nightly = await file("nightly.json", {
+        id: "nightly",
+        cron: "0 3 * * *",
+        timezone: "Europe/Berlin",
+      });
+      const sched = await cli(["job", "schedule", "add", "ok", nightly]);
+      assert.equal(sched.code, 0, sched.stderr);
+      assert.match(sched.stdout, /next run 20\d\d-\d\d-\d\dT0[12]:00:00\.000Z/);
+      const listed = await cli(["job", "schedule", "list", "ok"]);
+      assert.match(listed.stdout, /^nightly\s+0 3 \* \* \*\s+Europe\/Berlin\s+ALLOW\s+true\s/m);
+      const removed = await cli(["job", "schedule", "remove", "ok", "nightly"]);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.deepEqual((await job("ok")).schedules, []);
     }),
 );
 
