@@ -201,7 +201,9 @@ async function followRun(api: JobsApi, jobId: string, runId: string, io: JobIo):
     } catch (err) {
       // Ended and not in the history (DROVER_SCHEDULER_JOB_HISTORY_KEPT 0, or pruned): its end is unknown.
       if (err instanceof NotFoundError)
-        throw new Error(`run ${runId} of job ${jobId} is no longer known (ended, and not kept in the history)`);
+        throw new Error(
+          `run ${runId} of job ${jobId} is no longer known (ended, and not kept in the history)`,
+        );
       // A leader failover: the next replica answers soon.
       io.progress(`(waiting for the scheduler: ${errorMessage(err)})`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
