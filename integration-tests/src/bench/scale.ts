@@ -6,8 +6,10 @@
  *   scale: P placements/s (tasks RUNNING / seconds from the first create to the last RUNNING)
  *
  * and the time to all RUNNING, p50/p99 of ListApps and ListTasks while it runs, master and
- * scheduler peak RSS, etcd operations per placed task, and the master failover at full load
- * (kill -9 of the leader until offers flow again).
+ * scheduler peak RSS, etcd operations per placed task, the Marathon API's listings at full size
+ * (GET /v2/apps?embed=apps.tasks and GET /v2/tasks, p50/p99 of 20 each; `--apps 1000 --instances 10`
+ * is issue 10's 1,000 apps / 10,000 tasks), and the master failover at full load (kill -9 of the
+ * leader until offers flow again).
  *
  *   --agents N (5000)  --apps A (200)  --instances I (500)  --cpus C (4)  --mem MiB (16384)
  *   --task-cpus (0.1)  --task-mem (64)  --concurrency (8 creates in flight)  --profile (CPU profiles)
@@ -22,6 +24,7 @@ import { SchedulerClient } from "@drover/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
   type Cluster,
+  httpUrlOf,
   metricsUrlOf,
   repoRoot,
   type ServiceProcess,
@@ -415,6 +418,24 @@ async function main(): Promise<void> {
     t = performance.now();
     await unary(scheduler, "listApps", {});
     line(`ListApps at full size: ${(performance.now() - t).toFixed(0)} ms`);
+    // The Marathon API's listings (what load balancers poll), from the scheduler's in-memory views.
+    const httpBase = cluster.schedulers[0] ? httpUrlOf(cluster.schedulers[0]) : undefined;
+    if (httpBase)
+      for (const path of ["/v2/apps?embed=apps.tasks", "/v2/tasks"]) {
+        const times: number[] = [];
+        let bad = 0;
+        for (let i = 0; i < 20; i++) {
+          const start = performance.now();
+          const res = await fetch(`${httpBase}${path}`).catch(() => undefined);
+          if (res?.status === 200) {
+            await res.arrayBuffer();
+            times.push(performance.now() - start);
+          } else bad++;
+        }
+        line(
+          `GET ${path} at full size (${APPS} apps, ${TOTAL} tasks): p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms (${times.length} answers${bad ? `, ${bad} failed` : ""})`,
+        );
+      }
     line(
       `etcd operations per placed task: ${(ops / TOTAL).toFixed(2)} (${ops} ops in ${txns} transactions, ${changes} changes; ${(changes / txns).toFixed(1)} changes per transaction)`,
     );
