@@ -73,6 +73,10 @@ describe("job definitions (Metronome's JSON)", () => {
       /run\.env\.S: not supported/,
     );
     assert.match(problems({ id: "A_B", run: { cmd: "x" } }), /^id: /);
+    assert.equal(
+      problems({ id: "a", run: { cmd: "x", volumes: [{ containerPath: "/s", secret: "db" }] } }),
+      "run.volumes[0].secret: not supported: secrets are not implemented yet",
+    );
     assert.match(
       problems({ id: "a", run: { cmd: "x", cpus: "1" } }),
       /run\.cpus: expected number, got string/,

@@ -203,6 +203,18 @@ function refusals(input: unknown): { issues: FieldIssue[]; rest: unknown } {
         issues.push({ path: `run.env.${k}`, message: "not supported: secrets are not implemented yet" });
         delete (env as Record<string, unknown>)[k];
       }
+  // Metronome's secret volumes: `{"containerPath": ..., "secret": "name"}`.
+  const volumes = at(rest, ["run", "volumes"]).value;
+  if (Array.isArray(volumes))
+    for (const [i, v] of volumes.entries())
+      if (v !== null && typeof v === "object" && Object.hasOwn(v, "secret")) {
+        issues.push({
+          path: `run.volumes[${i}].secret`,
+          message: "not supported: secrets are not implemented yet",
+        });
+        delete (v as Record<string, unknown>).secret;
+        if (!Object.hasOwn(v, "hostPath")) volumes.splice(i, 1, { ...v, hostPath: "/", mode: "RO" });
+      }
   return { issues, rest };
 }
 
