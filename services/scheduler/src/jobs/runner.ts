@@ -72,7 +72,9 @@ export class JobRunner implements Workload {
     const kill: string[] = [];
     let wake: number | undefined;
     const active = new Set<string>();
-    for (const run of this.deps.store.allRuns()) {
+    // Oldest runs first: placement takes demands in order, so the longest waiting is placed first.
+    const runs = this.deps.store.allRuns().sort((x, y) => x.createdAtMs - y.createdAtMs);
+    for (const run of runs) {
       const id = runWorkloadId(run.jobId, run.runId);
       active.add(id);
       if (this.ending.has(id)) continue;
