@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger } from "@drover/common";
-import { SchedulerConfigSchema } from "@drover/config";
 import { AppSpecSchema } from "@drover/core";
 import { verifyLog } from "@drover/store";
-import { memoryStore } from "@drover/testing";
-import { AppService, type SchedulerLeader } from "./app-service.js";
-import { AppStore } from "./apps.js";
-import { DeploymentStore } from "./deployments.js";
-import { FrameworkDriver } from "./framework.js";
 import { AppLockedError } from "./locks.js";
+import { memoryLeader } from "./memory-leader.js";
 
 const log = createLogger("test", "error");
 const ID = "/web";
@@ -17,20 +12,8 @@ const spec = (over: Record<string, unknown> = {}) =>
   AppSpecSchema.parse({ id: ID, cmd: "sleep 1000", instances: 2, cpus: 0.1, mem: 32, ...over });
 
 function setup() {
-  const m = memoryStore({ service: "scheduler" });
-  const apps = new AppStore(m.store, m.leadership);
-  const deployments = new DeploymentStore(m.store, m.leadership, log);
-  const framework = new FrameworkDriver({
-    config: SchedulerConfigSchema.parse({}),
-    log,
-    apps: () => apps.records(),
-    deployments,
-    loadFrameworkId: async () => undefined,
-    saveFrameworkId: async () => {},
-  });
-  const leader: SchedulerLeader = { apps, deployments, framework, changed: () => {} };
-  const svc = new AppService({ current: () => leader, leaderAddress: async () => "a:1", self: "a:1" });
-  return { ...m, apps, deployments, svc };
+  const m = memoryLeader({ log });
+  return { ...m, svc: m.service };
 }
 
 test("a create and a scale each start a deployment that locks nothing: a later change supersedes it", async () => {

@@ -8,15 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
-import { createLogger } from "@drover/common";
-import { SchedulerConfigSchema } from "@drover/config";
 import { AppSpecSchema } from "@drover/core";
-import { memoryStore } from "@drover/testing";
-import { AppService, type SchedulerLeader } from "../app-service.js";
-import { AppStore } from "../apps.js";
-import { DeploymentStore } from "../deployments.js";
-import { FrameworkDriver } from "../framework.js";
 import { createHttpServer } from "../http/server.js";
+import { memoryLeader } from "../memory-leader.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -30,19 +24,7 @@ const TASKS_PER_APP = Number(args["tasks-per-app"]);
 const ROUNDS = Number(args.rounds);
 
 async function main(): Promise<void> {
-  const log = createLogger("test", "error");
-  const m = memoryStore({ service: "scheduler" });
-  const apps = new AppStore(m.store, m.leadership);
-  const deployments = new DeploymentStore(m.store, m.leadership, log);
-  const framework = new FrameworkDriver({
-    config: SchedulerConfigSchema.parse({}),
-    log,
-    apps: () => apps.records(),
-    deployments,
-    loadFrameworkId: async () => undefined,
-    saveFrameworkId: async () => {},
-  });
-  const leader: SchedulerLeader = { apps, deployments, framework, changed: () => {} };
+  const { apps, framework, service, log } = memoryLeader();
   const now = Date.now();
   for (let i = 0; i < APPS; i++) {
     const id = `/bench/g${i % 20}/app${i}`;
@@ -73,7 +55,7 @@ async function main(): Promise<void> {
     }
   }
   const http = await createHttpServer({
-    service: new AppService({ current: () => leader, leaderAddress: async () => "a:1", self: "a:1" }),
+    service,
     log,
     registry: { metrics: async () => "", contentType: "text/plain" },
     selfHttp: "127.0.0.1:1",

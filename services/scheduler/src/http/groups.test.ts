@@ -1,38 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger } from "@drover/common";
-import { SchedulerConfigSchema } from "@drover/config";
-import { memoryStore } from "@drover/testing";
-import type { FastifyInstance } from "fastify";
-import { AppService, type SchedulerLeader } from "../app-service.js";
-import { AppStore } from "../apps.js";
-import { DeploymentStore } from "../deployments.js";
-import { FrameworkDriver } from "../framework.js";
+import { memoryLeader } from "../memory-leader.js";
 import { groupEmbeds, parseGroupPath } from "./groups.js";
 import { createHttpServer } from "./server.js";
 
 const log = createLogger("test", "error");
 
-async function server(): Promise<{
-  http: FastifyInstance;
-  apps: AppStore;
-  deployments: DeploymentStore;
-  kv: ReturnType<typeof memoryStore>["kv"];
-}> {
-  const m = memoryStore({ service: "scheduler" });
-  const apps = new AppStore(m.store, m.leadership);
-  const deployments = new DeploymentStore(m.store, m.leadership, log);
-  const framework = new FrameworkDriver({
-    config: SchedulerConfigSchema.parse({}),
-    log,
-    apps: () => apps.records(),
-    deployments,
-    loadFrameworkId: async () => undefined,
-    saveFrameworkId: async () => {},
-  });
-  const leader: SchedulerLeader = { apps, deployments, framework, changed: () => {} };
+async function server() {
+  const m = memoryLeader({ log });
   const http = await createHttpServer({
-    service: new AppService({ current: () => leader, leaderAddress: async () => "l:1", self: "l:1" }),
+    service: m.service,
     log,
     registry: { metrics: async () => "", contentType: "text/plain" },
     selfHttp: "127.0.0.1:8080",
@@ -46,7 +24,7 @@ async function server(): Promise<{
       httpPort: 8080,
     },
   });
-  return { http, apps, deployments, kv: m.kv };
+  return { http, apps: m.apps, deployments: m.deployments, kv: m.kv };
 }
 
 const app = (id: string, over: Record<string, unknown> = {}) => ({

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger, InvalidArgumentError, NotFoundError } from "@drover/common";
-import { SchedulerConfigSchema } from "@drover/config";
-import { memoryStore } from "@drover/testing";
 import type { FastifyInstance } from "fastify";
-import { AppLockedError, AppService, type SchedulerLeader } from "../app-service.js";
-import { AppStore } from "../apps.js";
-import { DeploymentStore } from "../deployments.js";
-import { FrameworkDriver, type TaskEntry } from "../framework.js";
+import { AppLockedError, AppService } from "../app-service.js";
+import type { TaskEntry } from "../framework.js";
+import { memoryLeader } from "../memory-leader.js";
 import { BadJsonError, httpErrorOf, marathonPath } from "./errors.js";
 import { bool, embeds, matchesLabels, parseLabelSelector, taskStatuses } from "./query.js";
 import { parseAppPath } from "./routes.js";
@@ -27,26 +24,7 @@ const info = {
 };
 
 /** A leader on the in-memory store (no master: the task view is filled by the test). */
-function leaderSetup() {
-  const m = memoryStore({ service: "scheduler" });
-  const apps = new AppStore(m.store, m.leadership);
-  const deployments = new DeploymentStore(m.store, m.leadership, log);
-  const framework = new FrameworkDriver({
-    config: SchedulerConfigSchema.parse({}),
-    log,
-    apps: () => apps.records(),
-    deployments,
-    loadFrameworkId: async () => undefined,
-    saveFrameworkId: async () => {},
-  });
-  const leader: SchedulerLeader = { apps, deployments, framework, changed: () => {} };
-  const service = new AppService({
-    current: () => leader,
-    leaderAddress: async () => "127.0.0.1:5060",
-    self: "127.0.0.1:5060",
-  });
-  return { ...m, apps, deployments, framework, leader, service };
-}
+const leaderSetup = () => memoryLeader({ log });
 
 async function leaderServer(): Promise<ReturnType<typeof leaderSetup> & { http: FastifyInstance }> {
   const s = leaderSetup();
