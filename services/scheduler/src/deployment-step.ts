@@ -51,15 +51,28 @@ export function deploymentTasks(
   tasks: readonly TaskEntry[],
   sameConfig?: { from: string; until: string },
 ): DeploymentTask[] {
-  return tasks.map((t) => ({
-    taskId: t.taskId,
-    isNew: isNewTask(app, t) || runsSameConfig(t, sameConfig),
-    state: t.state,
-    healthy: isHealthy(app, t),
-    ready: isReady(app, t),
-    killRequested: t.killRequested,
-    createdAtMs: t.createdAtMs,
-  }));
+  return tasks.map((t) => {
+    const isNew = isNewTask(app, t) || runsSameConfig(t, sameConfig);
+    return {
+      taskId: t.taskId,
+      isNew,
+      state: t.state,
+      healthy: isNew ? isHealthy(app, t) : isOldHealthy(t),
+      ready: isReady(app, t),
+      killRequested: t.killRequested,
+      createdAtMs: t.createdAtMs,
+    };
+  });
+}
+
+/**
+ * An old task is judged by the checks of the definition it runs, not by the new one's: RUNNING and
+ * no health check of it failing (a task launched without health checks reports no health). Judged
+ * by the new definition's checks, every old task of an update that adds a health check would count
+ * as unhealthy and be killed at once, below the minimum health capacity.
+ */
+export function isOldHealthy(t: Pick<TaskEntry, "state" | "health">): boolean {
+  return t.state === "TASK_RUNNING" && t.health?.healthy !== false;
 }
 
 export interface StepContext {

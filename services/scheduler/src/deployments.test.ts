@@ -163,6 +163,38 @@ function record(s: AppSpec, configAt: string): AppRecord {
   };
 }
 
+test("an update that adds a health check: the old instances (no check of theirs) stay healthy, none is killed before a new one is healthy", () => {
+  const v1 = "2026-11-29T10:00:00.000Z";
+  const v2 = "2026-11-29T11:00:00.000Z";
+  const app = record(
+    spec({ instances: 2, healthChecks: [{ protocol: "COMMAND", command: { value: "true" } }] }),
+    v2,
+  );
+  const tasks = [entry("old1", v1), entry("old2", v1), entry("new1", v2)];
+  const dt = deploymentTasks(app, tasks);
+  assert.deepEqual(
+    dt.map((t) => [t.taskId, t.isNew, t.healthy]),
+    [
+      ["old1", false, true],
+      ["old2", false, true],
+      ["new1", true, false],
+    ],
+  );
+  const step = rollingStep({
+    instances: 2,
+    strategy: { minimumHealthCapacity: 1, maximumOverCapacity: 1 },
+    resident: false,
+    tasks: dt,
+  });
+  assert.deepEqual(step.kill, [], "judged by the new check, both old instances were killed at once");
+  // An old instance whose own check fails is unhealthy, as before.
+  assert.equal(
+    deploymentTasks(app, [entry("old3", v1, { health: { healthy: false, consecutiveFailures: 3 } })])[0]
+      ?.healthy,
+    false,
+  );
+});
+
 test("tasks of an earlier config version are old, health counts only with every check alive, and the words name the failure", () => {
   const v1 = "2026-11-29T10:00:00.000Z";
   const v2 = "2026-11-29T11:00:00.000Z";
