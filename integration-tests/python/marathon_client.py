@@ -117,6 +117,14 @@ queue = client.list_queue()
 assert isinstance(queue, list)
 step("list_queue")
 
+info = client.get_info()
+assert info.name and info.leader, info
+assert client.get_leader(), "no leader"
+assert "pong" in str(client.ping())
+metrics = client.get_metrics()
+assert isinstance(metrics.get("counters"), dict) and isinstance(metrics.get("gauges"), dict), metrics
+step("get_info + get_leader + ping + get_metrics")
+
 deleted = client.delete_app(APP_ID)
 assert "deploymentId" in deleted, deleted
 try:

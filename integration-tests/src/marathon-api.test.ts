@@ -129,6 +129,7 @@ test("python3-marathon, unmodified, drives Drover through a follower", { timeout
         "restart_app",
         "list_versions + get_version",
         "list_queue",
+        "get_info + get_leader + ping + get_metrics",
         "delete_app",
       ],
       stderr.slice(-2000),
@@ -247,7 +248,9 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
     // ping and metrics on every replica.
     for (const base of [leaderUrl, followerUrl]) {
       assert.equal(await (await fetch(`${base}/ping`)).text(), "pong");
-      assert.match(await (await fetch(`${base}/metrics`)).text(), /# TYPE /);
+      assert.match(await (await fetch(`${base}/metrics/prometheus`)).text(), /# TYPE /);
+      const json = (await (await fetch(`${base}/metrics`)).json()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(json).sort(), ["counters", "gauges", "histograms", "meters", "timers", "version"]);
     }
     // The SSE plugin (http/events.ts) is registered: a follower serves /v2/events itself.
     const abort = new AbortController();

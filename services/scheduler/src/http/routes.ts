@@ -47,6 +47,7 @@ import {
   deploymentJson,
   deploymentResultJson,
   iso,
+  marathonMetricsJson,
   queueItemJson,
   servicePortsOf,
   taskJson,
@@ -549,9 +550,16 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     return reply.type("text/plain").send("pong");
   });
 
-  app.get("/metrics", async (_req, reply) =>
+  // Marathon: /metrics is JSON, /metrics/prometheus the Prometheus text (the scheduler's metrics
+  // port serves the text at /metrics too, for scrapers).
+  app.get("/metrics/prometheus", async (_req, reply) =>
     reply.type(deps.registry.contentType).send(await deps.registry.metrics()),
   );
+  app.get("/metrics", async (_req, reply) => {
+    if (!deps.registry.getMetricsAsJSON)
+      return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
+    return marathonMetricsJson(await deps.registry.getMetricsAsJSON());
+  });
 
   // ------------------------------------------------------------------------------- refused
 

@@ -21,19 +21,36 @@ import { BadJsonError, httpErrorOf } from "./errors.js";
 import { registerRoutes } from "./routes.js";
 
 /** The header a forwarding follower sets: a replica that is not the leader either answers 503 instead of forwarding again. */
+/**
+ * One metric as prom-client's getMetricsAsJSON lists it (the fields Marathon's view reads; `type` is
+ * "counter", "gauge", "histogram" or "summary" at run time, whatever its typings say).
+ */
+export interface PromMetricJson {
+  name: string;
+  type: unknown;
+  values: { value: number; labels: Partial<Record<string, string | number>>; metricName?: string }[];
+}
+
 export const FORWARDED_HEADER = "x-drover-forwarded-by";
 
 /** The largest request body read (an app definition is far below; PUT /v2/apps of many apps fits). */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /** Answered by every replica itself, leader or not. */
-const LOCAL_PATHS = new Set(["/ping", "/metrics", "/v2/info"]);
+const LOCAL_PATHS = new Set(["/ping", "/metrics", "/metrics/prometheus", "/v2/info"]);
 
 export interface HttpServerDeps {
   service: AppService;
   log: Logger;
-  /** The replica's prom-client registry (GET /metrics). */
-  registry: { metrics(): Promise<string>; contentType: string };
+  /**
+   * The replica's prom-client registry: GET /metrics/prometheus (its text) and GET /metrics (the
+   * same in Marathon's JSON shape, when the registry can list its metrics).
+   */
+  registry: {
+    metrics(): Promise<string>;
+    contentType: string;
+    getMetricsAsJSON?(): Promise<PromMetricJson[]>;
+  };
   /** This replica's advertised HTTP address (host:port). */
   selfHttp: string;
   /** The leader's advertised HTTP address (host:port), undefined when none is known. */

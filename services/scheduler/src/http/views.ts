@@ -18,6 +18,7 @@ import {
   type UnplacedReason,
 } from "@drover/core";
 import type { QueueEntry, TaskEntry, TaskFailure } from "../framework.js";
+import type { PromMetricJson } from "./server.js";
 
 /** What an AppInfo may embed (Marathon's `embed=apps.<x>` / `app.<x>`). */
 export type AppEmbed = "tasks" | "counts" | "deployments" | "readiness" | "lastTaskFailure" | "taskStats";
@@ -279,4 +280,46 @@ export function queueItemJson(q: QueueEntry, app: JsonObject, nowMs: number): Js
     },
     lastUnusedOffers: [],
   };
+}
+
+/**
+ * Marathon's GET /metrics (its Dropwizard JSON: `version`, `gauges`, `counters`, `histograms`,
+ * `meters`, `timers`) from prom-client's metrics: a counter is `{count}`, a gauge `{value}`, a
+ * histogram or summary `{count, sum, mean}` (no quantiles: Prometheus keeps buckets). A labelled
+ * metric is keyed `name{label="value",…}`, the registry's default label (`service`, the same on every
+ * metric) left out. Meters and timers: none.
+ */
+export function marathonMetricsJson(
+  metrics: readonly PromMetricJson[],
+  omitLabels: readonly string[] = ["service"],
+): JsonObject {
+  const key = (name: string, labels: Partial<Record<string, string | number>>) => {
+    const l = Object.entries(labels)
+      .filter(([k, v]) => v !== undefined && !omitLabels.includes(k))
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(",");
+    return l ? `${name}{${l}}` : name;
+  };
+  const gauges: JsonObject = {};
+  const counters: JsonObject = {};
+  const histograms: JsonObject = {};
+  for (const m of metrics) {
+    const type = String(m.type);
+    if (type === "counter") for (const v of m.values) counters[key(m.name, v.labels)] = { count: v.value };
+    else if (type === "gauge") for (const v of m.values) gauges[key(m.name, v.labels)] = { value: v.value };
+    else if (type === "histogram" || type === "summary") {
+      const byLabels = new Map<string, { count: number; sum: number }>();
+      for (const v of m.values) {
+        const { le: _le, quantile: _q, ...labels } = v.labels;
+        const k = key(m.name, labels);
+        const h = byLabels.get(k) ?? { count: 0, sum: 0 };
+        if (v.metricName?.endsWith("_count")) h.count = v.value;
+        else if (v.metricName?.endsWith("_sum")) h.sum = v.value;
+        byLabels.set(k, h);
+      }
+      for (const [k, h] of byLabels)
+        histograms[k] = { count: h.count, sum: h.sum, mean: h.count > 0 ? h.sum / h.count : 0 };
+    }
+  }
+  return { version: "4.0.0", gauges, counters, histograms, meters: {}, timers: {} };
 }
