@@ -55,7 +55,15 @@ import {
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import { fromWireState, type Task } from "@drover/proto";
 import { dependencyWait } from "./dependencies.js";
-import { deadlineOf, deploymentTasks, explainStep, isHealthy, isReady } from "./deployment-step.js";
+import {
+  deadlineOf,
+  deploymentTasks,
+  explainStep,
+  isHealthy,
+  isNewTask,
+  isOldHealthy,
+  isReady,
+} from "./deployment-step.js";
 import type { DeploymentView } from "./deployments.js";
 import { reasonToText } from "./reasons.js";
 
@@ -691,7 +699,8 @@ export class FrameworkDriver {
         continue;
       }
       active++;
-      if (isHealthy(app, t) && isReady(app, t)) healthy++;
+      // A task of an earlier config (left by a forced cancel) is judged by its own checks.
+      if (isNewTask(app, t) ? isHealthy(app, t) && isReady(app, t) : isOldHealthy(t)) healthy++;
     }
     const done = active === n && healthy === n && going === 0;
     const parts = [`${appId}: ${healthy} of ${n} instances running healthy and ready`];
