@@ -329,6 +329,13 @@ test(
         (await waitFor("1 task of the group's app running", () => runningTasks(1), { timeoutMs: 90_000 })) ??
         [];
       assert.ok(first);
+      // A change while a deployment of the app runs is 409 (Marathon's lock): wait for it to end
+      // (it records its success a moment after the task runs), as a Marathon client does.
+      const deploymentsIdle = (what: string) =>
+        waitFor(`${what}: no deployment running`, async () =>
+          (await client.deployments.getList()).length === 0 ? true : undefined,
+        );
+      await deploymentsIdle("after the group's creation");
 
       const got = await client.groups.getOne(group);
       assert.equal(got.id, group);
@@ -352,6 +359,7 @@ test(
       assert.ok(second);
 
       // POST /v2/tasks/delete?scale=true: the app scales down to 0.
+      await deploymentsIdle("after the replacement");
       const scaledDown = await client.tasks.kill({ ids: [second.id] }, true);
       assert.ok(scaledDown.deploymentId, JSON.stringify(scaledDown));
       await waitFor("scaled to 0", async () => {
@@ -360,6 +368,7 @@ test(
       });
 
       // A group update that cannot finish (a check that never passes), cancelled with force.
+      await deploymentsIdle("after the scale down");
       const stuck = await client.groups.update(group, {
         apps: [
           {
