@@ -250,7 +250,14 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
       assert.equal(await (await fetch(`${base}/ping`)).text(), "pong");
       assert.match(await (await fetch(`${base}/metrics/prometheus`)).text(), /# TYPE /);
       const json = (await (await fetch(`${base}/metrics`)).json()) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(json).sort(), ["counters", "gauges", "histograms", "meters", "timers", "version"]);
+      assert.deepEqual(Object.keys(json).sort(), [
+        "counters",
+        "gauges",
+        "histograms",
+        "meters",
+        "timers",
+        "version",
+      ]);
     }
     // The SSE plugin (http/events.ts) is registered: a follower serves /v2/events itself.
     const abort = new AbortController();
