@@ -291,3 +291,116 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
     assert.equal((await call(leaderUrl, "GET", `/v2/apps${id}`)).status, 404);
   }),
 );
+
+test(
+  "GET /v2/queue: the funnel of the last offers, the launch attempt's sums and the offers unused, with their reasons",
+  {
+    timeout: 120_000,
+  },
+  () =>
+    withLogs(async () => {
+      current();
+      // Too big for the one agent, and a constraint no agent meets.
+      const big = { id: "/it/queue/big", cmd: "sleep 100000", cpus: 0.05, mem: 1_000_000, instances: 2 };
+      const nowhere = {
+        id: "/it/queue/nowhere",
+        cmd: "sleep 100000",
+        cpus: 0.05,
+        mem: 16,
+        instances: 1,
+        constraints: [["hostname", "LIKE", "nowhere-.*"]],
+      };
+      for (const app of [big, nowhere]) {
+        const res = await call(followerUrl, "POST", "/v2/apps", app);
+        assert.equal(res.status, 201, res.text);
+      }
+      type Row = { reason: string; declined: number; processed: number };
+      type Item = {
+        app: { id: string };
+        count: number;
+        since: string;
+        processedOffersSummary: {
+          processedOffersCount: number;
+          unusedOffersCount: number;
+          rejectSummaryLastOffers: Row[];
+          rejectSummaryLaunchAttempt: Row[];
+        };
+        lastUnusedOffers?: {
+          offer: { id: string; agentId: string; hostname: string; resources: { name: string }[] };
+          reason: string[];
+          timestamp: string;
+        }[];
+      };
+      // Both have been offered the agent's resources at least twice.
+      const queue = await waitFor(
+        "both apps in the queue after two rounds of offers",
+        async () => {
+          const res = await call(followerUrl, "GET", "/v2/queue?embed=lastUnusedOffers");
+          if (res.status !== 200) return undefined;
+          const items = (res.json as { queue: Item[] }).queue;
+          const mine = items.filter((i) => i.app.id.startsWith("/it/queue/"));
+          return mine.length === 2 && mine.every((i) => i.processedOffersSummary.processedOffersCount >= 2)
+            ? mine
+            : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      const byId = new Map(queue.map((i) => [i.app.id, i]));
+      const row = (
+        item: Item | undefined,
+        list: "rejectSummaryLastOffers" | "rejectSummaryLaunchAttempt",
+        reason: string,
+      ) => item?.processedOffersSummary[list].find((r) => r.reason === reason);
+
+      const b = byId.get(big.id);
+      assert.equal(b?.count, 2);
+      // The one agent's offer is declined for memory; every check before that passed it.
+      assert.deepEqual(row(b, "rejectSummaryLastOffers", "UnfulfilledConstraint"), {
+        reason: "UnfulfilledConstraint",
+        declined: 0,
+        processed: 1,
+      });
+      assert.deepEqual(row(b, "rejectSummaryLastOffers", "InsufficientMemory"), {
+        reason: "InsufficientMemory",
+        declined: 1,
+        processed: 1,
+      });
+      assert.deepEqual(row(b, "rejectSummaryLastOffers", "InsufficientDisk"), {
+        reason: "InsufficientDisk",
+        declined: 0,
+        processed: 0,
+      });
+      const attempt = b?.processedOffersSummary;
+      assert.ok(attempt && attempt.unusedOffersCount === attempt.processedOffersCount);
+      assert.equal(
+        row(b, "rejectSummaryLaunchAttempt", "InsufficientMemory")?.declined,
+        attempt.processedOffersCount,
+      );
+      assert.equal(b?.lastUnusedOffers?.length, 1);
+      const unused = b?.lastUnusedOffers?.[0];
+      assert.deepEqual(unused?.reason, ["InsufficientMemory"]);
+      assert.ok(unused?.offer.id && unused.offer.agentId && unused.offer.hostname, JSON.stringify(unused));
+      assert.deepEqual(unused?.offer.resources.map((r) => r.name).slice(0, 3), ["cpus", "mem", "disk"]);
+
+      const n = byId.get(nowhere.id);
+      assert.deepEqual(row(n, "rejectSummaryLastOffers", "UnfulfilledConstraint"), {
+        reason: "UnfulfilledConstraint",
+        declined: 1,
+        processed: 1,
+      });
+      assert.equal(row(n, "rejectSummaryLastOffers", "InsufficientCpus")?.processed, 0);
+      assert.deepEqual(n?.lastUnusedOffers?.[0]?.reason, ["UnfulfilledConstraint"]);
+
+      // Without the embed, no lastUnusedOffers; an embed the queue does not know is refused by name.
+      const plain = (await call(leaderUrl, "GET", "/v2/queue")).json as { queue: Item[] };
+      assert.ok(plain.queue.every((i) => i.lastUnusedOffers === undefined));
+      const bad = await call(leaderUrl, "GET", "/v2/queue?embed=offers");
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /embed: unknown 'offers'/);
+
+      for (const app of [big, nowhere]) {
+        const res = await call(leaderUrl, "DELETE", `/v2/apps${app.id}?force=true`);
+        assert.equal(res.status, 200, res.text);
+      }
+    }),
+);

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { attributeText, type Constraint, formatScalar, parseConstraints } from "./constraints.js";
 import {
+  type DeclinedFunnel,
   explainAgents,
   formatReasons,
   type InstanceDemand,
@@ -13,6 +14,8 @@ import {
 } from "./placement.js";
 import { rangesToPorts } from "./ports.js";
 import { addResources, emptyResources, fitsIn, type PortRange, type Resources } from "./resources.js";
+
+const noDeclines: DeclinedFunnel = { constraint: 0, cpus: 0, mem: 0, disk: 0, ports: 0 };
 
 function res(cpus: number, mem: number, disk = 0, ports: PortRange[] = []): Resources {
   return { cpus, mem, disk, ports };
@@ -79,7 +82,12 @@ describe("placeInstances", () => {
     const r = placeInstances([offer("o1", "a1", res(1, 1000))], [demand("web", 5, res(0.3, 100))], none);
     assert.equal(r.placements.length, 3);
     assert.deepEqual(r.unplaced, [
-      { appId: "web", count: 2, reasons: [{ kind: "insufficient", resource: "cpus", agents: 1 }] },
+      {
+        appId: "web",
+        count: 2,
+        reasons: [{ kind: "insufficient", resource: "cpus", agents: 1 }],
+        declined: { ...noDeclines, cpus: 1 },
+      },
     ]);
   });
 
@@ -101,6 +109,8 @@ describe("placeInstances", () => {
           { kind: "insufficient", resource: "mem", agents: 1 },
           { kind: "insufficient", resource: "disk", agents: 3 },
         ],
+        // Each agent once, at its first reason: a1 mem, a2 cpus, a3 disk.
+        declined: { ...noDeclines, cpus: 1, mem: 1, disk: 1 },
       },
     ]);
     assert.deepEqual(r.unusedOfferIds, ["o1", "o2", "o3", "o4"]);
@@ -110,7 +120,7 @@ describe("placeInstances", () => {
     const r = placeInstances([], [demand("web", 2, res(1, 64)), demand("idle", 0, res(1, 64))], none);
     assert.deepEqual(r, {
       placements: [],
-      unplaced: [{ appId: "web", count: 2, reasons: [{ kind: "no_offers" }] }],
+      unplaced: [{ appId: "web", count: 2, reasons: [{ kind: "no_offers" }], declined: noDeclines }],
       unusedOfferIds: [],
     });
   });
@@ -162,7 +172,12 @@ describe("placeInstances: host ports", () => {
       [["a3", [80]]],
     );
     assert.deepEqual(r.unplaced, [
-      { appId: "web", count: 1, reasons: [{ kind: "port_taken", port: 80, agents: 3 }] },
+      {
+        appId: "web",
+        count: 1,
+        reasons: [{ kind: "port_taken", port: 80, agents: 3 }],
+        declined: { ...noDeclines, ports: 3 },
+      },
     ]);
   });
 
@@ -181,8 +196,18 @@ describe("placeInstances: host ports", () => {
       ],
     );
     assert.deepEqual(r.unplaced, [
-      { appId: "fixed", count: 1, reasons: [{ kind: "port_taken", port: 31000, agents: 1 }] },
-      { appId: "any", count: 1, reasons: [{ kind: "insufficient", resource: "ports", agents: 1 }] },
+      {
+        appId: "fixed",
+        count: 1,
+        reasons: [{ kind: "port_taken", port: 31000, agents: 1 }],
+        declined: { ...noDeclines, ports: 1 },
+      },
+      {
+        appId: "any",
+        count: 1,
+        reasons: [{ kind: "insufficient", resource: "ports", agents: 1 }],
+        declined: { ...noDeclines, ports: 1 },
+      },
     ]);
   });
 });
@@ -289,6 +314,29 @@ function referencePlace(
       progress = true;
     }
   }
+  const funnel = (n: RefNeed): DeclinedFunnel => {
+    const declined = { constraint: 0, cpus: 0, mem: 0, disk: 0, ports: 0 };
+    const closest = new Map<string, { short: string[]; taken: number[] }>();
+    for (const s of [...slots].sort((a, b) =>
+      a.o.offerId < b.o.offerId ? -1 : a.o.offerId > b.o.offerId ? 1 : 0,
+    )) {
+      const short: string[] = [];
+      if (n.cpus > s.cpus + 1e-9) short.push("cpus");
+      if (n.mem > s.mem + 1e-9) short.push("mem");
+      if (n.disk > s.disk + 1e-9) short.push("disk");
+      const taken = n.req.filter((p) => !s.ports.has(p));
+      if (s.ports.size - (n.req.length - taken.length) < n.any) short.push("ports");
+      const prev = closest.get(s.o.agentId);
+      if (prev === undefined || short.length + taken.length < prev.short.length + prev.taken.length)
+        closest.set(s.o.agentId, { short, taken });
+    }
+    for (const m of closest.values()) {
+      const first =
+        (m.short[0] as keyof DeclinedFunnel | undefined) ?? (m.taken.length > 0 ? "ports" : undefined);
+      if (first !== undefined) declined[first] += 1;
+    }
+    return declined;
+  };
   const explain = (n: RefNeed): UnplacedReason[] => {
     if (slots.length === 0) return [{ kind: "no_offers" }];
     const closest = new Map<string, { short: string[]; taken: number[] }>();
@@ -321,7 +369,7 @@ function referencePlace(
     placements,
     unplaced: pending
       .filter((p) => p.left > 0)
-      .map((p) => ({ appId: p.d.appId, count: p.left, reasons: explain(p.need) })),
+      .map((p) => ({ appId: p.d.appId, count: p.left, reasons: explain(p.need), declined: funnel(p.need) })),
     unusedOfferIds: slots.filter((s) => !s.used).map((s) => s.o.offerId),
   };
 }
@@ -1072,6 +1120,14 @@ function checkConstrained(
     }
     assert.deepEqual(u.reasons, reasons);
     assert.ok(u.reasons.length > 0, "an unplaced demand without a reason");
+    // The funnel counts every agent once: rejected by a constraint, else its first shortfall.
+    const declined = { ...noDeclines, constraint: byAgent.size - passing.size };
+    for (const m of closest) {
+      const first =
+        (m.short[0] as keyof DeclinedFunnel | undefined) ?? (m.taken.length > 0 ? "ports" : undefined);
+      if (first !== undefined) declined[first] += 1;
+    }
+    assert.deepEqual(u.declined, declined);
   }
   const total = result.placements.length + result.unplaced.reduce((n, u) => n + u.count, 0);
   assert.equal(

@@ -110,9 +110,23 @@ export function formatReasons(reasons: readonly UnplacedReason[]): string {
   return reasons.map(formatReason).join("; ");
 }
 
+/**
+ * Each agent that made an offer and could not take an instance, counted once at the first reason
+ * in Marathon's order (its offer funnel): a constraint, then cpus, mem, disk, ports (a requested
+ * port taken counts as ports). Sums to the agents rejected, unlike the reasons (an agent short of
+ * cpus and mem is in two of them).
+ */
+export interface DeclinedFunnel {
+  constraint: number;
+  cpus: number;
+  mem: number;
+  disk: number;
+  ports: number;
+}
+
 export interface PlacementResult {
   placements: Placement[];
-  unplaced: { appId: string; count: number; reasons: UnplacedReason[] }[];
+  unplaced: { appId: string; count: number; reasons: UnplacedReason[]; declined: DeclinedFunnel }[];
   /** Offers from which nothing was placed, in input order: decline them. */
   unusedOfferIds: string[];
 }
@@ -976,6 +990,7 @@ function closestOffers(book: OfferBook, need: Need, eligible?: (agent: number) =
 function explainResources(
   book: OfferBook,
   need: Need,
+  declined: DeclinedFunnel,
   eligible?: (agent: number) => boolean,
 ): UnplacedReason[] {
   const short = new Map<Shortfall, number>();
@@ -985,6 +1000,8 @@ function explainResources(
     const m = book.missing(i, need);
     for (const r of m.short) short.set(r, (short.get(r) ?? 0) + 1);
     for (const p of m.taken) taken.set(p, (taken.get(p) ?? 0) + 1);
+    const first = m.short[0] ?? (m.taken.length > 0 ? "ports" : undefined);
+    if (first !== undefined) declined[first] += 1;
   }
   const reasons: UnplacedReason[] = [];
   for (const resource of ["cpus", "mem", "disk", "ports"] as const) {
@@ -998,17 +1015,23 @@ function explainResources(
   return reasons;
 }
 
+function noDeclines(): DeclinedFunnel {
+  return { constraint: 0, cpus: 0, mem: 0, disk: 0, ports: 0 };
+}
+
 /**
  * The reasons for a demand, from the verdicts on each agent: first the constraints (each counts
- * the agents it rejects), then the resources of the agents no constraint rejects.
+ * the agents it rejects), then the resources of the agents no constraint rejects; and the funnel
+ * (`DeclinedFunnel`).
  */
 function explain(
   book: OfferBook,
   need: Need,
   judged?: { ctx: ConstraintContext; constraints: readonly CompiledConstraint[]; app: AppConstraints },
-): UnplacedReason[] {
-  if (book.n === 0) return [{ kind: "no_offers" }];
-  if (judged === undefined) return explainResources(book, need);
+): { reasons: UnplacedReason[]; declined: DeclinedFunnel } {
+  const declined = noDeclines();
+  if (book.n === 0) return { reasons: [{ kind: "no_offers" }], declined };
+  if (judged === undefined) return { reasons: explainResources(book, need, declined), declined };
   const { ctx, constraints, app } = judged;
   const rejected = new Int32Array(constraints.length);
   const passes = new Uint8Array(book.agentIds.length);
@@ -1020,12 +1043,16 @@ function explain(
         ok = false;
       }
     passes[a] = ok ? 1 : 0;
+    if (!ok) declined.constraint += 1;
   }
   const reasons: UnplacedReason[] = [];
   for (const [j, c] of constraints.entries())
     if ((rejected[j] ?? 0) > 0)
       reasons.push({ kind: "constraint", constraint: c.text, agents: rejected[j] ?? 0 });
-  return reasons.concat(explainResources(book, need, (a) => passes[a] === 1));
+  return {
+    reasons: reasons.concat(explainResources(book, need, declined, (a) => passes[a] === 1)),
+    declined,
+  };
 }
 
 // ------------------------------------------------------------------------------------ placement
@@ -1216,20 +1243,25 @@ export function placeInstances(
     active = next;
   }
 
-  const explained = new Map<string, UnplacedReason[]>();
+  const explained = new Map<string, ReturnType<typeof explain>>();
   const unplaced = pending
     .filter((p) => p.left > 0)
     .map((p) => {
       const n = p.need;
-      let reasons: UnplacedReason[];
+      let e: ReturnType<typeof explain>;
       if (p.constraints !== undefined && p.app !== undefined)
-        reasons = explain(book, n, { ctx, constraints: p.constraints, app: p.app });
+        e = explain(book, n, { ctx, constraints: p.constraints, app: p.app });
       else {
         const key = `${n.cpus}|${n.mem}|${n.disk}|${n.anyPorts}|${n.requested.join(",")}`;
-        reasons = explained.get(key) ?? explain(book, n);
-        explained.set(key, reasons);
+        e = explained.get(key) ?? explain(book, n);
+        explained.set(key, e);
       }
-      return { appId: p.demand.appId, count: p.left, reasons: reasons.map((r) => ({ ...r })) };
+      return {
+        appId: p.demand.appId,
+        count: p.left,
+        reasons: e.reasons.map((r) => ({ ...r })),
+        declined: { ...e.declined },
+      };
     });
   const unusedOfferIds = offers.filter((_, i) => book.used[inputOrder[i] ?? 0] !== 1).map((o) => o.offerId);
   return { placements, unplaced, unusedOfferIds };

@@ -28,6 +28,8 @@ import {
   type Constraint,
   cameBackReplaced,
   canLaunch,
+  type DeclinedFunnel,
+  explainAgents,
   hostPortsByIndex,
   type InstanceDemand,
   initialBackoff,
@@ -51,6 +53,7 @@ import {
   taskIdPrefix,
   taskRunOf,
   type UnplacedReason,
+  type Verdict,
 } from "@drover/core";
 import { Framework, type FrameworkOffer, type TaskSpec, type TaskUpdate } from "@drover/framework";
 import { fromWireState, type Task } from "@drover/proto";
@@ -107,10 +110,48 @@ export interface QueueEntry {
   sinceMs: number;
   offersSeen: number;
   backoffUntilMs: number;
+  /** The last offers' funnel: each agent once, at its first reason (Marathon's rejectSummaryLastOffers). */
+  declined?: DeclinedFunnel;
+  /** Since the app began to wait (Marathon's launch attempt): offers processed, unused, and the funnel summed. */
+  attempt?: LaunchAttempt;
   /** The master refused or failed the last launch of this app: why, and when it is tried again. */
   launchFailure?: LaunchFailure;
   /** Launches held until a dependency is healthy (dependencies.ts): what it waits for. */
   dependency?: string;
+}
+
+export interface LaunchAttempt {
+  startedMs: number;
+  processed: number;
+  unused: number;
+  declined: DeclinedFunnel;
+  /** When an offer was last used for the app in this attempt; 0: none yet. */
+  lastUsedMs: number;
+}
+
+/** An offer of the last round an app could not use, and why (Marathon's lastUnusedOffers). */
+export interface UnusedOffer {
+  offer: FrameworkOffer;
+  verdicts: Verdict[];
+  atMs: number;
+}
+
+interface Waiting {
+  reasons: UnplacedReason[];
+  sinceMs: number;
+  offersSeen: number;
+  declined: DeclinedFunnel;
+  attempt: LaunchAttempt;
+}
+
+function addFunnel(a: DeclinedFunnel, b: DeclinedFunnel): DeclinedFunnel {
+  return {
+    constraint: a.constraint + b.constraint,
+    cpus: a.cpus + b.cpus,
+    mem: a.mem + b.mem,
+    disk: a.disk + b.disk,
+    ports: a.ports + b.ports,
+  };
 }
 
 export interface LaunchFailure {
@@ -290,10 +331,9 @@ export class FrameworkDriver {
   readonly tasks = new TaskView();
   readonly backoff: Map<string, BackoffState>;
   /** Why each app's waiting instances were not placed, from the last offers seen. */
-  private readonly waiting = new Map<
-    string,
-    { reasons: UnplacedReason[]; sinceMs: number; offersSeen: number }
-  >();
+  private readonly waiting = new Map<string, Waiting>();
+  /** The last round of offers (for lastUnusedOffers, explained on request). */
+  private lastOffers: { offers: FrameworkOffer[]; atMs: number } = { offers: [], atMs: 0 };
   /** Apps whose last launch the master failed, until their retry time (cleared by a launch that commits). */
   private readonly launchFailures = new Map<string, LaunchFailure>();
   /** The last failed task per app (kept in memory by this leader: lastTaskFailure of the HTTP API). */
@@ -893,13 +933,7 @@ export class FrameworkDriver {
       const failure = this.launchFailures.get(appId);
       if (failure && failure.retryAtMs > now) continue;
       if (plan.launch === 0) continue;
-      const demand = {
-        appId,
-        count: plan.launch,
-        resources: appResources(app.spec),
-        ...appPortDemand(app.spec),
-        ...(app.spec.constraints.length > 0 ? { constraints: constraintsOf(app.spec) } : {}),
-      };
+      const demand = demandOf(appId, app.spec, plan.launch);
       if (!isResident(app.spec)) {
         demands.push(demand);
         continue;
@@ -949,6 +983,7 @@ export class FrameworkDriver {
     for (const o of offers)
       this.agentFacts.set(o.agentId, { hostname: o.hostname, attributes: o.attributes });
     const result = placeInstances(offers, capped, existing, { agents: this.agentFacts });
+    this.lastOffers = { offers, atMs: now };
     this.recordWaiting(capped, result, offers.length, now);
     const byOffer = new Map<
       string,
@@ -1130,18 +1165,65 @@ export class FrameworkDriver {
       .catch((err: unknown) => this.deps.log.debug("decline failed", { err: errorMessage(err) }));
   }
 
-  /** Keeps, per app, why its waiting instances were not placed on the offers just seen. */
+  /**
+   * Keeps, per app, why its waiting instances were not placed on the offers just seen, and sums the
+   * offers of its launch attempt (from when it began to wait until nothing of it waits).
+   */
   private recordWaiting(
     demands: { appId: string; count: number }[],
     result: PlacementResult,
     offersSeen: number,
     now: number,
   ): void {
-    for (const d of demands) {
-      const unplaced = result.unplaced.find((u) => u.appId === d.appId);
-      if (!unplaced || unplaced.count === 0) this.waiting.delete(d.appId);
-      else this.waiting.set(d.appId, { reasons: unplaced.reasons, sinceMs: now, offersSeen });
+    const usedBy = new Map<string, Set<string>>();
+    for (const p of result.placements) {
+      const used = usedBy.get(p.appId) ?? new Set<string>();
+      used.add(p.offerId);
+      usedBy.set(p.appId, used);
     }
+    const unplacedOf = new Map(result.unplaced.map((u) => [u.appId, u]));
+    for (const d of demands) {
+      const unplaced = unplacedOf.get(d.appId);
+      if (!unplaced || unplaced.count === 0) {
+        this.waiting.delete(d.appId);
+        continue;
+      }
+      const used = usedBy.get(d.appId)?.size ?? 0;
+      const before = this.waiting.get(d.appId)?.attempt;
+      const attempt: LaunchAttempt = {
+        startedMs: before?.startedMs ?? now,
+        processed: (before?.processed ?? 0) + offersSeen,
+        unused: (before?.unused ?? 0) + offersSeen - used,
+        declined: before ? addFunnel(before.declined, unplaced.declined) : unplaced.declined,
+        lastUsedMs: used > 0 ? now : (before?.lastUsedMs ?? 0),
+      };
+      this.waiting.set(d.appId, {
+        reasons: unplaced.reasons,
+        sinceMs: now,
+        offersSeen,
+        declined: unplaced.declined,
+        attempt,
+      });
+    }
+  }
+
+  /**
+   * The offers of the last round that `appId` could not use, each with why (its verdicts for one
+   * more instance, judged now against the app's current instances); empty when it is not waiting.
+   * Costs O(agents that offered): called on request, never per round.
+   */
+  unusedOffers(appId: string): UnusedOffer[] {
+    const app = this.deps.apps().get(appId);
+    if (!app || !this.waiting.has(appId)) return [];
+    const { offers, atMs } = this.lastOffers;
+    const verdicts = explainAgents(offers, demandOf(appId, app.spec, 1), this.tasks.activeByAppAgent, {
+      agents: this.agentFacts,
+    });
+    const byAgent = new Map(verdicts.map((v) => [v.agentId, v.verdicts]));
+    return offers.flatMap((offer) => {
+      const v = byAgent.get(offer.agentId) ?? [];
+      return v.length > 0 ? [{ offer, verdicts: v, atMs }] : [];
+    });
   }
 
   /** Apps with instances waiting to be placed, with the reasons from the last offers seen. */
@@ -1165,6 +1247,7 @@ export class FrameworkDriver {
         sinceMs: w?.sinceMs ?? 0,
         offersSeen: w?.offersSeen ?? 0,
         backoffUntilMs: plan.waitingForBackoffUntilMs ?? 0,
+        ...(w ? { declined: w.declined, attempt: w.attempt } : {}),
         ...(failure ? { launchFailure: failure } : {}),
         ...(plan.waitingForDependency ? { dependency: plan.waitingForDependency } : {}),
       });
@@ -1298,6 +1381,17 @@ export function absoluteAppId(appId: string): string {
 const parsedConstraints = new WeakMap<AppSpec, Constraint[]>();
 
 /** The app's constraints, parsed once per definition (checked when the app was accepted). */
+/** What placing `count` more instances of an app asks of the offers. */
+function demandOf(appId: string, spec: AppSpec, count: number): InstanceDemand {
+  return {
+    appId,
+    count,
+    resources: appResources(spec),
+    ...appPortDemand(spec),
+    ...(spec.constraints.length > 0 ? { constraints: constraintsOf(spec) } : {}),
+  };
+}
+
 function constraintsOf(app: AppSpec): Constraint[] {
   let c = parsedConstraints.get(app);
   if (!c) {

@@ -67,6 +67,22 @@ export function embeds(q: Query): Set<AppEmbed> {
   return out;
 }
 
+/** GET /v2/queue's `embed`: true for `lastUnusedOffers` (its only one); anything else is refused by name. */
+export function queueEmbed(q: Query): boolean {
+  let offers = false;
+  for (const raw of values(q, "embed"))
+    for (const item of raw.split(",")) {
+      const name = item.trim();
+      if (name === "") continue;
+      if (name !== "lastUnusedOffers")
+        throw new BadRequestError(
+          `query parameter embed: unknown '${name.slice(0, 60)}' (known: lastUnusedOffers)`,
+        );
+      offers = true;
+    }
+  return offers;
+}
+
 /** One term of a label selector. */
 export type LabelTerm =
   | { key: string; op: "exists" }

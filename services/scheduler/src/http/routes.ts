@@ -37,6 +37,7 @@ import {
   matchesLabels,
   parseLabelSelector,
   type Query,
+  queueEmbed,
   taskStatuses,
   values,
 } from "./query.js";
@@ -475,14 +476,22 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
 
   // ------------------------------------------------------------------------------ /v2/queue
 
-  // embed=lastUnusedOffers is accepted: Drover keeps no offers, so lastUnusedOffers is always empty.
-  app.get("/v2/queue", async () => {
+  // embed=lastUnusedOffers adds the last offers each app could not use, with why (explained on request).
+  app.get("/v2/queue", async (req) => {
     const ctx = await context();
     const l = await svc.leader();
+    const withOffers = queueEmbed(req.query as Query);
     const queue = (await svc.queue()).flatMap((item) => {
       const r = l.apps.record(item.appId);
       return r
-        ? [queueItemJson(item, appInfoJson(r, new Set(["counts", "deployments"]), ctx), ctx.nowMs)]
+        ? [
+            queueItemJson(
+              item,
+              appInfoJson(r, new Set(["counts", "deployments"]), ctx),
+              ctx.nowMs,
+              withOffers ? l.framework.unusedOffers(item.appId) : undefined,
+            ),
+          ]
         : [];
     });
     return { queue };

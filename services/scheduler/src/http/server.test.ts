@@ -9,6 +9,7 @@ import { BadJsonError, httpErrorOf, marathonPath } from "./errors.js";
 import { bool, embeds, matchesLabels, parseLabelSelector, taskStatuses } from "./query.js";
 import { parseAppPath } from "./routes.js";
 import { createHttpServer, FORWARDED_HEADER } from "./server.js";
+import { rejectSummary } from "./views.js";
 
 const log = createLogger("test", "error");
 
@@ -419,4 +420,19 @@ test("a follower forwards to the leader's HTTP address, and answers 503 when it 
     await follower.close();
     await leader.close();
   }
+});
+
+test("the reject summary is Marathon's funnel: each reason processes what the ones before it let through", () => {
+  const rows = rejectSummary(10, { constraint: 3, cpus: 1, mem: 2, disk: 0, ports: 4 });
+  const by = new Map(rows.map((r) => [r.reason, [r.declined, r.processed]]));
+  assert.deepEqual(by.get("UnfulfilledRole"), [0, 10]);
+  assert.deepEqual(by.get("UnfulfilledConstraint"), [3, 10]);
+  assert.deepEqual(by.get("InsufficientCpus"), [1, 7]);
+  assert.deepEqual(by.get("InsufficientMemory"), [2, 6]);
+  assert.deepEqual(by.get("InsufficientDisk"), [0, 4]);
+  assert.deepEqual(by.get("InsufficientPorts"), [4, 4]);
+  assert.deepEqual(by.get("DeclinedScarceResources"), [0, 0]);
+  assert.equal(rows.length, 10);
+  // No offers yet: every row zero.
+  assert.ok(rejectSummary(0, undefined).every((r) => r.declined === 0 && r.processed === 0));
 });

@@ -10,14 +10,16 @@ import {
   type AppSpec,
   appVersionOf,
   currentStep,
+  type DeclinedFunnel,
   type DeploymentRecord,
   isActive,
   type JsonObject,
   stepsOf,
   toMarathonJson,
   type UnplacedReason,
+  type Verdict,
 } from "@drover/core";
-import type { QueueEntry, TaskEntry, TaskFailure } from "../framework.js";
+import type { QueueEntry, TaskEntry, TaskFailure, UnusedOffer } from "../framework.js";
 import type { PromMetricJson } from "./server.js";
 
 /** What an AppInfo may embed (Marathon's `embed=apps.<x>` / `app.<x>`). */
@@ -218,7 +220,7 @@ export function deploymentJson(d: DeploymentRecord): JsonObject {
 }
 
 /** Marathon's name of a reason an offer was not used (NoOfferMatchReason). */
-export function marathonReason(r: UnplacedReason): string | undefined {
+export function marathonReason(r: UnplacedReason | Verdict): string | undefined {
   switch (r.kind) {
     case "insufficient":
       return {
@@ -250,35 +252,89 @@ const MARATHON_REASONS = [
   "DeclinedScarceResources",
 ];
 
-/** One queue entry as GET /v2/queue prints it; `app` is the AppInfo of the waiting app. */
-export function queueItemJson(q: QueueEntry, app: JsonObject, nowMs: number): JsonObject {
-  const declined = new Map<string, number>();
-  for (const r of q.reasons) {
-    const name = marathonReason(r);
-    if (name && "agents" in r) declined.set(name, (declined.get(name) ?? 0) + r.agents);
-  }
+/** Marathon's funnel reason of each step of Drover's (DeclinedFunnel). */
+const FUNNEL_REASON: Record<keyof DeclinedFunnel, string> = {
+  constraint: "UnfulfilledConstraint",
+  cpus: "InsufficientCpus",
+  mem: "InsufficientMemory",
+  disk: "InsufficientDisk",
+  ports: "InsufficientPorts",
+};
+
+/**
+ * Marathon's reject summary of `offers` offers: per reason in its funnel order, the offers that
+ * reached that check (`processed`) and those declined there (`declined`, each offer at its first
+ * reason), so `processed` of one reason is the one before less what that one declined.
+ */
+export function rejectSummary(offers: number, declined: DeclinedFunnel | undefined): JsonObject[] {
+  const byReason = new Map<string, number>();
+  for (const [step, reason] of Object.entries(FUNNEL_REASON))
+    byReason.set(reason, declined?.[step as keyof DeclinedFunnel] ?? 0);
+  let processed = offers;
+  return MARATHON_REASONS.map((reason) => {
+    const d = Math.min(byReason.get(reason) ?? 0, processed);
+    const row = { reason, declined: d, processed };
+    processed -= d;
+    return row;
+  });
+}
+
+/** An offer as Marathon's lastUnusedOffers prints it (its RAML Offer), with the reasons it was not used. */
+export function unusedOfferJson(u: UnusedOffer): JsonObject {
+  const { offer } = u;
+  const r = offer.resources;
+  const reasons = [...new Set(u.verdicts.map(marathonReason).filter((x): x is string => x !== undefined))];
+  return {
+    offer: {
+      id: offer.offerId,
+      agentId: offer.agentId,
+      hostname: offer.hostname,
+      resources: [
+        { name: "cpus", role: "*", scalar: r.cpus },
+        { name: "mem", role: "*", scalar: r.mem },
+        { name: "disk", role: "*", scalar: r.disk },
+        ...(r.ports.length > 0
+          ? [{ name: "ports", role: "*", ranges: r.ports.map((p) => ({ begin: p.begin, end: p.end })) }]
+          : []),
+      ],
+      attributes: Object.entries(offer.attributes)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([name, text]) => ({ name, text })),
+    },
+    timestamp: iso(u.atMs),
+    reason: reasons.sort((a, b) => MARATHON_REASONS.indexOf(a) - MARATHON_REASONS.indexOf(b)),
+  };
+}
+
+/**
+ * One queue entry as GET /v2/queue prints it; `app` is the AppInfo of the waiting app.
+ * `rejectSummaryLastOffers` is the funnel of the last offers, `rejectSummaryLaunchAttempt` that of
+ * every offer since the app began to wait, as `processedOffersCount` and `unusedOffersCount` are;
+ * `lastUnusedOffers` (embed) lists the last offers it could not use with their reasons.
+ */
+export function queueItemJson(
+  q: QueueEntry,
+  app: JsonObject,
+  nowMs: number,
+  unused?: readonly UnusedOffer[],
+): JsonObject {
   const timeLeft = q.backoffUntilMs > nowMs ? (q.backoffUntilMs - nowMs) / 1000 : 0;
+  const a = q.attempt;
   return {
     app,
     count: q.waiting,
+    role: "*",
     delay: { timeLeftSeconds: Math.ceil(timeLeft), overdue: timeLeft === 0 },
-    since: iso(q.sinceMs > 0 ? q.sinceMs : nowMs),
+    since: iso(a?.startedMs ?? nowMs),
     processedOffersSummary: {
-      processedOffersCount: q.offersSeen,
-      unusedOffersCount: q.offersSeen,
-      ...(q.sinceMs > 0 && q.offersSeen > 0 ? { lastUnusedOfferAt: iso(q.sinceMs) } : {}),
-      rejectSummaryLastOffers: MARATHON_REASONS.map((reason) => ({
-        reason,
-        declined: declined.get(reason) ?? 0,
-        processed: q.offersSeen,
-      })),
-      rejectSummaryLaunchAttempt: MARATHON_REASONS.map((reason) => ({
-        reason,
-        declined: declined.get(reason) ?? 0,
-        processed: q.offersSeen,
-      })),
+      processedOffersCount: a?.processed ?? 0,
+      unusedOffersCount: a?.unused ?? 0,
+      ...(a && a.unused > 0 ? { lastUnusedOfferAt: iso(q.sinceMs) } : {}),
+      ...(a && a.lastUsedMs > 0 ? { lastUsedOfferAt: iso(a.lastUsedMs) } : {}),
+      rejectSummaryLastOffers: rejectSummary(q.offersSeen, q.declined),
+      rejectSummaryLaunchAttempt: rejectSummary(a?.processed ?? 0, a?.declined),
     },
-    lastUnusedOffers: [],
+    ...(unused ? { lastUnusedOffers: unused.map(unusedOfferJson) } : {}),
   };
 }
 
