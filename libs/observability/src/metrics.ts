@@ -159,6 +159,16 @@ export class SchedulerMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly appsPlanned = new Counter({
+    name: "drover_scheduler_converge_apps_planned_total",
+    help: "apps planned by the converge loop (a steady app is planned only when its tasks change or on a full pass)",
+    registers: [this.registry],
+  });
+  readonly converges = new Counter({
+    name: "drover_scheduler_converges_total",
+    help: "converge passes",
+    registers: [this.registry],
+  });
   readonly apps: Gauge = new Gauge({
     name: "drover_scheduler_apps",
     help: "apps",

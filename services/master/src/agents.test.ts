@@ -81,14 +81,16 @@ test("D5: an agent gone past agentRemoveTimeoutSeconds is removed, after its tas
   assert.deepEqual(m.kv.keys("/drover/state/agent/"), ["/drover/state/agent/a1", "/drover/state/agent/a2"]);
   assert.deepEqual(
     JSON.parse(m.kv.get("/drover/state/agent/a1") ?? "null"),
-    { v: 2, d: true },
-    "a1's tombstone",
+    { v: 3, d: true },
+    "a1's tombstone (registered, unreachable, removed)",
   );
-  const removed = JSON.parse(m.kv.get(logKey("agent", "a1", 2)) ?? "null") as EventEnvelope;
+  const unreachable = JSON.parse(m.kv.get(logKey("agent", "a1", 2)) ?? "null") as EventEnvelope;
+  assert.equal((unreachable.event as AgentEvent).type, "AgentUnreachable");
+  const removed = JSON.parse(m.kv.get(logKey("agent", "a1", 3)) ?? "null") as EventEnvelope;
   assert.equal((removed.event as AgentEvent).type, "AgentRemoved");
 
   // Its tasks were marked lost before it was removed (in etcd's order too).
-  const removedAt = Number(m.kv.getKv(logKey("agent", "a1", 2))?.mod_revision);
+  const removedAt = Number(m.kv.getKv(logKey("agent", "a1", 3))?.mod_revision);
   for (const id of ids) {
     const lost = logEntries(m, `/drover/log/task/${id}/`).find(
       (e) => (e.envelope.event as { status?: { state: string } }).status?.state === "TASK_LOST",
@@ -241,5 +243,61 @@ test("an agent that re-registers on a new session with fewer resources voids its
     (err: { code?: string }) => err.code === "INVALID_ARGUMENT",
   );
   assert.deepEqual(session2.launches(), []);
+  await m.leader.stop();
+});
+
+test("a new leader counts an agent's removal from when it went away (AgentUnreachable), not from its own start", async () => {
+  const { m, fw, a1, ids } = await clusterWithTasksOnA1();
+  const goneAt = m.clock.now();
+  m.leader.agentDisconnected("a1", a1);
+  await m.clock.advance(31_000); // its tasks unreachable: since when it is gone is recorded
+  assert.equal(m.leader.state.agent("a1")?.goneSinceMs, goneAt);
+  const recorded = logEntries(m, "/drover/log/agent/a1/").map((e) => e.envelope.event as AgentEvent);
+  assert.deepEqual(recorded.at(-1), { type: "AgentUnreachable", goneSinceMs: goneAt });
+
+  // A master failover 100 s after a1 went away (agentRemoveTimeoutSeconds 120).
+  await m.clock.advance(69_000);
+  await m.leader.stop();
+  m.leadership.depose();
+  const m2 = await startMaster({ on: m, clock: m.clock, config });
+  await subscribe(m2, { frameworkId: fw.frameworkId, failoverTimeoutSeconds: 3600 });
+  const a2 = await registerAgent(m2, anAgent().id("a2"));
+  keepAlive(m2, "a2", a2);
+  // Removed once its 120 s are up counted from when it went away (20 s after the failover, not
+  // 120 s), and never within the new leader's re-registration window (10 s here).
+  await m2.clock.advance(9_000);
+  assert.ok(m2.leader.state.agent("a1"), "not removed within the re-registration window");
+  await m2.clock.advance(12_000);
+  assert.equal(m2.leader.state.agent("a1"), undefined, "removed 120 s after it went away");
+  for (const id of ids) assert.equal(stateOf(m2, id), "TASK_LOST");
+  assert.equal((await verifyLog(m2.store)).ok, true);
+  await m2.leader.stop();
+});
+
+test("a new leader started long after an agent went away still gives it the re-registration window", async () => {
+  const { m, fw, a1 } = await clusterWithTasksOnA1();
+  m.leader.agentDisconnected("a1", a1);
+  await m.clock.advance(31_000);
+  await m.leader.stop();
+  m.leadership.depose();
+  await m.clock.advance(500_000); // no leader for a while: a1's 120 s are long past
+  const m2 = await startMaster({ on: m, clock: m.clock, config });
+  await subscribe(m2, { frameworkId: fw.frameworkId, failoverTimeoutSeconds: 3600 });
+  await m2.clock.advance(9_000);
+  const back = await registerAgent(m2, anAgent().id("a1"));
+  keepAlive(m2, "a1", back);
+  await m2.clock.advance(5_000);
+  assert.ok(m2.leader.state.agent("a1"), "back within the window: kept");
+  await m2.leader.stop();
+});
+
+test("an agent that registers again is no longer recorded as gone", async () => {
+  const { m, a1 } = await clusterWithTasksOnA1();
+  m.leader.agentDisconnected("a1", a1);
+  await m.clock.advance(31_000);
+  assert.ok(m.leader.state.agent("a1")?.goneSinceMs !== undefined);
+  const back = await registerAgent(m, anAgent().id("a1"));
+  keepAlive(m, "a1", back);
+  assert.equal(m.leader.state.agent("a1")?.goneSinceMs, undefined);
   await m.leader.stop();
 });

@@ -5,7 +5,9 @@
  * agents not heard from for the heartbeat timeout have their tasks marked TASK_UNREACHABLE (back
  * to RUNNING when the agent re-registers reporting them); agents gone for
  * `agentRemoveTimeoutSeconds` have their tasks marked TASK_LOST and are removed (AgentRemoved),
- * so a later failover never waits for them.
+ * so a later failover never waits for them. When it marks an agent's tasks unreachable it records
+ * since when the agent is gone (AgentUnreachable): a new leader counts the removal timeout from
+ * there, not from its own start (a failover does not restart the clock of agents long gone).
  */
 import { errorMessage } from "@drover/common";
 import { type AgentRecord, agentLiveness, awaitingReregistration } from "@drover/core";
@@ -56,10 +58,18 @@ export class AgentRegistry {
   start(): void {
     this.startedAtMs = this.ctx.clock.now();
     const wait = Math.max(this.heartbeatTimeoutMs(), this.ctx.config.agentReregisterTimeoutSeconds * 1000);
+    const removeAfterMs = this.ctx.config.agentRemoveTimeoutSeconds * 1000;
     for (const [id, e] of this.ctx.state.agents)
       if (e.state) {
-        this.goneSince.set(id, this.startedAtMs);
-        this.away.set(id, { lastHeardMs: this.startedAtMs, unreachableAtMs: this.startedAtMs + wait });
+        // Gone since what an earlier leader recorded, but never removed before the re-registration
+        // window of this start has passed (a live agent has that long to come back).
+        const recorded = e.state.goneSinceMs;
+        const since =
+          recorded === undefined
+            ? this.startedAtMs
+            : Math.min(this.startedAtMs, Math.max(recorded, this.startedAtMs + wait - removeAfterMs));
+        this.goneSince.set(id, since);
+        this.away.set(id, { lastHeardMs: since, unreachableAtMs: this.startedAtMs + wait });
       }
     this.timer = this.ctx.clock.setInterval(() => void this.check(), 1000);
   }
@@ -168,6 +178,18 @@ export class AgentRegistry {
     }
   }
 
+  /** Records since when `agentId` is gone (AgentUnreachable), unless it is back or already recorded. */
+  private async recordGone(agentId: string, now: number): Promise<void> {
+    const since = this.goneSince.get(agentId);
+    const record = this.ctx.state.agent(agentId);
+    if (since === undefined || !record || record.goneSinceMs === since) return;
+    await this.ctx.state.commit(
+      [{ kind: "agent", id: agentId, events: [{ type: "AgentUnreachable", goneSinceMs: since }] }],
+      now,
+      () => !this.sessions.has(agentId) && this.ctx.state.agent(agentId) !== undefined,
+    );
+  }
+
   private async checkOnce(): Promise<void> {
     const c = this.ctx.config;
     const now = this.ctx.clock.now();
@@ -194,7 +216,9 @@ export class AgentRegistry {
       const heard = this.away.get(agentId)?.lastHeardMs ?? now;
       await this.hooks.unreachable(agentId, now - heard);
       // Back meanwhile: its next absence is marked again.
-      if (!this.sessions.has(agentId)) this.unreachableMarked.add(agentId);
+      if (this.sessions.has(agentId)) continue;
+      this.unreachableMarked.add(agentId);
+      await this.recordGone(agentId, now);
     }
     for (const agentId of plan.remove) {
       if (this.lostMarked.has(agentId) || this.sessions.has(agentId)) continue;

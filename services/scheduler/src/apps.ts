@@ -89,6 +89,8 @@ export const DEFAULT_MAX_APP_VERSIONS = 50;
 export class AppStore {
   /** `stale`: a commit ended without a known outcome; re-read before the next commit. */
   private readonly apps = new Map<string, AggregateRead<AppRecord> & { stale?: boolean }>();
+  /** The current record of every app, kept with `apps` (setEntry): what records() hands out, no copy. */
+  private readonly current = new Map<string, AppRecord>();
   /** The earlier versions stored per app, oldest first; read from the store when unknown. */
   private readonly stored = new Map<string, string[]>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -101,13 +103,21 @@ export class AppStore {
   ) {}
 
   async load(): Promise<void> {
-    for (const v of (await this.store.load(AppAggregate)).values()) this.apps.set(v.state.spec.id, v);
+    for (const v of (await this.store.load(AppAggregate)).values()) this.setEntry(v.state.spec.id, v);
   }
 
-  records(): Map<string, AppRecord> {
-    const out = new Map<string, AppRecord>();
-    for (const [id, e] of this.apps) if (e.state) out.set(id, e.state);
-    return out;
+  /**
+   * Every app as last committed, by id: a live read-only view (no copy per call: the converge loop
+   * and the offer rounds read it for every app). Copy it before awaiting if a snapshot is needed.
+   */
+  records(): ReadonlyMap<string, AppRecord> {
+    return this.current;
+  }
+
+  private setEntry(id: string, entry: AggregateRead<AppRecord> & { stale?: boolean }): void {
+    this.apps.set(id, entry);
+    if (entry.state) this.current.set(id, entry.state);
+    else this.current.delete(id);
   }
 
   get(id: string): { state: AppRecord; version: number } {
@@ -319,7 +329,7 @@ export class AppStore {
         const m = made[i];
         if (!m) return;
         const state = p.result.state as AppRecord | undefined;
-        this.apps.set(m.appId, { state, version: p.result.version, modRevision: revision });
+        this.setEntry(m.appId, { state, version: p.result.version, modRevision: revision });
         this.stored.delete(m.appId);
       });
       hook.committed(revision);
@@ -348,7 +358,7 @@ export class AppStore {
     let entry = this.apps.get(id);
     if (!entry || entry.stale) {
       entry = await this.store.get(AppAggregate, appIdToKey(id));
-      this.apps.set(id, entry);
+      this.setEntry(id, entry);
       this.stored.delete(id);
     }
     return entry;
@@ -417,7 +427,7 @@ export class AppStore {
     }
     const r = prepared.result;
     const state = r.state as AppRecord | undefined;
-    this.apps.set(id, { state, version: r.version, modRevision: revision });
+    this.setEntry(id, { state, version: r.version, modRevision: revision });
     if (extra.length > 0) hook?.committed(revision);
     if (state && kept) this.stored.set(id, kept);
     else this.stored.delete(id);

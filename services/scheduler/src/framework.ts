@@ -183,13 +183,37 @@ export interface FrameworkObserver {
   offers?(n: number): void;
   accept?(launched: number, ok: boolean): void;
   offerRound?(ms: number): void;
+  /** A converge planned `planned` of the `apps` apps (all of them on a full pass). */
+  converged?(planned: number, apps: number): void;
 }
+
+/** What the driver uses of the framework SDK (Framework; a fake in unit tests). */
+export type FrameworkClient = Pick<
+  Framework,
+  | "frameworkId"
+  | "master"
+  | "run"
+  | "stop"
+  | "launch"
+  | "decline"
+  | "revive"
+  | "kill"
+  | "reconcile"
+  | "listTasks"
+  | "listWireTasks"
+  | "listWireTaskPage"
+>;
 
 export interface FrameworkDeps {
   config: SchedulerConfig;
   log: Logger;
   observer?: FrameworkObserver;
-  apps(): Map<string, AppRecord>;
+  /** Makes the framework SDK (default: a Framework subscribed to config.masters). */
+  connect?: (
+    options: ConstructorParameters<typeof Framework>[0],
+    handlers: ConstructorParameters<typeof Framework>[1],
+  ) => FrameworkClient;
+  apps(): ReadonlyMap<string, AppRecord>;
   /**
    * Whether this replica still leads (D8): checked before every kill and accept, so a replica
    * whose term ended (or that was paused past its lease) sends no command from a stale view.
@@ -340,7 +364,7 @@ export class FrameworkDriver {
   private readonly failures = new Map<string, TaskFailure>();
   /** The last health failure of a new instance per app under deployment (see explainStep). */
   private readonly lastHealthFailure = new Map<string, { taskId: string; cause: string }>();
-  private fw: Framework | undefined;
+  private fw: FrameworkClient | undefined;
   private ready = false;
   private stopped = false;
   private reviveTimer: NodeJS.Timeout | undefined;
@@ -356,11 +380,27 @@ export class FrameworkDriver {
    * by the agents they run on, also agents that offer nothing now.
    */
   private readonly agentFacts = new Map<string, AgentFacts>();
+  /**
+   * What the next converge plans: every app (`allDirty`: the app set, a deployment or the time may
+   * have changed anything), or only the apps whose tasks changed (`dirty`) and those that still
+   * move (`moving`). A steady app (its instances running, nothing to do) is planned again only
+   * when one of its tasks changes or on a full pass (every converge() call: app events, the
+   * scheduler's tick, deployments, rechecks). So converge costs O(apps that move), not O(apps).
+   */
+  private allDirty = true;
+  private readonly dirty = new Set<string>();
+  /**
+   * Apps whose last plan launches, kills, waits (backoff, dependency, a step of its deployment) or
+   * belongs to a deployment: planned on every converge and every offer round.
+   */
+  private readonly moving = new Set<string>();
+  /** Apps other apps depend on: a change of one of their tasks re-plans every app. */
+  private dependedOn = new Set<string>();
 
   constructor(private readonly deps: FrameworkDeps) {
     this.backoff = deps.backoff ?? new Map();
     this.convergeSoon = coalesce(
-      () => this.converge(),
+      () => this.serial(() => this.convergeNow()),
       50,
       (err) => deps.log.error("converge failed", { err: errorMessage(err) }),
     );
@@ -385,7 +425,8 @@ export class FrameworkDriver {
   async init(): Promise<void> {
     const c = this.deps.config;
     const frameworkId = await this.deps.loadFrameworkId();
-    this.fw = new Framework(
+    const connect = this.deps.connect ?? ((o, h) => new Framework(o, h));
+    this.fw = connect(
       {
         masters: c.masters,
         name: c.frameworkName,
@@ -433,9 +474,16 @@ export class FrameworkDriver {
     return this.sdk().listWireTaskPage({ appId, includeTerminal, ...page });
   }
 
-  /** Kills surplus and orphaned tasks; revives offers when tasks are missing. */
+  /** Kills surplus and orphaned tasks; revives offers when tasks are missing. Plans every app. */
   converge(): Promise<void> {
+    this.allDirty = true;
     return this.serial(() => this.convergeNow());
+  }
+
+  /** The app's tasks changed: plan it on the next converge (and every app when others depend on it). */
+  private markDirty(appId: string): void {
+    if (this.dependedOn.has(appId)) this.allDirty = true;
+    else this.dirty.add(appId);
   }
 
   private leads(): boolean {
@@ -444,7 +492,7 @@ export class FrameworkDriver {
     return false;
   }
 
-  private sdk(): Framework {
+  private sdk(): FrameworkClient {
     if (!this.fw) throw new Error("FrameworkDriver.init() was not called");
     return this.fw;
   }
@@ -494,6 +542,8 @@ export class FrameworkDriver {
       tasks: this.tasks.size,
       master: this.sdk().master,
     });
+    // The task view was rebuilt: every app is planned.
+    this.allDirty = true;
     await this.convergeNow();
   }
 
@@ -580,6 +630,9 @@ export class FrameworkDriver {
       });
     }
     if (!isTerminal(u.state)) this.noteUnreachable(u, now);
+    const appId = entry?.appId ?? (u.appId ? absoluteAppId(u.appId) : undefined);
+    if (appId !== undefined) this.markDirty(appId);
+    else this.allDirty = true;
     // Updates arrive in floods at scale: converge once per burst, not once per update.
     this.convergeSoon.trigger();
   }
@@ -622,6 +675,15 @@ export class FrameworkDriver {
     if (!this.ready || !this.frameworkId || this.stopped) return;
     const now = Date.now();
     const apps = this.deps.apps();
+    const full = this.allDirty;
+    const planned: Iterable<string> = full ? apps.keys() : new Set([...this.dirty, ...this.moving]);
+    this.allDirty = false;
+    this.dirty.clear();
+    if (full) {
+      this.moving.clear();
+      this.dependedOn = new Set();
+      for (const app of apps.values()) for (const d of app.spec.dependencies) this.dependedOn.add(d);
+    }
     let reviveAt = Number.POSITIVE_INFINITY;
     const kills: string[] = [];
     // Tasks of apps that no longer exist (by app: no walk over every task per converge), except
@@ -649,8 +711,26 @@ export class FrameworkDriver {
         this.launchFailures.delete(id);
         this.failures.delete(id);
       }
-    for (const [appId, app] of apps) {
+    let plannedCount = 0;
+    for (const appId of planned) {
+      const app = apps.get(appId);
+      if (!app) {
+        this.moving.delete(appId);
+        continue;
+      }
+      plannedCount++;
       const plan = this.plan(appId, app, now);
+      const moves =
+        plan.launch > 0 ||
+        plan.kill.length > 0 ||
+        plan.expunge.length > 0 ||
+        plan.waitingForBackoffUntilMs !== undefined ||
+        plan.waitingForDependency !== undefined ||
+        plan.recheckAtMs !== undefined ||
+        plan.rolling !== undefined ||
+        plan.tracking !== undefined;
+      if (moves) this.moving.add(appId);
+      else this.moving.delete(appId);
       if (plan.launch > 0) reviveAt = now;
       else if (plan.waitingForBackoffUntilMs !== undefined)
         reviveAt = Math.min(reviveAt, plan.waitingForBackoffUntilMs);
@@ -666,6 +746,7 @@ export class FrameworkDriver {
       else if (plan.tracking) this.reportTracking(appId, app, plan.tracking, plan);
       else this.lastHealthFailure.delete(appId);
     }
+    this.deps.observer?.converged?.(plannedCount, apps.size);
     if (other && other.demands.length > 0) reviveAt = now;
     kills.push(...(other?.kill ?? []));
     if (other?.wakeAtMs !== undefined) this.scheduleRecheck(other.wakeAtMs);
@@ -683,6 +764,7 @@ export class FrameworkDriver {
         .kill(id, apps.get(t.appId)?.spec.taskKillGracePeriodSeconds)
         .catch((err: unknown) => {
           t.killRequested = false;
+          this.markDirty(t.appId);
           this.deps.log.warn("kill failed", { taskId: id, err: errorMessage(err) });
         });
     }
@@ -698,6 +780,7 @@ export class FrameworkDriver {
       () => {
         this.recheckTimer = undefined;
         this.recheckAtMs = Number.POSITIVE_INFINITY;
+        this.allDirty = true;
         if (!this.stopped) this.convergeSoon.trigger();
       },
       Math.max(0, atMs - Date.now()),
@@ -822,8 +905,8 @@ export class FrameworkDriver {
     const own = this.planOwn(appId, app, now, record);
     // Dependencies order starts and upgrades (Marathon): they hold an app's first start (no task
     // of it active) and its deployment's launches, not the replacement of a task that died.
-    const starting = own.rolling !== undefined || !this.hasActiveTask(appId);
-    const wait = own.launch > 0 && starting ? this.dependencyWait(app) : undefined;
+    const starting = own.launch > 0 && (own.rolling !== undefined || !this.hasActiveTask(appId));
+    const wait = starting ? this.dependencyWait(app) : undefined;
     return { ...own, ...(wait ? { launch: 0, waitingForDependency: wait } : {}) };
   }
 
@@ -881,24 +964,21 @@ export class FrameworkDriver {
   }
 
   private reconcilePlan(appId: string, app: AppRecord, now: number, record: boolean) {
-    const tasks = [...this.tasks.ofApp(appId)];
+    // Runs for every app on every converge and offer round: one pass over the app's tasks, the
+    // entries handed to reconcileApp as they are (it reads them, never keeps or changes them).
     let b = this.backoff.get(appId) ?? initialBackoff();
-    const policy = this.policyOf(appId);
-    for (const t of tasks)
-      if (t.runningSinceMs !== undefined) b = recordHealthy(b, t.runningSinceMs, now, policy);
-    if (record) this.backoff.set(appId, b);
+    const backedOff = b.failures !== 0 || b.delayUntilMs !== 0 || b.lastFailureMs !== 0;
+    const policy = backedOff ? this.policyOf(appId) : undefined;
+    const live: TaskEntry[] = [];
+    for (const t of this.tasks.ofApp(appId)) {
+      if (policy !== undefined && t.runningSinceMs !== undefined)
+        b = recordHealthy(b, t.runningSinceMs, now, policy);
+      if (!t.killRequested) live.push(t);
+    }
+    if (record && backedOff) this.backoff.set(appId, b);
     return reconcileApp({
       instances: app.spec.instances,
-      tasks: tasks
-        .filter((t) => !t.killRequested)
-        .map((t) => ({
-          taskId: t.taskId,
-          state: t.state,
-          agentId: t.agentId,
-          createdAtMs: t.createdAtMs,
-          ...(t.unreachableSinceMs !== undefined ? { unreachableSinceMs: t.unreachableSinceMs } : {}),
-          ...(t.replaced ? { replaced: true } : {}),
-        })),
+      tasks: live,
       backoff: b,
       nowMs: now,
       killSelection: app.spec.killSelection,
@@ -928,7 +1008,14 @@ export class FrameworkDriver {
     const apps = this.deps.apps();
     const demands: InstanceDemand[] = [];
     const pinnedByApp = new Map<string, Reservation[]>();
-    for (const [appId, app] of apps) {
+    // Only apps that may launch: those the last converge saw move, and those changed since (all
+    // apps until a full converge has run).
+    const candidates: Iterable<string> = this.allDirty
+      ? apps.keys()
+      : new Set([...this.moving, ...this.dirty]);
+    for (const appId of candidates) {
+      const app = apps.get(appId);
+      if (!app) continue;
       const plan = this.plan(appId, app, now);
       const failure = this.launchFailures.get(appId);
       if (failure && failure.retryAtMs > now) continue;
@@ -1319,6 +1406,7 @@ export class FrameworkDriver {
             t.killRequested = false;
             this.deps.log.warn("kill failed", { taskId: t.taskId, err: errorMessage(err) });
           });
+        this.markDirty(t.appId);
       }
       this.convergeSoon.trigger();
       return found;

@@ -205,6 +205,10 @@ async function lead(leadership: Leadership): Promise<void> {
         metrics.launches.inc(launched);
       },
       offerRound: (ms) => metrics.placement.observe(ms / 1000),
+      converged: (planned) => {
+        metrics.converges.inc();
+        metrics.appsPlanned.inc(planned);
+      },
     },
   });
   metrics.source = () => ({ apps: apps.records().size, tasksByState: () => framework.tasksByState() });

@@ -10,6 +10,12 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
     attributes: z.record(z.string(), z.string()),
   }),
   z.strictObject({ type: z.literal("AgentRemoved"), reason: z.string() }),
+  /**
+   * The master marked the agent's tasks unreachable: it has been gone since `goneSinceMs` (when its
+   * session ended, or when a new leader started without it). A later leader counts its removal
+   * timeout from here, not from its own start; the agent's next registration clears it.
+   */
+  z.strictObject({ type: z.literal("AgentUnreachable"), goneSinceMs: z.number().int().nonnegative() }),
 ]);
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 
@@ -20,6 +26,8 @@ export const AgentRecordSchema = z.strictObject({
   attributes: z.record(z.string(), z.string()),
   registeredAtMs: z.number(),
   firstRegisteredAtMs: z.number(),
+  /** Gone since (AgentUnreachable), until it registers again. */
+  goneSinceMs: z.number().optional(),
 });
 export type AgentRecord = z.infer<typeof AgentRecordSchema>;
 
@@ -38,6 +46,8 @@ export const AgentAggregate: AggregateDef<AgentRecord, AgentEvent> = {
           registeredAtMs: atMs,
           firstRegisteredAtMs: state?.firstRegisteredAtMs ?? atMs,
         };
+      case "AgentUnreachable":
+        return state ? { ...state, goneSinceMs: event.goneSinceMs } : undefined;
       case "AgentRemoved":
         return undefined;
     }
