@@ -8,10 +8,13 @@
  * 2. Plain HTTP: status codes and bodies Marathon clients rely on (201 + Location, 422 details,
  *    400 bad JSON, 404 messages, 409 with the blocking deployment, 202 on a forced cancel, 501 for
  *    pods), through the leader and through a follower.
+ * 3. A bridge-networked task's `ipAddresses` (GET /v2/apps/{id}/tasks, status_update_event): its
+ *    container's address, as Docker has it.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
@@ -20,6 +23,7 @@ import {
   httpUrlOf,
   repoRoot,
   startCluster,
+  TASK_IMAGE,
   waitFor,
   withClusterLogs,
 } from "./harness/index.js";
@@ -290,6 +294,103 @@ test("raw HTTP: Marathon's status codes, headers and error bodies", { timeout: 1
     assert.ok((removed.json as { deploymentId: string }).deploymentId);
     assert.equal((await call(leaderUrl, "GET", `/v2/apps${id}`)).status, 404);
   }),
+);
+
+test(
+  "a bridge-networked task's ipAddresses: its container's IPv4, in /v2/apps/{id}/tasks and status_update_event",
+  {
+    timeout: 120_000,
+  },
+  () =>
+    withLogs(async () => {
+      current();
+      const id = "/it/ip/bridge";
+      // The follower's event stream, from before the app exists: its status_update_event of RUNNING.
+      const abort = new AbortController();
+      const events = await fetch(`${followerUrl}/v2/events?event_type=status_update_event`, {
+        headers: { accept: "text/event-stream" },
+        signal: abort.signal,
+      });
+      assert.equal(events.status, 200);
+      const reader = events.body?.getReader();
+      assert.ok(reader);
+      try {
+        const created = await call(leaderUrl, "POST", "/v2/apps", {
+          id,
+          cmd: "sleep 100000",
+          cpus: 0.05,
+          mem: 16,
+          instances: 1,
+          container: {
+            type: "DOCKER",
+            docker: {
+              image: TASK_IMAGE,
+              network: "BRIDGE",
+              portMappings: [{ containerPort: 8080, hostPort: 0, protocol: "tcp" }],
+            },
+          },
+        });
+        assert.equal(created.status, 201, created.text);
+        type Task = { id: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[] };
+        const task = await waitFor(
+          "the bridge task running, with its addresses",
+          async () => {
+            const res = await call(followerUrl, "GET", `/v2/apps${id}/tasks`);
+            const tasks = res.status === 200 ? (res.json as { tasks: Task[] }).tasks : [];
+            return tasks.find((t) => t.state === "TASK_RUNNING" && t.ipAddresses.length > 0);
+          },
+          { timeoutMs: 90_000, intervalMs: 250 },
+        );
+        const v4 = task.ipAddresses.filter((a) => a.protocol === "IPv4");
+        assert.equal(v4.length, 1, JSON.stringify(task.ipAddresses));
+        const ip = v4[0]?.ipAddress ?? "";
+        assert.ok(isIPv4(ip), ip);
+        for (const a of task.ipAddresses) assert.ok(a.protocol === "IPv4" || a.protocol === "IPv6");
+        // The address Docker gave the container on the bridge.
+        const { stdout: cid } = await run("docker", [
+          "ps",
+          "-q",
+          "--filter",
+          `label=drover.task_id=${task.id}`,
+        ]);
+        assert.ok(cid.trim(), `the container of ${task.id}`);
+        const { stdout: dockerIp } = await run("docker", [
+          "inspect",
+          "-f",
+          "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+          cid.trim(),
+        ]);
+        assert.equal(ip, dockerIp.trim());
+
+        // The same addresses in the status_update_event of its RUNNING.
+        let received = "";
+        const running = await waitFor(
+          "status_update_event TASK_RUNNING of the bridge task",
+          async () => {
+            const chunk = await reader.read();
+            received += new TextDecoder().decode(chunk.value ?? new Uint8Array());
+            // Complete lines only (a chunk may end inside one).
+            for (const line of received.split("\n").slice(0, -1)) {
+              if (!line.startsWith("data: ")) continue;
+              const e = JSON.parse(line.slice(6)) as {
+                taskId?: string;
+                taskStatus?: string;
+                ipAddresses?: unknown;
+              };
+              if (e.taskId === task.id && e.taskStatus === "TASK_RUNNING") return e;
+            }
+            assert.ok(!chunk.done, "the stream ended");
+            return undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 1 },
+        );
+        assert.deepEqual(running.ipAddresses, task.ipAddresses);
+      } finally {
+        abort.abort();
+      }
+      const removed = await call(leaderUrl, "DELETE", `/v2/apps${id}?force=true`);
+      assert.equal(removed.status, 200, removed.text);
+    }),
 );
 
 test(

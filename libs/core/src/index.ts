@@ -19,6 +19,7 @@ export * from "./ports.js";
 export * from "./reconcile.js";
 export * from "./residency.js";
 export * from "./resources.js";
+export * from "./task-addresses.js";
 export * from "./task-health.js";
 export * from "./task-state.js";
 export * from "./validation.js";

@@ -199,6 +199,7 @@ export class Framework {
           ...(t.info.run?.appVersion ? { appVersion: t.info.run.appVersion } : {}),
           ...(t.status?.health ? { health: fromWireHealth(t.status.health) } : {}),
           ...(t.status?.readiness.length ? { readiness: fromWireReadiness(t.status.readiness) } : {}),
+          ...(t.status?.ipAddresses.length ? { ipAddresses: [...t.status.ipAddresses] } : {}),
         },
       ];
     });
@@ -341,6 +342,7 @@ export class Framework {
         if (s.health) update.health = fromWireHealth(s.health);
         if (s.reason) update.reason = s.reason;
         if (s.readiness.length) update.readiness = fromWireReadiness(s.readiness);
+        if (s.ipAddresses.length) update.ipAddresses = [...s.ipAddresses];
         await this.handlers.update?.(update);
         // Acknowledged once handled, in batches and off the event path: at scale one round trip
         // per update, awaited in order, holds every later event (offers expire in the queue).

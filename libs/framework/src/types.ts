@@ -45,6 +45,8 @@ export interface TaskUpdate {
   /** A machine-readable cause of the state, e.g. REASON_TASK_UNHEALTHY_CHECK_STATUS. */
   reason?: string;
   readiness?: ReadinessResult[];
+  /** The task's IP addresses (IPv4 or IPv6 text), once its runtime reported them (at TASK_RUNNING). */
+  ipAddresses?: string[];
 }
 
 /** A task of this framework as the master knows it. */
@@ -65,6 +67,8 @@ export interface FrameworkTask {
   /** The task's health and readiness as its last status carries them. */
   health?: TaskHealth;
   readiness?: ReadinessResult[];
+  /** As TaskUpdate.ipAddresses, from the task's last status. */
+  ipAddresses?: string[];
 }
 
 export interface FrameworkOptions {

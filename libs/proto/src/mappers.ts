@@ -256,6 +256,7 @@ export function toWireStatus(taskId: string, agentId: string, s: DomainTaskStatu
       checkedAtMs: r.checkedAtMs,
       lastResponse: r.lastResponse ?? "",
     })),
+    ipAddresses: s.ipAddresses ? [...s.ipAddresses] : [],
   };
 }
 
@@ -272,6 +273,7 @@ export function fromWireStatus(s: TaskStatus): Record<string, unknown> {
     ...(s.health ? { health: fromWireHealth(s.health) } : {}),
     ...(s.reason ? { reason: s.reason } : {}),
     ...(s.readiness.length ? { readiness: fromWireReadiness(s.readiness) } : {}),
+    ...(s.ipAddresses.length ? { ipAddresses: [...s.ipAddresses] } : {}),
   };
 }
 

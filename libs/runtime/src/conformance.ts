@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, describe, test } from "node:test";
-import { isTerminal } from "@drover/core";
+import { isTerminal, MAX_TASK_IP_ADDRESSES, TaskIpAddressSchema } from "@drover/core";
 import { type Executor, ExecutorClosedError, type ExecutorEvent, type TaskLaunchSpec } from "./executor.js";
 
 /** Makes a new executor for `agentId`. Executors made for the same agent id share its containers. */
@@ -206,6 +206,13 @@ export function describeExecutor(name: string, factory: ExecutorFactory, options
       const running = rec.of(s.taskId)[1];
       assert.ok(running?.containerId, "RUNNING names the container");
       assert.equal((await ex.running()).get(s.taskId), running.containerId);
+      // Addresses are optional (host networking without a known host IP), but never empty or invalid.
+      if (running.ipAddresses !== undefined) {
+        assert.ok(running.ipAddresses.length > 0 && running.ipAddresses.length <= MAX_TASK_IP_ADDRESSES);
+        for (const a of running.ipAddresses) assert.ok(TaskIpAddressSchema.safeParse(a).success, a);
+      }
+      for (const e of rec.of(s.taskId))
+        if (e.state !== "TASK_RUNNING") assert.equal(e.ipAddresses, undefined, "addresses only on RUNNING");
       await ex.kill(s.taskId, 0);
       assert.equal((await rec.terminal(s.taskId)).state, "TASK_KILLED");
     });

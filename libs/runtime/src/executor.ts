@@ -64,6 +64,13 @@ export interface ExecutorEvent {
    * (what a health check of a container network probes). Absent for host networking.
    */
   containerIp?: string | undefined;
+  /**
+   * On TASK_RUNNING: the task's IP addresses (IPv4 or IPv6 text, each valid, at most
+   * MAX_TASK_IP_ADDRESSES), as TaskStatus.ipAddresses carries them to Marathon's `ipAddresses`. Docker:
+   * the container's addresses on its networks; for host networking the agent's address when the
+   * executor knows it. Absent (never empty): none known.
+   */
+  ipAddresses?: string[] | undefined;
   timestampMs: number;
 }
 
@@ -80,6 +87,8 @@ export interface RecoveredTask {
   image: string;
   /** As ExecutorEvent.containerIp, for a task recovered running. */
   containerIp?: string;
+  /** As ExecutorEvent.ipAddresses, for a task recovered running. */
+  ipAddresses?: string[];
 }
 
 /**

@@ -104,6 +104,7 @@ export class Agent {
         uuid: randomUUID(),
         containerId: r.containerId,
         source: "agent",
+        ...(r.ipAddresses?.length ? { ipAddresses: r.ipAddresses } : {}),
       };
       this.setStatus(r.taskId, status);
     }
@@ -290,6 +291,8 @@ export class Agent {
       uuid: randomUUID(),
       ...(e.containerId ? { containerId: e.containerId } : {}),
       source: "agent",
+      // Reported on RUNNING; the master keeps them on the later statuses (keepIpAddresses).
+      ...(e.ipAddresses?.length ? { ipAddresses: e.ipAddresses } : {}),
     };
     // A task a health check killed says so in its terminal status (health.ts).
     this.setStatus(e.taskId, isTerminal(e.state) ? this.health.finished(e.taskId, status) : status);

@@ -197,6 +197,8 @@ describe("DockerExecutor: Marathon's app model (real Docker engine)", () => {
     assert.ok(info.Config.Env.includes(`MESOS_SANDBOX=${SANDBOX_PATH}`));
     assert.equal(running.containerIp, info.NetworkSettings.Networks.bridge?.IPAddress);
     assert.match(running.containerIp ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    // Marathon's ipAddresses: the container's address(es) on its network, its own first.
+    assert.equal(running.ipAddresses?.[0], running.containerIp);
     let body = "";
     await waitUntil(async () => {
       body = await httpGet(`http://127.0.0.1:${hostPort}/index.html`);
@@ -226,6 +228,10 @@ describe("DockerExecutor: Marathon's app model (real Docker engine)", () => {
     const ip = info.NetworkSettings.Networks[NETWORK]?.IPAddress;
     assert.ok(ip);
     assert.equal(running.containerIp, ip);
+    assert.deepEqual(running.ipAddresses, [
+      ip,
+      ...(info.NetworkSettings.Networks[NETWORK]?.GlobalIPv6Address || []),
+    ]);
     assert.deepEqual(info.HostConfig.PortBindings, {}, "a mapping without a host port is not published");
     // What a health check of a container network does: probe the container's address directly.
     await waitUntil(

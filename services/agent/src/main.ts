@@ -1,6 +1,7 @@
 /** drover agent: detects its resources, re-attaches to its containers and serves the master. */
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { cpus, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { connectBus, ensureStreams } from "@drover/bus";
@@ -61,6 +62,8 @@ const executor = new DockerExecutor({
     maxBytes: config.fetchMaxMib * 1024 * 1024,
     cacheMaxBytes: config.fetchCacheMib * 1024 * 1024,
   },
+  // Host-networked tasks report the agent's address when its hostname is an IP address (none otherwise).
+  ...(isIP(identity.hostname) ? { hostIp: identity.hostname } : {}),
 });
 const metrics = new AgentMetrics();
 const agent = new Agent(identity, config, executor, bus, log, {

@@ -285,6 +285,49 @@ test("a RUNNING update that changes the task's health is stored and forwarded; a
   await m.leader.stop();
 });
 
+test("a task's ipAddresses reported at RUNNING are kept by later statuses without any (health, KILLING, the terminal one)", async () => {
+  const { m, fw, ids } = await withTasks(1);
+  const id = ids[0] as string;
+  const t0 = m.clock.now();
+  const addresses = ["172.17.0.5", "fd00::5"];
+  await m.leader.tasks.onStatus(
+    statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0, ipAddresses: addresses }),
+  );
+  assert.deepEqual(m.leader.state.task(id)?.status.ipAddresses, addresses);
+  assert.deepEqual(
+    fw.conn.updatesOf(id).at(-1)?.status?.ipAddresses,
+    addresses,
+    "the framework is told them",
+  );
+  // A health-only update from an agent that did not repeat them (an agent restarted before it knew them).
+  const healthy = { healthy: true, lastSuccessMs: t0 + 1000, consecutiveFailures: 0 };
+  await m.leader.tasks.onStatus(
+    statusOf(m, "a1", id, "TASK_RUNNING", { timestampMs: t0 + 1000, health: healthy }),
+  );
+  assert.equal(m.leader.state.task(id)?.status.health?.healthy, true);
+  assert.deepEqual(m.leader.state.task(id)?.status.ipAddresses, addresses);
+  // The master's own KILLING, then the agent's terminal status, keep them too.
+  await m.leader.kill(fw.frameworkId, id);
+  assert.equal(stateOf(m, id), "TASK_KILLING");
+  assert.deepEqual(m.leader.state.task(id)?.status.ipAddresses, addresses);
+  const killed = statusOf(m, "a1", id, "TASK_KILLED", { timestampMs: t0 + 3000 }).status;
+  await m.leader.tasks.onStatuses({ agentId: "a1", taskId: id, statuses: [killed] });
+  assert.equal(stateOf(m, id), "TASK_KILLED");
+  assert.deepEqual(m.leader.state.task(id)?.status.ipAddresses, addresses);
+  assert.deepEqual((await storedTasks(m.store)).get(id)?.status.ipAddresses, addresses, "as committed");
+  assert.deepEqual(
+    fw.conn.updatesOf(id).map((u) => [updateState(u), u.status?.ipAddresses]),
+    [
+      ["TASK_RUNNING", addresses],
+      ["TASK_RUNNING", addresses],
+      ["TASK_KILLING", addresses],
+      ["TASK_KILLED", addresses],
+    ],
+  );
+  assert.equal((await verifyLog(m.store)).ok, true);
+  await m.leader.stop();
+});
+
 test("a status update from an agent that does not run the task is ignored", async () => {
   const { m, fw, ids } = await withTasks(1);
   const id = ids[0] as string;

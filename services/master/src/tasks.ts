@@ -19,6 +19,7 @@ import {
   emptyResources,
   isActive,
   isTerminal,
+  keepIpAddresses,
   type LaunchPlan,
   LIMITS,
   type Resources,
@@ -244,23 +245,29 @@ export class TaskLifecycle {
       !this.agents.isConnected(agentId)
     )
       return undefined;
+    // An update without addresses (a health update, the terminal status) keeps the known ones.
+    const kept = keepIpAddresses(current, update);
     if (current.state === "TASK_KILLING" && update.state === "TASK_FAILED")
-      return this.ctx.state.interner.status({ ...update, state: "TASK_KILLED" });
-    return this.ctx.state.interner.status(update);
+      return this.ctx.state.interner.status({ ...kept, state: "TASK_KILLED" });
+    return this.ctx.state.interner.status(kept);
   }
 
   /**
    * Commits a status change (or a health or readiness change of the same state) and forwards it to
    * the task's framework. Idempotent by state ordering and the status's time (shouldApplyTaskStatus).
    */
-  async apply(task: TaskRecord, status: TaskStatus, also: () => boolean = () => true): Promise<void> {
+  async apply(task: TaskRecord, next: TaskStatus, also: () => boolean = () => true): Promise<void> {
     const id = task.info.taskId;
+    const current = this.ctx.state.task(id);
+    if (current === undefined) return;
+    // The master's own statuses (KILLING, UNREACHABLE, LOST, ...) keep the task's known addresses.
+    const status = keepIpAddresses(current.status, next);
     // `also`: a further condition of the caller's, re-checked in commit order with the state's.
     const applies = () => {
       const c = this.ctx.state.task(id);
       return c !== undefined && shouldApplyTaskStatus(c.status, status) && also();
     };
-    if (!applies()) return;
+    if (!shouldApplyTaskStatus(current.status, status) || !also()) return;
     // The guard re-checks in commit order: a decision taken before an earlier queued commit landed
     // (say KILLING decided while FINISHED was being written) must not overwrite it.
     const ok = await this.ctx.state.commit(

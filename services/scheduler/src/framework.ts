@@ -85,6 +85,8 @@ export interface TaskEntry {
   /** The latest health and readiness its checks reported (absent: no checks, or no answer yet). */
   health?: TaskUpdate["health"];
   readiness?: TaskUpdate["readiness"];
+  /** The task's IP addresses as its last status carries them (Marathon's `ipAddresses`). */
+  ipAddresses?: string[];
   /** Resident apps: the reservation (agent and volumes) the task uses. */
   reservationId?: string;
   /** The app version it was launched with (TaskRun.appVersion); absent: unknown (counts as old). */
@@ -527,6 +529,7 @@ export class FrameworkDriver {
         ...(prev?.replaced ? { replaced: true } : {}),
         ...(t.health ? { health: t.health } : {}),
         ...(t.readiness ? { readiness: t.readiness } : {}),
+        ...(t.ipAddresses ? { ipAddresses: t.ipAddresses } : {}),
         ...(t.labels[RESERVATION_LABEL] ? { reservationId: t.labels[RESERVATION_LABEL] } : {}),
         ...((t.appVersion ?? prev?.appVersion) ? { appVersion: t.appVersion ?? prev?.appVersion } : {}),
         ...(t.ports && t.ports.length > 0 ? { ports: t.ports } : prev?.ports ? { ports: prev.ports } : {}),
@@ -617,6 +620,7 @@ export class FrameworkDriver {
       entry.state = u.state;
       if (u.health) entry.health = u.health;
       if (u.readiness) entry.readiness = u.readiness;
+      if (u.ipAddresses) entry.ipAddresses = u.ipAddresses;
       if (u.state === "TASK_RUNNING" && entry.runningSinceMs === undefined)
         entry.runningSinceMs = u.timestampMs || now;
     } else if (u.appId) {
@@ -627,6 +631,7 @@ export class FrameworkDriver {
         state: u.state,
         createdAtMs: now,
         killRequested: false,
+        ...(u.ipAddresses ? { ipAddresses: u.ipAddresses } : {}),
       });
     }
     if (!isTerminal(u.state)) this.noteUnreachable(u, now);

@@ -129,6 +129,16 @@ export const TaskInfoSchema = z.strictObject({
 });
 export type TaskInfo = z.infer<typeof TaskInfoSchema>;
 
+/** At most this many addresses on a task's status (one per container network, IPv4 and IPv6). */
+export const MAX_TASK_IP_ADDRESSES = 8;
+const ipv4 = z.ipv4();
+const ipv6 = z.ipv6();
+/** A task container's IP address, as text (IPv4 dotted quad or IPv6), at most 45 characters. */
+export const TaskIpAddressSchema = z
+  .string()
+  .max(45)
+  .refine((s) => ipv4.safeParse(s).success || ipv6.safeParse(s).success, "must be an IPv4 or IPv6 address");
+
 export const TaskStatusSchema = z.strictObject({
   state: TaskStateSchema,
   message: z.string(),
@@ -141,6 +151,8 @@ export const TaskStatusSchema = z.strictObject({
   /** A machine-readable cause, e.g. REASON_TASK_UNHEALTHY_CHECK_STATUS. */
   reason: z.string().optional(),
   readiness: z.array(ReadinessResultSchema).optional(),
+  /** The container's addresses as the runtime reported them at TASK_RUNNING (absent: none known). */
+  ipAddresses: z.array(TaskIpAddressSchema).min(1).max(MAX_TASK_IP_ADDRESSES).optional(),
 });
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 

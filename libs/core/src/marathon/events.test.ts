@@ -117,6 +117,31 @@ describe("marathon events", () => {
     assert.deepEqual(again, []);
   });
 
+  it("status_update_event carries the status's ipAddresses in Marathon's shape, and none when it has none", () => {
+    const [, staged, running, killed] = mapAll([
+      agent,
+      launched,
+      ev("task", TASK, {
+        type: "TaskStatusUpdated",
+        status: status("TASK_RUNNING", { ipAddresses: ["172.17.0.5", "fd00::5"] }),
+      }),
+      ev("task", TASK, {
+        type: "TaskStatusUpdated",
+        status: status("TASK_KILLED", { ipAddresses: ["172.17.0.5"] }),
+      }),
+    ]);
+    assert.equal("ipAddresses" in (staged?.[0] ?? {}), false);
+    assert.deepEqual(running?.[0]?.ipAddresses, [
+      { ipAddress: "172.17.0.5", protocol: "IPv4" },
+      { ipAddress: "fd00::5", protocol: "IPv6" },
+    ]);
+    // Marathon's field order: ... host, ipAddresses, ports ...
+    const keys = Object.keys(running?.[0] ?? {});
+    assert.equal(keys.indexOf("ipAddresses"), keys.indexOf("host") + 1);
+    assert.deepEqual(killed?.[0]?.ipAddresses, [{ ipAddress: "172.17.0.5", protocol: "IPv4" }]);
+    assert.equal("ipAddresses" in (killed?.[1] ?? {}), false, "instance_changed_event has none");
+  });
+
   it("a status of a task whose launch was not seen still names its app (from the task id), and nothing made up", () => {
     const [out] = mapAll([ev("task", TASK, { type: "TaskStatusUpdated", status: status("TASK_KILLED") })]);
     const su = out?.[0];

@@ -25,6 +25,7 @@ import { AGGREGATES } from "../events/index.js";
 import type { JobEvent } from "../events/job.js";
 import type { JobRunEvent } from "../events/job-run.js";
 import type { TaskEvent, TaskInfo, TaskStatus } from "../events/task.js";
+import { marathonIpAddresses } from "../task-addresses.js";
 import { REASON_UNHEALTHY } from "../task-health.js";
 import { isTerminal, type TaskState } from "../task-state.js";
 import { JOB_EVENT_TYPES, jobEvents, jobRunEvents } from "./job-events.js";
@@ -356,7 +357,8 @@ function taskEvents(
   const out: MarathonEvent[] = [];
   const stateChanged = t.type === "TaskLaunched" || prev === undefined || prev.state !== s.state;
   if (stateChanged) {
-    // ipAddresses (the container's addresses) are not recorded by Drover: left out.
+    // ipAddresses: the task's addresses as its status keeps them (the master keeps those reported at
+    // RUNNING on later statuses); left out when none is known, as Marathon leaves out an absent list.
     out.push({
       eventType: "status_update_event",
       timestamp,
@@ -366,6 +368,7 @@ function taskEvents(
       message: s.message,
       ...common,
       ...(host !== undefined ? { host } : {}),
+      ...(s.ipAddresses?.length ? { ipAddresses: marathonIpAddresses(s.ipAddresses) } : {}),
       ...(task ? { ports: task.ports } : {}),
     });
     out.push({

@@ -48,7 +48,13 @@ import {
 } from "./labels.js";
 import { checkNetwork, ensureVolumes, imageWorkingDir } from "./prerequisites.js";
 import { chownSandbox, Sandboxes } from "./sandbox.js";
-import { type ContainerPlan, containerIpOf, planContainer, workingDirOf } from "./spec.js";
+import {
+  type ContainerPlan,
+  containerAddressesOf,
+  containerIpOf,
+  planContainer,
+  workingDirOf,
+} from "./spec.js";
 
 export interface DockerExecutorOptions {
   agentId: string;
@@ -73,6 +79,11 @@ export interface DockerExecutorOptions {
   keepSandboxes?: boolean;
   /** Limits of fetching URIs into sandboxes (defaults: 300 s per URI, 1 GiB per file, a 2 GiB cache). */
   fetch?: { timeoutMs?: number; maxBytes?: number; cacheMaxBytes?: number };
+  /**
+   * The agent's own IP address, reported as the address of host-networked tasks (Marathon's
+   * `ipAddresses`, as Mesos reports the agent's). Absent: such tasks report no address.
+   */
+  hostIp?: string;
 }
 
 /** A Docker call failed for a reason that is not task-level (daemon unreachable, server error). */
@@ -105,6 +116,8 @@ interface TaskRecord {
   abort: AbortController | undefined;
   /** The container's address on its bridge or user-defined network (reported on TASK_RUNNING). */
   containerIp: string | undefined;
+  /** The task's addresses, ExecutorEvent.ipAddresses (reported on TASK_RUNNING; empty: none known). */
+  ipAddresses: string[];
 }
 
 /** Terminal records are kept (for idempotence) up to this many tasks; the oldest go first. */
@@ -133,6 +146,7 @@ export class DockerExecutor implements Executor {
   private readonly sandboxes: Sandboxes;
   private readonly keepSandboxes: boolean;
   private readonly fetcher: Fetcher;
+  private readonly hostIp: string | undefined;
   private checking = false;
   private closed = false;
 
@@ -149,6 +163,7 @@ export class DockerExecutor implements Executor {
       throw new Error("DockerExecutor: workDir must not contain ':' (it is bind-mounted)");
     this.sandboxes = new Sandboxes(workDir);
     this.keepSandboxes = opts.keepSandboxes ?? false;
+    this.hostIp = opts.hostIp;
     this.fetcher = new Fetcher({ cacheDir: join(this.sandboxes.root, "..", "fetch-cache"), ...opts.fetch });
     this.events = new DockerEventSubscription({
       docker: this.docker,
@@ -188,6 +203,7 @@ export class DockerExecutor implements Executor {
       launching: undefined,
       abort: undefined,
       containerIp: undefined,
+      ipAddresses: [],
     });
     const p = this.track(
       this.doLaunch(rec, spec).catch((err: unknown) => {
@@ -374,7 +390,9 @@ export class DockerExecutor implements Executor {
         return;
       }
     }
-    rec.containerIp = await this.containerIp(containerId);
+    const net = await this.addressesOf(containerId);
+    rec.containerIp = net.containerIp;
+    rec.ipAddresses = net.ipAddresses;
     rec.phase = "running";
     this.emit(rec, "TASK_RUNNING", "running");
     if (rec.dieSeen) await this.checkExit(rec);
@@ -394,6 +412,11 @@ export class DockerExecutor implements Executor {
     }
     rec.phase = "running";
     rec.containerIp = containerIpOf(c.HostConfig?.NetworkMode, c.NetworkSettings?.Networks);
+    rec.ipAddresses = containerAddressesOf(
+      c.HostConfig?.NetworkMode,
+      c.NetworkSettings?.Networks,
+      this.hostIp,
+    );
     if (LIVE_STATES.has(c.State)) this.emit(rec, "TASK_RUNNING", "running (container already existed)");
     else await this.checkExit(rec);
   }
@@ -472,6 +495,11 @@ export class DockerExecutor implements Executor {
           throw new ExecutorDockerError("inspect container", err);
         }
         rec.containerIp = containerIpOf(info.HostConfig?.NetworkMode, info.NetworkSettings?.Networks);
+        rec.ipAddresses = containerAddressesOf(
+          info.HostConfig?.NetworkMode,
+          info.NetworkSettings?.Networks,
+          this.hostIp,
+        );
         if (info.State.Running || info.State.Restarting) {
           out.push(recovered(rec, c.Id, { state: "TASK_RUNNING", message: "running" }));
           continue;
@@ -617,13 +645,23 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** The address of a started container on its bridge or user-defined network, if it has one. */
-  private async containerIp(containerId: string): Promise<string | undefined> {
+  /**
+   * A started container's address on its bridge or user-defined network, if it has one, and the
+   * task's addresses (containerAddressesOf), from one inspect.
+   */
+  private async addressesOf(
+    containerId: string,
+  ): Promise<{ containerIp: string | undefined; ipAddresses: string[] }> {
     try {
       const info = await this.docker.getContainer(containerId).inspect();
-      return containerIpOf(info.HostConfig?.NetworkMode, info.NetworkSettings?.Networks);
+      const mode = info.HostConfig?.NetworkMode;
+      const networks = info.NetworkSettings?.Networks;
+      return {
+        containerIp: containerIpOf(mode, networks),
+        ipAddresses: containerAddressesOf(mode, networks, this.hostIp),
+      };
     } catch {
-      return undefined; // gone already: its exit is reported by the watch
+      return { containerIp: undefined, ipAddresses: [] }; // gone already: its exit is reported by the watch
     }
   }
 
@@ -640,6 +678,7 @@ export class DockerExecutor implements Executor {
     if (exitCode !== undefined) event.exitCode = exitCode;
     if (rec.containerId !== undefined) event.containerId = rec.containerId;
     if (state === "TASK_RUNNING" && rec.containerIp !== undefined) event.containerIp = rec.containerIp;
+    if (state === "TASK_RUNNING" && rec.ipAddresses.length > 0) event.ipAddresses = [...rec.ipAddresses];
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -705,6 +744,7 @@ function recordFromLabels(
     launching: undefined,
     abort: undefined,
     containerIp: undefined,
+    ipAddresses: [],
   };
 }
 
@@ -726,6 +766,7 @@ function recovered(
   };
   if (o.exitCode !== undefined) r.exitCode = o.exitCode;
   if (o.state === "TASK_RUNNING" && rec.containerIp !== undefined) r.containerIp = rec.containerIp;
+  if (o.state === "TASK_RUNNING" && rec.ipAddresses.length > 0) r.ipAddresses = [...rec.ipAddresses];
   return r;
 }
 

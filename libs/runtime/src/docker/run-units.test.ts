@@ -7,6 +7,7 @@ import { LABEL_TASK_ID } from "./labels.js";
 import { dockerParameters, parseBytes, parseUlimit, SUPPORTED_DOCKER_PARAMETERS } from "./parameters.js";
 import {
   type ContainerPlan,
+  containerAddressesOf,
   containerIpOf,
   containerPathOf,
   mappedPortBindings,
@@ -276,6 +277,32 @@ describe("ports and networks", () => {
     assert.equal(containerIpOf(undefined, nets), undefined);
     assert.equal(containerIpOf("other", nets), undefined);
     assert.equal(containerIpOf("bridge", { bridge: { IPAddress: "" } }), undefined);
+  });
+
+  test("the task's ipAddresses: every network's IPv4 and global IPv6 (own network first), the host's for host networking", () => {
+    const nets = {
+      "a-net": { IPAddress: "10.9.0.2", GlobalIPv6Address: "" },
+      bridge: { IPAddress: "172.17.0.4", GlobalIPv6Address: "fd00:dead::4" },
+      broken: { IPAddress: "not-an-ip" },
+      empty: undefined,
+    };
+    assert.deepEqual(containerAddressesOf("bridge", nets), ["172.17.0.4", "fd00:dead::4", "10.9.0.2"]);
+    assert.deepEqual(containerAddressesOf("a-net", nets), ["10.9.0.2", "172.17.0.4", "fd00:dead::4"]);
+    assert.deepEqual(containerAddressesOf("bridge", { bridge: { IPAddress: "" } }), []);
+    assert.deepEqual(containerAddressesOf("bridge", undefined), []);
+    // Host networking (Docker's host mode, and its default mode, which is Drover's host networking).
+    for (const mode of ["host", "default", "", undefined]) {
+      assert.deepEqual(containerAddressesOf(mode, nets), [], String(mode));
+      assert.deepEqual(containerAddressesOf(mode, nets, "192.168.1.20"), ["192.168.1.20"], String(mode));
+    }
+    assert.deepEqual(containerAddressesOf("host", nets, "node-a.example"), [], "a hostname is no address");
+    assert.deepEqual(containerAddressesOf("none", nets, "192.168.1.20"), []);
+    assert.deepEqual(containerAddressesOf("container:abc", nets, "192.168.1.20"), []);
+    const lots = Object.fromEntries(
+      Array.from({ length: 12 }, (_, i) => [`n${i}`, { IPAddress: `10.0.${i}.1` }]),
+    );
+    assert.equal(containerAddressesOf("n3", lots).length, 8);
+    assert.equal(containerAddressesOf("n3", lots)[0], "10.0.3.1");
   });
 });
 

@@ -1,6 +1,11 @@
 /** A TaskLaunchSpec in Docker's units and shapes. Pure: nothing here talks to Docker or the disk. */
 import { posix } from "node:path";
-import type { TaskPortMapping, VolumeMount } from "@drover/core";
+import {
+  MAX_TASK_IP_ADDRESSES,
+  TaskIpAddressSchema,
+  type TaskPortMapping,
+  type VolumeMount,
+} from "@drover/core";
 import type { TaskLaunchSpec } from "../executor.js";
 import { buildLabels } from "./labels.js";
 import { dockerParameters, type ParameterEffects } from "./parameters.js";
@@ -299,6 +304,37 @@ export function containerIpOf(
     return undefined;
   const ip = networks?.[networkMode]?.IPAddress;
   return ip ? ip : undefined;
+}
+
+/**
+ * The task's IP addresses as ExecutorEvent.ipAddresses reports them, from `docker inspect`: on the
+ * bridge or a user-defined network, each network's IPAddress and GlobalIPv6Address that is set (the
+ * task's own network first, then the others by name; valid addresses only, at most
+ * MAX_TASK_IP_ADDRESSES). Host networking (Docker's "host" mode, and Docker's default, which is what
+ * host networking has always meant here: the task is reached at the agent's host ports) has the
+ * agent's address, as Mesos reports it: `hostIp` when the agent was given one, otherwise none (the
+ * Docker-internal address of a default-mode container is not where clients reach the task). "none"
+ * and "container:<id>" have none.
+ */
+export function containerAddressesOf(
+  networkMode: string | undefined,
+  networks: Record<string, { IPAddress?: string; GlobalIPv6Address?: string } | undefined> | undefined,
+  hostIp?: string,
+): string[] {
+  const valid = (a: string | undefined): a is string =>
+    a !== undefined && a !== "" && TaskIpAddressSchema.safeParse(a).success;
+  if (networkMode === undefined || networkMode === "" || networkMode === "default" || networkMode === "host")
+    return valid(hostIp) ? [hostIp] : [];
+  if (networkMode === "none" || networkMode.startsWith("container:")) return [];
+  const names = Object.keys(networks ?? {}).sort((a, b) =>
+    a === networkMode ? -1 : b === networkMode ? 1 : a < b ? -1 : a > b ? 1 : 0,
+  );
+  const out: string[] = [];
+  for (const name of names) {
+    const n = networks?.[name];
+    for (const a of [n?.IPAddress, n?.GlobalIPv6Address]) if (valid(a) && !out.includes(a)) out.push(a);
+  }
+  return out.slice(0, MAX_TASK_IP_ADDRESSES);
 }
 
 /**

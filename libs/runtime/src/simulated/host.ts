@@ -51,6 +51,12 @@ export class SimContainer {
   get id(): string {
     return `sim${this.seq.toString(16).padStart(12, "0")}`;
   }
+
+  /** A made-up address, deterministic per container (10.x.y.z from its seq): the task's only address. */
+  get ipAddress(): string {
+    const n = this.seq + 1;
+    return `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  }
 }
 
 export type ContainerWatcher = (c: SimContainer) => void;

@@ -287,6 +287,8 @@ export class SimulatedExecutor implements Executor {
     const event: ExecutorEvent = { taskId: rec.taskId, state, message, timestampMs: this.host.clock.now() };
     if (exitCode !== undefined) event.exitCode = exitCode;
     if (rec.container !== undefined) event.containerId = rec.container.id;
+    if (state === "TASK_RUNNING" && rec.container !== undefined)
+      event.ipAddresses = [rec.container.ipAddress];
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -348,6 +350,7 @@ function recovered(
     image: c.image,
   };
   if (o.exitCode !== undefined) r.exitCode = o.exitCode;
+  if (o.state === "TASK_RUNNING") r.ipAddresses = [c.ipAddress];
   return r;
 }
 

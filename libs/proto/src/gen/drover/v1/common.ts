@@ -298,6 +298,11 @@ export interface TaskStatus {
    */
   reason: string;
   readiness: ReadinessResult[];
+  /**
+   * The task container's IP addresses (IPv4 or IPv6 text), as its runtime reported them when it
+   * turned TASK_RUNNING; empty when unknown.
+   */
+  ipAddresses: string[];
 }
 
 /** A task as the master knows it: what was launched and its latest status. */
@@ -2819,6 +2824,7 @@ function createBaseTaskStatus(): TaskStatus {
     health: undefined,
     reason: "",
     readiness: [],
+    ipAddresses: [],
   };
 }
 
@@ -2859,6 +2865,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     for (const v of message.readiness) {
       ReadinessResult.encode(v!, writer.uint32(98).fork()).join();
+    }
+    for (const v of message.ipAddresses) {
+      writer.uint32(106).string(v!);
     }
     return writer;
   },
@@ -2972,6 +2981,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.readiness.push(ReadinessResult.decode(reader, reader.uint32()));
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.ipAddresses.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3020,6 +3037,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
       readiness: globalThis.Array.isArray(object?.readiness)
         ? object.readiness.map((e: any) => ReadinessResult.fromJSON(e))
         : [],
+      ipAddresses: globalThis.Array.isArray(object?.ipAddresses)
+        ? object.ipAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ip_addresses)
+        ? object.ip_addresses.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -3061,6 +3083,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.readiness?.length) {
       obj.readiness = message.readiness.map((e) => ReadinessResult.toJSON(e));
     }
+    if (message.ipAddresses?.length) {
+      obj.ipAddresses = message.ipAddresses;
+    }
     return obj;
   },
 
@@ -3083,6 +3108,7 @@ export const TaskStatus: MessageFns<TaskStatus> = {
       : undefined;
     message.reason = object.reason ?? "";
     message.readiness = object.readiness?.map((e) => ReadinessResult.fromPartial(e)) || [];
+    message.ipAddresses = object.ipAddresses?.map((e) => e) || [];
     return message;
   },
 };
