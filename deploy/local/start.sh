@@ -365,6 +365,8 @@ export DROVER_SCHEDULERS=${DROVER_SCHEDULERS:-$DROVER_SCHEDULER_ADVERTISE}
 export DROVER_AGENT_WORK_DIR=$DIR/agent
 export DROVER_LEADER_TTL_SECONDS=${DROVER_LEADER_TTL_SECONDS:-3}
 export DROVER_LOG_LEVEL=${DROVER_LOG_LEVEL:-info}
+# Fewer glibc malloc arenas: less native memory held after load peaks (deploy/README.md).
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 
 # DROVER_LOCAL_AGENTS=N (1-9) runs N agents on this machine (agent-1..agent-N, rack:r1..rN), so that
 # constraints can be tried on one machine. They share the host: each gets 1/N of the cpus, the memory

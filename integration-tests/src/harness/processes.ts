@@ -76,7 +76,8 @@ export function spawnService(
   const logFile = join(LOG_DIR, `${name}.log`);
   const file: WriteStream = createWriteStream(logFile, { flags: "w" });
   const ring = new Ring();
-  const mergedEnv: NodeJS.ProcessEnv = { ...process.env };
+  // As deployed (deploy/systemd, npm start): two glibc malloc arenas, unless the caller says otherwise.
+  const mergedEnv: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: "2", ...process.env };
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete mergedEnv[key];
     else mergedEnv[key] = value;
