@@ -126,7 +126,7 @@ export class AppStore {
     return { state: e.state, version: e.version };
   }
 
-  /** The app as last committed, or undefined (no copy of every app, unlike records()). */
+  /** The app as last committed, or undefined. */
   record(id: string): AppRecord | undefined {
     return this.apps.get(id)?.state;
   }

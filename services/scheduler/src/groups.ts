@@ -192,7 +192,8 @@ export async function applyTarget(
 /** A group's versions: every kept version of the apps below it, newest first. */
 export async function groupVersions(apps: AppStore, groupId: string): Promise<string[]> {
   const out = new Set<string>();
-  for (const id of apps.records().keys())
+  // A copy of the ids: records() is live, and apps may change while this awaits.
+  for (const id of [...apps.records().keys()])
     if (isUnder(id, groupId)) for (const v of await apps.versions(id)) out.add(v);
   return [...out].sort().reverse();
 }
