@@ -126,18 +126,20 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
       : l.index.tasksOfFramework(f.frameworkId);
     return [...ids].flatMap((id) => l.state.task(id) ?? []);
   };
-  const matching = (
+  const unsorted = (
     l: MasterLeader,
     f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
   ): TaskRecord[] =>
-    candidates(l, f)
-      .filter(
-        (t) =>
-          (!f.frameworkId || t.info.frameworkId === f.frameworkId) &&
-          (!f.appId || t.info.appId === f.appId) &&
-          (f.includeTerminal || !isTerminal(t.status.state)),
-      )
-      .sort(byCreation);
+    candidates(l, f).filter(
+      (t) =>
+        (!f.frameworkId || t.info.frameworkId === f.frameworkId) &&
+        (!f.appId || t.info.appId === f.appId) &&
+        (f.includeTerminal || !isTerminal(t.status.state)),
+    );
+  const matching = (
+    l: MasterLeader,
+    f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
+  ): TaskRecord[] => unsorted(l, f).sort(byCreation);
   const tasks = (
     l: MasterLeader,
     f: { frameworkId?: string; appId?: string; includeTerminal?: boolean },
@@ -313,7 +315,7 @@ export function masterService(ref: LeaderRef, log: Logger): MasterServer {
     listTasks: unaryHandler(log, "ListTasks", async (req) => {
       const page = taskPage(req.pageSize, req.pageToken);
       const l = await leader();
-      const { items, next } = page(matching(l, req));
+      const { items, next } = page(unsorted(l, req));
       return { tasks: items.map(toWireTask), nextPageToken: next };
     }),
     getState: unaryHandler(log, "GetState", async () => {
@@ -355,26 +357,55 @@ export function taskPage(size: number, token: string) {
       throw new InvalidArgumentError([{ path: "pageToken", message: "not a token from a previous answer" }]);
     after = { createdAtMs, taskId: token.slice(i + 1) };
   }
-  return (sorted: TaskRecord[]): { items: TaskRecord[]; next: string } => {
-    let from = 0;
-    if (after) {
-      const a = after;
-      // The first task after the token (binary search: the list is sorted byCreation).
-      let lo = 0;
-      let hi = sorted.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        const t = sorted[mid] as TaskRecord;
-        const before =
-          t.createdAtMs < a.createdAtMs || (t.createdAtMs === a.createdAtMs && t.info.taskId <= a.taskId);
-        if (before) lo = mid + 1;
-        else hi = mid;
-      }
-      from = lo;
-    }
-    const items = size === 0 ? sorted.slice(from) : sorted.slice(from, from + size);
+  // Tasks in any order: those after the token are selected (the first `size` byCreation, by a
+  // bounded heap: O(n log size) a page, not a sort of every task per page), then sorted.
+  return (tasks: readonly TaskRecord[]): { items: TaskRecord[]; next: string } => {
+    const a = after;
+    const rest =
+      a === undefined
+        ? tasks
+        : tasks.filter(
+            (t) =>
+              t.createdAtMs > a.createdAtMs || (t.createdAtMs === a.createdAtMs && t.info.taskId > a.taskId),
+          );
+    if (size === 0 || rest.length <= size) return { items: [...rest].sort(byCreation), next: "" };
+    const items = smallest(rest, size, byCreation);
     const last = items[items.length - 1];
-    const more = from + items.length < sorted.length;
-    return { items, next: more && last ? `${last.createdAtMs}:${last.info.taskId}` : "" };
+    return { items, next: last ? `${last.createdAtMs}:${last.info.taskId}` : "" };
   };
+}
+
+/** The `k` smallest of `list` by `cmp`, sorted (a max-heap of k: O(n log k)). */
+export function smallest<T>(list: readonly T[], k: number, cmp: (a: T, b: T) => number): T[] {
+  const heap: T[] = [];
+  const at = (i: number) => heap[i] as T;
+  const swap = (i: number, j: number) => {
+    const x = at(i);
+    heap[i] = at(j);
+    heap[j] = x;
+  };
+  for (const item of list) {
+    if (heap.length < k) {
+      heap.push(item);
+      for (let i = heap.length - 1; i > 0; ) {
+        const parent = (i - 1) >> 1;
+        if (cmp(at(i), at(parent)) <= 0) break;
+        swap(i, parent);
+        i = parent;
+      }
+    } else if (k > 0 && cmp(item, at(0)) < 0) {
+      heap[0] = item;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let top = i;
+        if (l < heap.length && cmp(at(l), at(top)) > 0) top = l;
+        if (r < heap.length && cmp(at(r), at(top)) > 0) top = r;
+        if (top === i) break;
+        swap(i, top);
+        i = top;
+      }
+    }
+  }
+  return heap.sort(cmp);
 }

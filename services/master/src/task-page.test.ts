@@ -5,7 +5,7 @@ import type { DroverError } from "@drover/common";
 import type { TaskRecord } from "@drover/core";
 import { aTask } from "@drover/testing";
 import fc from "fast-check";
-import { MAX_TASK_PAGE, taskPage } from "./service.js";
+import { MAX_TASK_PAGE, smallest, taskPage } from "./service.js";
 
 const rec = (taskId: string, createdAtMs: number): TaskRecord =>
   aTask().id(taskId).createdAt(createdAtMs).build();
@@ -52,11 +52,61 @@ test("paging yields every task once, in order, for any page size (ties in creati
   );
 });
 
+/** `list` in an order drawn from `seed` (a Fisher-Yates shuffle on a small LCG). */
+function shuffled<T>(list: readonly T[], seed: number): T[] {
+  const out = [...list];
+  let x = seed >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+test("the tasks may come in any order (the master's map order): the pages are the same", () => {
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(
+        fc.record({ id: fc.stringMatching(/^[a-z0-9.]{1,8}$/), at: fc.integer({ min: 0, max: 5 }) }),
+        { selector: (r) => r.id, maxLength: 60 },
+      ),
+      fc.integer({ min: 1, max: 13 }),
+      fc.integer(),
+      (rows, size, seed) => {
+        const all = sorted(rows.map((r) => rec(r.id, r.at)));
+        const mixed = shuffled(all, seed);
+        const got: string[][] = [];
+        let token = "";
+        do {
+          const { items, next } = taskPage(size, token)(mixed);
+          got.push(items.map((t) => t.info.taskId));
+          token = next;
+          assert.ok(got.length <= all.length + 1, "paging does not end");
+        } while (token !== "");
+        assert.deepEqual(
+          got,
+          pages(all, size).map((p) => p.map((t) => t.info.taskId)),
+        );
+      },
+    ),
+  );
+});
+
+test("smallest(k) is the first k of the sorted list", () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: -50, max: 50 })), fc.integer({ min: 0, max: 20 }), (xs, k) => {
+      const cmp = (a: number, b: number) => a - b;
+      assert.deepEqual(smallest(xs, k, cmp), [...xs].sort(cmp).slice(0, k));
+    }),
+  );
+});
+
 test("100,000 tasks (a full-size cluster) page through in 20 pages of 5,000, each task once", () => {
   const all = sorted(
     Array.from({ length: 100_000 }, (_, i) => rec(`bench-${i % 200}.${i}`, 1_000 + (i % 977))),
   );
-  const got = pages(all, 5000);
+  const got = pages(shuffled(all, 7), 5000);
   assert.equal(got.length, 20);
   const ids = got.flat().map((t) => t.info.taskId);
   assert.equal(new Set(ids).size, 100_000);
