@@ -42,6 +42,7 @@ import {
   values,
 } from "./query.js";
 import type { HttpServerDeps } from "./server.js";
+import { jsonListStream } from "./stream.js";
 import {
   type AppEmbed,
   appInfoJson,
@@ -257,7 +258,7 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
 
   // ------------------------------------------------------------------------------- /v2/apps
 
-  app.get("/v2/apps", async (req) => {
+  app.get("/v2/apps", async (req, reply) => {
     const q = req.query as Query;
     const embed = new Set<AppEmbed>([...embeds(q), "counts", "deployments"]);
     const idFilter = values(q, "id")[0]?.toLowerCase();
@@ -268,9 +269,12 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     const apps = (await svc.list())
       .filter(({ record: r }) => !idFilter || r.spec.id.toLowerCase().includes(idFilter))
       .filter(({ record: r }) => cmdFilter === undefined || (r.spec.cmd ?? "").includes(cmdFilter))
-      .filter(({ record: r }) => !selector || matchesLabels(r.spec.labels, selector))
-      .map(({ record }) => appInfoJson(record, embed, ctx));
-    return { apps };
+      .filter(({ record: r }) => !selector || matchesLabels(r.spec.labels, selector));
+    // Streamed: each app's view is built as the client reads (with its tasks, the listing of a
+    // large cluster is tens of MB).
+    return reply
+      .type("application/json; charset=utf-8")
+      .send(jsonListStream("apps", apps, ({ record }) => appInfoJson(record, embed, ctx)));
   });
 
   app.post("/v2/apps", async (req, reply) => {
@@ -432,7 +436,11 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
     );
     if (wantsText(req)) {
       const byApp = new Map<string, TaskEntry[]>();
-      for (const t of tasks) byApp.set(t.appId, [...(byApp.get(t.appId) ?? []), t]);
+      for (const t of tasks) {
+        const list = byApp.get(t.appId);
+        if (list) list.push(t);
+        else byApp.set(t.appId, [t]);
+      }
       const groups = [...byApp]
         .sort(([a], [b]) => (a < b ? -1 : 1))
         .flatMap(([id, ts]) => {
@@ -441,7 +449,9 @@ export function registerRoutes(app: FastifyInstance, deps: HttpServerDeps): void
         });
       return reply.type("text/plain").send(tasksText(groups, ctx));
     }
-    return { tasks: tasks.map((t) => taskJson(t, l.apps.record(t.appId)?.spec, ctx)) };
+    return reply
+      .type("application/json; charset=utf-8")
+      .send(jsonListStream("tasks", tasks, (t) => taskJson(t, l.apps.record(t.appId)?.spec, ctx)));
   });
 
   app.post("/v2/tasks/delete", async (req, reply) => {
