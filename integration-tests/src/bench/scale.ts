@@ -196,6 +196,8 @@ async function main(): Promise<void> {
     sim = spawn(
       process.execPath,
       [
+        // --profile covers the simulated fleet too.
+        ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
         join(repoRoot, "services/agent/dist/sim.js"),
         "--agents",
         String(AGENTS),
