@@ -314,31 +314,8 @@ function referencePlace(
       progress = true;
     }
   }
-  const funnel = (n: RefNeed): DeclinedFunnel => {
-    const declined = { constraint: 0, cpus: 0, mem: 0, disk: 0, ports: 0 };
-    const closest = new Map<string, { short: string[]; taken: number[] }>();
-    for (const s of [...slots].sort((a, b) =>
-      a.o.offerId < b.o.offerId ? -1 : a.o.offerId > b.o.offerId ? 1 : 0,
-    )) {
-      const short: string[] = [];
-      if (n.cpus > s.cpus + 1e-9) short.push("cpus");
-      if (n.mem > s.mem + 1e-9) short.push("mem");
-      if (n.disk > s.disk + 1e-9) short.push("disk");
-      const taken = n.req.filter((p) => !s.ports.has(p));
-      if (s.ports.size - (n.req.length - taken.length) < n.any) short.push("ports");
-      const prev = closest.get(s.o.agentId);
-      if (prev === undefined || short.length + taken.length < prev.short.length + prev.taken.length)
-        closest.set(s.o.agentId, { short, taken });
-    }
-    for (const m of closest.values()) {
-      const first =
-        (m.short[0] as keyof DeclinedFunnel | undefined) ?? (m.taken.length > 0 ? "ports" : undefined);
-      if (first !== undefined) declined[first] += 1;
-    }
-    return declined;
-  };
-  const explain = (n: RefNeed): UnplacedReason[] => {
-    if (slots.length === 0) return [{ kind: "no_offers" }];
+  /** Per agent, its closest offer's shortfalls for `n` (fewest missing items; tie: lowest offer id). */
+  const closestOf = (n: RefNeed): Map<string, { short: string[]; taken: number[] }> => {
     const closest = new Map<string, { short: string[]; taken: number[] }>();
     const byId = [...slots].sort((a, b) =>
       a.o.offerId < b.o.offerId ? -1 : a.o.offerId > b.o.offerId ? 1 : 0,
@@ -354,6 +331,20 @@ function referencePlace(
       if (prev === undefined || short.length + taken.length < prev.short.length + prev.taken.length)
         closest.set(s.o.agentId, { short, taken });
     }
+    return closest;
+  };
+  const funnel = (n: RefNeed): DeclinedFunnel => {
+    const declined = { constraint: 0, cpus: 0, mem: 0, disk: 0, ports: 0 };
+    for (const m of closestOf(n).values()) {
+      const first =
+        (m.short[0] as keyof DeclinedFunnel | undefined) ?? (m.taken.length > 0 ? "ports" : undefined);
+      if (first !== undefined) declined[first] += 1;
+    }
+    return declined;
+  };
+  const explain = (n: RefNeed): UnplacedReason[] => {
+    if (slots.length === 0) return [{ kind: "no_offers" }];
+    const closest = closestOf(n);
     const reasons: UnplacedReason[] = [];
     for (const resource of ["cpus", "mem", "disk", "ports"] as const) {
       const agents = [...closest.values()].filter((m) => m.short.includes(resource)).length;

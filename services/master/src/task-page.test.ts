@@ -31,24 +31,24 @@ function pages(all: TaskRecord[], size: number): TaskRecord[][] {
   return out;
 }
 
+/** Tasks by id and creation time (ties likely), and a page size. */
+const rowsArb = fc.uniqueArray(
+  fc.record({ id: fc.stringMatching(/^[a-z0-9.]{1,8}$/), at: fc.integer({ min: 0, max: 5 }) }),
+  { selector: (r) => r.id, maxLength: 60 },
+);
+const sizeArb = fc.integer({ min: 1, max: 13 });
+
 test("paging yields every task once, in order, for any page size (ties in creation time included)", () => {
   fc.assert(
-    fc.property(
-      fc.uniqueArray(
-        fc.record({ id: fc.stringMatching(/^[a-z0-9.]{1,8}$/), at: fc.integer({ min: 0, max: 5 }) }),
-        { selector: (r) => r.id, maxLength: 60 },
-      ),
-      fc.integer({ min: 1, max: 13 }),
-      (rows, size) => {
-        const all = sorted(rows.map((r) => rec(r.id, r.at)));
-        const got = pages(all, size);
-        for (const p of got) assert.ok(p.length <= size);
-        assert.deepEqual(
-          got.flat().map((t) => t.info.taskId),
-          all.map((t) => t.info.taskId),
-        );
-      },
-    ),
+    fc.property(rowsArb, sizeArb, (rows, size) => {
+      const all = sorted(rows.map((r) => rec(r.id, r.at)));
+      const got = pages(all, size);
+      for (const p of got) assert.ok(p.length <= size);
+      assert.deepEqual(
+        got.flat().map((t) => t.info.taskId),
+        all.map((t) => t.info.taskId),
+      );
+    }),
   );
 });
 
@@ -66,30 +66,22 @@ function shuffled<T>(list: readonly T[], seed: number): T[] {
 
 test("the tasks may come in any order (the master's map order): the pages are the same", () => {
   fc.assert(
-    fc.property(
-      fc.uniqueArray(
-        fc.record({ id: fc.stringMatching(/^[a-z0-9.]{1,8}$/), at: fc.integer({ min: 0, max: 5 }) }),
-        { selector: (r) => r.id, maxLength: 60 },
-      ),
-      fc.integer({ min: 1, max: 13 }),
-      fc.integer(),
-      (rows, size, seed) => {
-        const all = sorted(rows.map((r) => rec(r.id, r.at)));
-        const mixed = shuffled(all, seed);
-        const got: string[][] = [];
-        let token = "";
-        do {
-          const { items, next } = taskPage(size, token)(mixed);
-          got.push(items.map((t) => t.info.taskId));
-          token = next;
-          assert.ok(got.length <= all.length + 1, "paging does not end");
-        } while (token !== "");
-        assert.deepEqual(
-          got,
-          pages(all, size).map((p) => p.map((t) => t.info.taskId)),
-        );
-      },
-    ),
+    fc.property(rowsArb, sizeArb, fc.integer(), (rows, size, seed) => {
+      const all = sorted(rows.map((r) => rec(r.id, r.at)));
+      const mixed = shuffled(all, seed);
+      const got: string[][] = [];
+      let token = "";
+      do {
+        const { items, next } = taskPage(size, token)(mixed);
+        got.push(items.map((t) => t.info.taskId));
+        token = next;
+        assert.ok(got.length <= all.length + 1, "paging does not end");
+      } while (token !== "");
+      assert.deepEqual(
+        got,
+        pages(all, size).map((p) => p.map((t) => t.info.taskId)),
+      );
+    }),
   );
 });
 
